@@ -1,0 +1,51 @@
+# quicklane — two commands: `make run` and `make test`. Both install what they need.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+PORT ?= 8080
+DEB_PACKAGES := cmake ninja-build g++ pkg-config libuv1-dev node-llhttp libcpp-httplib-dev \
+                doctest-dev nlohmann-json3-dev libcjson-dev curl
+SAN_PACKAGES := clang libclang-rt-14-dev
+
+.PHONY: all deps build run test test-sanitize bench clean
+
+all: build
+
+# Installs only what is missing; apt-get update runs once, when needed.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	@[ -f $(BUILD)/build.ninja ] || cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	PORT=$(PORT) ./$(BUILD)/examples/cpp/example_cpp_hello
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# ASan+UBSan over the core and the C/C++ tests (build-asan), then TSan (build-tsan).
+test-sanitize: deps
+	@missing=""; for p in $(SAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; [ -z "$$missing" ] || apt-get install -y -qq $$missing
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQL_SANITIZE=address,undefined
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 600
+	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQL_SANITIZE=thread
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS) --timeout 600 -L threads
+
+bench: build
+	bench/core.sh
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan

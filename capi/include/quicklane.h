@@ -1,0 +1,304 @@
+/*
+ * quicklane.h — the one stable C ABI of quicklane.
+ *
+ * Every binding (C++, Python, Node, Go) and every C program calls only this
+ * header. Rules that hold for every function below:
+ *
+ *  - Names are ql_<noun>_<verb>. Handles are opaque; every _new has a _free.
+ *    Free functions take T** and set it to NULL, so calling them twice is safe.
+ *  - Fallible functions return ql_status (QL_OK = 0, errors negative). When
+ *    out_error is not NULL and a call fails, *out_error receives an error
+ *    object that the caller owns and frees with ql_error_free(). Passing NULL
+ *    for out_error is allowed: only the status comes back then.
+ *  - Strings cross as (data, len) views and need not be NUL-terminated.
+ *    Everything passed IN is copied before the call returns, unless stated.
+ *  - Request data handed to a handler is borrowed: it stays valid until the
+ *    request is finished with ql_respond() (whatever that call returns).
+ *  - Options structs carry `version` first and only ever grow at the end:
+ *    initialise them with the _INIT macro or the _init() function.
+ *  - No C++ exception and no abort() crosses this boundary.
+ *
+ * See docs/capi.md for the full ownership, lifetime and thread rules.
+ */
+#ifndef QUICKLANE_H
+#define QUICKLANE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define QL_API __declspec(dllexport)
+#else
+#define QL_API __attribute__((visibility("default")))
+#endif
+
+/* Bumped when something is appended to this header. */
+#define QL_ABI_VERSION 1
+
+/* ------------------------------------------------------------------------ */
+/* Status codes and errors                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef int32_t ql_status;
+
+/* Values never change; new ones are appended. */
+enum {
+    QL_OK = 0,
+    QL_E_INVALID = -1,      /* an argument or option is out of range          */
+    QL_E_NOMEM = -2,        /* allocation failed                               */
+    QL_E_CONFLICT = -3,     /* route conflicts with an existing route          */
+    QL_E_STATE = -4,        /* call not allowed in the object's current state  */
+    QL_E_IO = -5,           /* socket/bind/listen/thread failure               */
+    QL_E_GONE = -6,         /* request no longer exists or its client has left */
+    QL_E_ALREADY_SENT = -7, /* the request was already answered                */
+    QL_E_INTERNAL = -8      /* unexpected internal failure (a bug: report it)   */
+};
+
+typedef struct ql_error ql_error;
+
+/* Status carried by the error. */
+QL_API ql_status ql_error_code(const ql_error *error);
+/* NUL-terminated message, owned by the error object. */
+QL_API const char *ql_error_message(const ql_error *error);
+/* Frees *error (if any) and sets it to NULL. */
+QL_API void ql_error_free(ql_error **error);
+/* Static name of a status ("QL_E_GONE"); never NULL. */
+QL_API const char *ql_status_name(ql_status status);
+
+/* Library version string, e.g. "0.1.0" (static storage). */
+QL_API const char *ql_version(void);
+/* QL_ABI_VERSION the library was built with. */
+QL_API uint32_t ql_abi_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Common value types                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* A borrowed string view. */
+typedef struct ql_str {
+    const char *data;
+    size_t len;
+} ql_str;
+
+/* One HTTP header as two views. */
+typedef struct ql_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} ql_header;
+
+/* Names one request for its whole life (loop, slot and generation). A stale
+ * id never aliases a newer request: using it returns QL_E_GONE. */
+typedef uint64_t ql_req_id;
+
+typedef void (*ql_destroy_fn)(void *user_data);
+
+/* ------------------------------------------------------------------------ */
+/* Responses                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Describes one response. Used both for static routes and for ql_respond().
+ * All memory it points to is copied by the call that takes it.
+ * Content-Length, Date, Server and Connection are written by the core; do not
+ * put them in `headers` (they are rejected with QL_E_INVALID). */
+typedef struct ql_response {
+    uint32_t version;
+    int32_t status;             /* 100..999; default 200                       */
+    const char *content_type;   /* optional (NULL = none)                      */
+    size_t content_type_len;
+    const ql_header *headers;   /* optional extra headers                      */
+    size_t header_count;
+    const char *body;           /* optional                                     */
+    size_t body_len;
+} ql_response;
+
+#define QL_RESPONSE_VERSION 1
+#define QL_RESPONSE_INIT {QL_RESPONSE_VERSION, 200, NULL, 0, NULL, 0, NULL, 0}
+QL_API void ql_response_init(ql_response *response, uint32_t version);
+
+/* ------------------------------------------------------------------------ */
+/* Requests (borrowed handles given to handlers)                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct ql_request ql_request;
+typedef struct ql_server ql_server;
+
+/* All accessors are cheap, never fail and may be called from any thread, as
+ * long as the request has not been finished with ql_respond(). Views stay
+ * valid until then. */
+QL_API ql_req_id ql_request_id(const ql_request *req);
+/* The server that received the request (pass it to ql_respond). */
+QL_API ql_server *ql_request_server(const ql_request *req);
+QL_API ql_str ql_request_method(const ql_request *req);
+/* Path without the query, as sent (not decoded). */
+QL_API ql_str ql_request_path(const ql_request *req);
+/* Raw request target (path and query), as sent. */
+QL_API ql_str ql_request_target(const ql_request *req);
+/* Raw query string without '?' (empty when none). */
+QL_API ql_str ql_request_query_string(const ql_request *req);
+/* The route pattern that matched, e.g. "/hello/{name}". */
+QL_API ql_str ql_request_route(const ql_request *req);
+/* HTTP minor version: 0 for HTTP/1.0, 1 for HTTP/1.1. */
+QL_API int ql_request_http_minor(const ql_request *req);
+QL_API ql_str ql_request_body(const ql_request *req);
+
+/* Path parameters, percent-decoded. Lookup returns 1 and fills *out when
+ * found, 0 otherwise. */
+QL_API size_t ql_request_param_count(const ql_request *req);
+QL_API int ql_request_param_at(const ql_request *req, size_t index, ql_str *name, ql_str *value);
+QL_API int ql_request_param(const ql_request *req, const char *name, size_t name_len, ql_str *out);
+
+/* Query parameters, percent-decoded ('+' is a space), in order. Lookup gives
+ * the first value of a name. */
+QL_API size_t ql_request_query_count(const ql_request *req);
+QL_API int ql_request_query_at(const ql_request *req, size_t index, ql_str *name, ql_str *value);
+QL_API int ql_request_query(const ql_request *req, const char *name, size_t name_len, ql_str *out);
+
+/* Headers as received (names in their original case). Lookup is
+ * case-insensitive and gives the first value. */
+QL_API size_t ql_request_header_count(const ql_request *req);
+QL_API int ql_request_header_at(const ql_request *req, size_t index, ql_str *name, ql_str *value);
+QL_API int ql_request_header(const ql_request *req, const char *name, size_t name_len, ql_str *out);
+
+/* Client address as text ("127.0.0.1", "::1") and port. */
+QL_API ql_str ql_request_client_ip(const ql_request *req);
+QL_API uint16_t ql_request_client_port(const ql_request *req);
+
+/* A per-request pointer for the host (NULL at first). Handed back to the
+ * route's on_abort callback. */
+QL_API void ql_request_set_tag(ql_request *req, void *tag);
+QL_API void *ql_request_tag(const ql_request *req);
+
+/* ------------------------------------------------------------------------ */
+/* Apps and routes                                                           */
+/* ------------------------------------------------------------------------ */
+
+typedef struct ql_app ql_app;
+
+/* Called on the loop thread that owns the connection. The handler may answer
+ * inside the call with ql_respond() (fast path), or keep the request id and
+ * answer later from any thread. Every request must be finished exactly once
+ * with ql_respond(). */
+typedef void (*ql_handler_fn)(void *user_data, ql_request *req);
+/* Called on the loop thread, at most once per request, when the client goes
+ * away (or the server is force-stopped) before the request was answered. The
+ * request data stays valid: the host must still call ql_respond() for it,
+ * which then returns QL_E_GONE and frees it. */
+typedef void (*ql_abort_fn)(void *user_data, ql_req_id id, void *tag);
+
+typedef struct ql_handler {
+    uint32_t version;
+    ql_handler_fn on_request;   /* required                                  */
+    ql_abort_fn on_abort;       /* optional                                  */
+    void *user_data;            /* passed to both callbacks                  */
+    ql_destroy_fn destroy;      /* optional: called once when no server or
+                                   app uses the route any more               */
+} ql_handler;
+
+#define QL_HANDLER_VERSION 1
+#define QL_HANDLER_INIT {QL_HANDLER_VERSION, NULL, NULL, NULL, NULL}
+QL_API void ql_handler_init(ql_handler *handler, uint32_t version);
+
+QL_API ql_status ql_app_new(ql_app **out_app, ql_error **out_error);
+/* Servers created from the app keep their own reference to its routes, so
+ * the app may be freed while they run. */
+QL_API void ql_app_free(ql_app **app);
+
+/* Route patterns: exact segments ("/users/me"), parameters "{name}" or
+ * ":name", and a trailing catch-all "{name...}" or "*name". Methods are
+ * upper-case tokens ("GET", "POST", ...). A route that conflicts with an
+ * existing one returns QL_E_CONFLICT with a message naming both.
+ * Routes added after a server was created do not reach that server. */
+QL_API ql_status ql_app_route(ql_app *app, const char *method, size_t method_len,
+                              const char *pattern, size_t pattern_len,
+                              const ql_handler *handler, ql_error **out_error);
+
+/* A route answered entirely in the core with a fixed response: the host is
+ * never called. The response is copied. */
+QL_API ql_status ql_app_static(ql_app *app, const char *method, size_t method_len,
+                               const char *pattern, size_t pattern_len,
+                               const ql_response *response, ql_error **out_error);
+
+/* ------------------------------------------------------------------------ */
+/* Servers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Every limit has a default a user never has to set; 0 means "default". */
+typedef struct ql_server_options {
+    uint32_t version;
+    const char *host;              /* default "127.0.0.1"; "::" / "::1" for IPv6 */
+    size_t host_len;
+    uint16_t port;                 /* 0 = ephemeral (see ql_server_port)     */
+    uint32_t workers;              /* loops/threads; default = CPU cores     */
+    uint32_t max_header_bytes;     /* request line + headers; default 16 KiB → 431 */
+    uint32_t max_url_bytes;        /* request target; default 8 KiB → 414    */
+    uint64_t max_body_bytes;       /* default 1 MiB → 413                    */
+    uint32_t max_headers;          /* header count; default 100 → 431        */
+    uint32_t header_timeout_ms;    /* whole request head; default 30000 → 408 */
+    uint32_t idle_timeout_ms;      /* keep-alive idle; default 60000         */
+    uint32_t max_connections;      /* whole server; default 100000           */
+    uint32_t max_pipeline;         /* unanswered requests per connection; default 32 */
+    uint32_t backlog;              /* listen backlog; default 1024           */
+} ql_server_options;
+
+#define QL_SERVER_OPTIONS_VERSION 1
+#define QL_SERVER_OPTIONS_INIT {QL_SERVER_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+QL_API void ql_server_options_init(ql_server_options *options, uint32_t version);
+
+/* Validates options (out-of-range values are refused here, with a message)
+ * and snapshots the app's routes. options may be NULL for all defaults. */
+QL_API ql_status ql_server_new(const ql_app *app, const ql_server_options *options,
+                               ql_server **out_server, ql_error **out_error);
+
+/* Binds and starts the worker loops; returns once every loop is listening.
+ * A server starts at most once: create a new one to serve again. */
+QL_API ql_status ql_server_start(ql_server *server, ql_error **out_error);
+
+/* The bound port (useful with port 0); 0 before start. */
+QL_API uint16_t ql_server_port(const ql_server *server);
+
+/* Graceful stop: stops accepting, closes idle keep-alive connections, lets
+ * in-flight requests finish for up to timeout_ms, then closes the rest
+ * (unanswered requests get their abort notification) and joins the loops.
+ * Must not be called from a handler (a loop thread). Safe to call twice. */
+QL_API ql_status ql_server_stop(ql_server *server, uint32_t timeout_ms, ql_error **out_error);
+
+/* Stops (with a 5 s drain) if needed and frees everything. Ids of requests
+ * that were never finished must not be used afterwards. */
+QL_API void ql_server_free(ql_server **server);
+
+/* Finishes a request: answers it, or frees it when its client has left.
+ * Thread-safe: callable from the handler (written at once) or later from any
+ * thread (queued for the owning loop, which is woken once per burst).
+ * The response is copied before the call returns.
+ * Returns QL_OK, QL_E_GONE (client left or server stopped; the request is
+ * freed), QL_E_ALREADY_SENT (second answer; nothing happens) or
+ * QL_E_INVALID (bad response fields; the request stays unanswered). */
+QL_API ql_status ql_respond(ql_server *server, ql_req_id id, const ql_response *response,
+                            ql_error **out_error);
+
+/* Counters for tests and metrics. */
+typedef struct ql_server_stats {
+    uint32_t version;
+    uint64_t connections_open;
+    uint64_t connections_total;
+    uint64_t requests_total;
+    uint64_t requests_in_flight;  /* handed to handlers, not finished yet */
+} ql_server_stats;
+
+#define QL_SERVER_STATS_VERSION 1
+#define QL_SERVER_STATS_INIT {QL_SERVER_STATS_VERSION, 0, 0, 0, 0}
+QL_API void ql_server_stats_init(ql_server_stats *stats, uint32_t version);
+QL_API ql_status ql_server_stats_get(const ql_server *server, ql_server_stats *stats,
+                                     ql_error **out_error);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QUICKLANE_H */

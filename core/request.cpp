@@ -1,0 +1,121 @@
+#include "request.hpp"
+
+#include "worker.hpp"
+
+namespace ql {
+
+ql_req_id Request::id() const {
+    return (static_cast<uint64_t>(worker->index) << 56) | (static_cast<uint64_t>(slot) << 32) |
+           (generation() & 0xffffffffu);
+}
+
+void Request::reset_for_reuse() {
+    conn = nullptr;
+    next = nullptr;
+    ready = false;
+    dispatched = false;
+    keep_alive = true;
+    head_only = false;
+    http_minor = 1;
+    method_name = "";
+    route = nullptr;
+    tag = nullptr;
+    // Large one-off buffers are given back; typical ones keep their capacity.
+    if (arena.capacity() > 64 * 1024) std::string().swap(arena);
+    else arena.clear();
+    if (out_body.capacity() > 64 * 1024) std::string().swap(out_body);
+    else out_body.clear();
+    target = path = query = body = Span{};
+    headers.clear();
+    params.clear();
+    queries.clear();
+    head_bytes = 0;
+    last_was_value = false;
+    client_ip[0] = 0;
+    client_ip_len = 0;
+    client_port = 0;
+    out_head.clear();
+    body_ref = {};
+    pending_status = 200;
+    pending_type.clear();
+    pending_headers.clear();
+}
+
+namespace {
+int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+}  // namespace
+
+bool valid_utf8(std::string_view s) {
+    const auto *p = reinterpret_cast<const unsigned char *>(s.data());
+    size_t n = s.size(), i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        size_t len;
+        uint32_t cp;
+        if ((c & 0xe0) == 0xc0) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + len > n) return false;
+        for (size_t k = 1; k < len; ++k) {
+            if ((p[i + k] & 0xc0) != 0x80) return false;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        // overlong forms, surrogates, beyond U+10FFFF
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+bool percent_decode(std::string_view in, bool plus_is_space, std::string &out) {
+    out.clear();
+    bool high = false;
+    for (size_t i = 0; i < in.size(); ++i) {
+        char c = in[i];
+        if (c == '%') {
+            if (i + 2 >= in.size()) return false;
+            int h = hexval(in[i + 1]), l = hexval(in[i + 2]);
+            if (h < 0 || l < 0) return false;
+            c = static_cast<char>(h * 16 + l);
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
+        }
+        high |= static_cast<unsigned char>(c) >= 0x80;
+        out.push_back(c);
+    }
+    return !high || valid_utf8(out);
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+        if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x + 32);
+        if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y + 32);
+        if (x != y) return false;
+    }
+    return true;
+}
+
+}  // namespace ql

@@ -1,0 +1,103 @@
+// One HTTP request and, later, its response. Requests come from a per-worker
+// pool and keep their buffers' capacity across reuse, so a steady-state
+// request allocates nothing. All bytes of a request (target, headers, body,
+// decoded params and query) live in its own arena, not in the connection, so
+// the request outlives its client when a host still holds it.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quicklane.h"
+#include "router.hpp"
+
+namespace ql {
+
+class Worker;
+class Connection;
+
+struct Span {
+    uint32_t off = 0;
+    uint32_t len = 0;
+};
+
+struct SpanPair {
+    Span name;
+    Span value;
+};
+
+struct ParamRef {
+    const std::string *name;  // owned by the route (lives as long as the server)
+    Span value;
+};
+
+// State word: generation << 8 | flags. The generation changes when a slot is
+// reused, so a stale ql_req_id can never reach a newer request.
+enum : uint64_t {
+    RS_ANSWERED = 1,  // the host (or the core) has claimed the one answer
+    RS_GONE = 2,      // the client left or the server stopped
+};
+
+struct Request {
+    // identity (fixed for the slot's life)
+    Worker *worker = nullptr;
+    uint32_t slot = 0;
+    std::atomic<uint64_t> state{0};
+
+    // owned by the loop thread
+    Connection *conn = nullptr;
+    Request *next = nullptr;  // FIFO of the connection, or free list
+    bool ready = false;       // response bytes are in out_head/out_body
+    bool dispatched = false;  // handed to a host handler
+    bool keep_alive = true;
+    bool head_only = false;   // HEAD: no body bytes
+    bool in_use = false;
+    uint8_t http_minor = 1;
+    const char *method_name = "";
+    const Route *route = nullptr;
+    void *tag = nullptr;
+
+    // request bytes
+    std::string arena;
+    Span target, path, query, body;
+    std::vector<SpanPair> headers;
+    std::vector<ParamRef> params;
+    std::vector<SpanPair> queries;
+    uint32_t head_bytes = 0;
+    bool last_was_value = false;
+    char client_ip[46] = {0};
+    uint8_t client_ip_len = 0;
+    uint16_t client_port = 0;
+
+    // response
+    std::string out_head;
+    std::string out_body;
+    std::string_view body_ref;  // static answers point at the route's bytes
+    // Filled by ql_respond (any thread) before the loop formats the head.
+    int32_t pending_status = 200;
+    std::string pending_type;
+    std::string pending_headers;
+
+    uint64_t generation() const { return state.load(std::memory_order_acquire) >> 8; }
+    ql_req_id id() const;
+
+    std::string_view view(Span s) const { return {arena.data() + s.off, s.len}; }
+    Span append(const char *p, size_t n) {
+        Span s{static_cast<uint32_t>(arena.size()), static_cast<uint32_t>(n)};
+        arena.append(p, n);
+        return s;
+    }
+    void reset_for_reuse();
+};
+
+// Percent-decoding into `out`; returns false on a bad escape or invalid UTF-8.
+bool percent_decode(std::string_view in, bool plus_is_space, std::string &out);
+bool valid_utf8(std::string_view s);
+bool iequals(std::string_view a, std::string_view b);
+
+}  // namespace ql

@@ -1,0 +1,27 @@
+// Formats response heads. The Date value is cached per loop and refreshed
+// once a second by the worker's tick.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace ql {
+
+struct HeadParams {
+    int status;
+    std::string_view content_type;
+    std::string_view extra_headers;  // preformatted "Name: value\r\n" lines
+    size_t content_length;
+    bool keep_alive;
+    bool http10;
+    std::string_view date;  // 29 chars
+};
+
+const char *reason_phrase(int status);
+void format_head(std::string &out, const HeadParams &p);
+// Fills 29 chars "Sun, 06 Nov 1994 08:49:37 GMT" for now.
+void format_http_date(char out[30]);
+// JSON error body {"detail":"..."}; msg must not need escaping beyond quotes/backslashes.
+std::string error_body(std::string_view msg);
+
+}  // namespace ql

@@ -1,0 +1,83 @@
+// Router: a segment trie per app, frozen (shared, immutable) once a server
+// snapshots it. Matching never allocates: parameter values come back as raw
+// views into the request path; decoding happens in the request's arena.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quicklane.h"
+
+namespace ql {
+
+// Keeps a host handler's user_data alive while any router snapshot uses it.
+struct HandlerRef {
+    ql_handler h{};
+    ~HandlerRef() {
+        if (h.destroy) h.destroy(h.user_data);
+    }
+};
+
+struct StaticAnswer {
+    int status = 200;
+    std::string content_type;
+    std::string extra_headers;  // preformatted "Name: value\r\n" lines
+    std::string body;
+};
+
+struct Route {
+    std::string method;
+    std::string pattern;
+    std::vector<std::string> param_names;  // positional; the last may be a catch-all
+    std::shared_ptr<HandlerRef> handler;   // null for static routes
+    std::shared_ptr<StaticAnswer> answer;  // null for handler routes
+};
+
+enum class MatchKind { Found, NotFound, MethodNotAllowed };
+
+struct RawParam {
+    const std::string *name;
+    std::string_view raw;  // not yet percent-decoded
+};
+
+struct Match {
+    MatchKind kind = MatchKind::NotFound;
+    const Route *route = nullptr;
+    bool head_from_get = false;
+    std::string_view allow;  // for 405: "GET, HEAD, POST"
+    RawParam params[16];
+    size_t param_count = 0;
+};
+
+class Router {
+public:
+    Router();
+    ~Router();
+    Router(const Router &) = delete;
+    Router &operator=(const Router &) = delete;
+
+    // Returns QL_OK or an error status with a message in *err.
+    ql_status add(std::string_view method, std::string_view pattern, std::shared_ptr<HandlerRef> handler,
+                  std::shared_ptr<StaticAnswer> answer, std::string *err);
+
+    // Deep copy (routes share handler/answer objects).
+    std::unique_ptr<Router> clone() const;
+
+    // path: decoded-free path starting with '/'.
+    void match(std::string_view method, std::string_view path, Match &out) const;
+
+    size_t size() const { return routes_.size(); }
+
+private:
+    struct Node;
+    std::unique_ptr<Node> root_;
+    std::vector<std::unique_ptr<Route>> routes_;
+};
+
+// Pattern and method validation, exposed for tests.
+bool valid_method_token(std::string_view m);
+
+}  // namespace ql

@@ -1,0 +1,292 @@
+#include "server.hpp"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "connection.hpp"
+#include "worker.hpp"
+
+namespace ql {
+
+bool limits_from_options(const ql_server_options *o, Limits &l, std::string *err) {
+    unsigned hw = std::thread::hardware_concurrency();
+    l.workers = hw ? hw : 1;
+    if (!o) return true;
+    if (o->version < 1) {
+        *err = "ql_server_options.version must be set (use QL_SERVER_OPTIONS_INIT)";
+        return false;
+    }
+    if (o->host && o->host_len) l.host.assign(o->host, o->host_len);
+    if (l.host.empty() || l.host.size() > 253) {
+        *err = "host must be a non-empty address or name";
+        return false;
+    }
+    l.port = o->port;
+    auto pick = [](auto v, auto def) { return v ? v : def; };
+    l.workers = pick(o->workers, l.workers);
+    l.max_header_bytes = pick(o->max_header_bytes, l.max_header_bytes);
+    l.max_url_bytes = pick(o->max_url_bytes, l.max_url_bytes);
+    l.max_body_bytes = pick(o->max_body_bytes, l.max_body_bytes);
+    l.max_headers = pick(o->max_headers, l.max_headers);
+    l.header_timeout_ms = pick(o->header_timeout_ms, l.header_timeout_ms);
+    l.idle_timeout_ms = pick(o->idle_timeout_ms, l.idle_timeout_ms);
+    l.max_connections = pick(o->max_connections, l.max_connections);
+    l.max_pipeline = pick(o->max_pipeline, l.max_pipeline);
+    l.backlog = pick(o->backlog, l.backlog);
+    struct Check {
+        const char *name;
+        uint64_t v, lo, hi;
+    } checks[] = {
+        {"workers", l.workers, 1, 256},
+        {"max_header_bytes", l.max_header_bytes, 256, 1u << 20},
+        {"max_url_bytes", l.max_url_bytes, 16, 1u << 20},
+        {"max_body_bytes", l.max_body_bytes, 1, 1ull << 32},
+        {"max_headers", l.max_headers, 1, 10000},
+        {"header_timeout_ms", l.header_timeout_ms, 10, 3600000},
+        {"idle_timeout_ms", l.idle_timeout_ms, 10, 86400000},
+        {"max_connections", l.max_connections, 1, 10000000},
+        {"max_pipeline", l.max_pipeline, 1, 1024},
+        {"backlog", l.backlog, 1, 65535},
+    };
+    for (const Check &c : checks) {
+        if (c.v < c.lo || c.v > c.hi) {
+            *err = std::string(c.name) + " = " + std::to_string(c.v) + " is out of range [" + std::to_string(c.lo) +
+                   ", " + std::to_string(c.hi) + "]";
+            return false;
+        }
+    }
+    // Bodies live in one request arena indexed by 32-bit offsets.
+    if (l.max_body_bytes + l.max_header_bytes + 2ull * l.max_url_bytes >= (1ull << 32)) {
+        *err = "max_body_bytes is out of range (must stay below 4 GiB with the header limits)";
+        return false;
+    }
+    return true;
+}
+
+Server::Server(std::shared_ptr<const Router> router, Limits limits)
+    : router_(std::move(router)), limits_(std::move(limits)) {}
+
+Server::~Server() {
+    std::string err;
+    stop(5000, &err);
+}
+
+namespace {
+
+int bind_socket(const struct addrinfo *ai, uint16_t port, uint32_t backlog, std::string *err) {
+    int fd = ::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = std::string("socket: ") + std::strerror(errno);
+        return -1;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    struct sockaddr_storage ss;
+    std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    if (ss.ss_family == AF_INET)
+        reinterpret_cast<struct sockaddr_in *>(&ss)->sin_port = htons(port);
+    else
+        reinterpret_cast<struct sockaddr_in6 *>(&ss)->sin6_port = htons(port);
+    if (::bind(fd, reinterpret_cast<struct sockaddr *>(&ss), ai->ai_addrlen) != 0 ||
+        ::listen(fd, static_cast<int>(backlog)) != 0) {
+        *err = "cannot listen on port " + std::to_string(port) + ": " + std::strerror(errno);
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+uint16_t bound_port(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<struct sockaddr *>(&ss), &len) != 0) return 0;
+    if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<struct sockaddr_in *>(&ss)->sin_port);
+    return ntohs(reinterpret_cast<struct sockaddr_in6 *>(&ss)->sin6_port);
+}
+
+}  // namespace
+
+ql_status Server::start(std::string *err) {
+    std::lock_guard lk(lifecycle_);
+    if (state_ != State::New) {
+        *err = "server was already started; create a new server to serve again";
+        return QL_E_STATE;
+    }
+    struct addrinfo hints {};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    struct addrinfo *res = nullptr;
+    int gai = ::getaddrinfo(limits_.host.c_str(), "0", &hints, &res);
+    if (gai != 0 || !res) {
+        *err = "cannot resolve host \"" + limits_.host + "\": " + gai_strerror(gai);
+        return QL_E_IO;
+    }
+    std::vector<int> fds;
+    uint16_t port = limits_.port;
+    for (uint32_t i = 0; i < limits_.workers; ++i) {
+        int fd = bind_socket(res, port, limits_.backlog, err);
+        if (fd < 0) {
+            for (int f : fds) ::close(f);
+            ::freeaddrinfo(res);
+            return QL_E_IO;
+        }
+        if (port == 0) port = bound_port(fd);  // the other workers join this port
+        fds.push_back(fd);
+    }
+    ::freeaddrinfo(res);
+    state_ = State::Running;
+    for (uint32_t i = 0; i < limits_.workers; ++i) {
+        workers_.push_back(std::make_unique<Worker>(*this, i));
+        if (!workers_.back()->start(fds[i], err)) {
+            for (uint32_t k = i + 1; k < fds.size(); ++k) ::close(fds[k]);
+            for (auto &w : workers_) w->request_stop(0);
+            for (auto &w : workers_) w->join();
+            state_ = State::Stopped;
+            return QL_E_IO;
+        }
+    }
+    port_.store(port);
+    return QL_OK;
+}
+
+ql_status Server::stop(uint32_t timeout_ms, std::string *err) {
+    std::lock_guard lk(lifecycle_);
+    if (state_ != State::Running) {
+        state_ = State::Stopped;
+        return QL_OK;
+    }
+    for (auto &w : workers_) {
+        if (w->on_loop_thread()) {
+            *err = "ql_server_stop must not be called from a handler (a loop thread)";
+            return QL_E_STATE;
+        }
+    }
+    for (auto &w : workers_) w->request_stop(timeout_ms);
+    for (auto &w : workers_) w->join();
+    state_ = State::Stopped;
+    (void)err;
+    return QL_OK;
+}
+
+bool render_response_fields(const ql_response *r, std::string &type, std::string &headers, std::string *err) {
+    if (!r || r->version < 1) {
+        *err = "response is NULL or its version is not set (use QL_RESPONSE_INIT)";
+        return false;
+    }
+    if (r->status < 100 || r->status > 999) {
+        *err = "status " + std::to_string(r->status) + " is out of range [100, 999]";
+        return false;
+    }
+    if ((r->body_len && !r->body) || (r->header_count && !r->headers) || (r->content_type_len && !r->content_type)) {
+        *err = "response has a length without data";
+        return false;
+    }
+    auto bad_value = [](std::string_view v) {
+        for (unsigned char c : v)
+            if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
+        return false;
+    };
+    type.assign(r->content_type ? r->content_type : "", r->content_type_len);
+    if (bad_value(type)) {
+        *err = "content type contains control characters";
+        return false;
+    }
+    headers.clear();
+    for (size_t i = 0; i < r->header_count; ++i) {
+        std::string_view n(r->headers[i].name ? r->headers[i].name : "", r->headers[i].name_len);
+        std::string_view v(r->headers[i].value ? r->headers[i].value : "", r->headers[i].value_len);
+        if (!valid_method_token(n) && !(n.size() > 32 && n.size() <= 256)) {
+            *err = "invalid header name \"" + std::string(n) + "\"";
+            return false;
+        }
+        for (char c : n) {
+            if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-.^_`|~", c))) {
+                *err = "invalid header name \"" + std::string(n) + "\"";
+                return false;
+            }
+        }
+        if (bad_value(v)) {
+            *err = "header " + std::string(n) + " has a value with control characters (CR/LF are not allowed)";
+            return false;
+        }
+        for (const char *reserved : {"content-length", "transfer-encoding", "connection", "date", "server"}) {
+            if (iequals(n, reserved)) {
+                *err = "header " + std::string(n) + " is written by the server and cannot be set";
+                return false;
+            }
+        }
+        if (iequals(n, "content-type")) {
+            type.assign(v);
+            continue;
+        }
+        headers.append(n);
+        headers.append(": ");
+        headers.append(v);
+        headers.append("\r\n");
+    }
+    return true;
+}
+
+ql_status Server::respond(ql_req_id id, const ql_response *resp, std::string *err) {
+    uint32_t widx = static_cast<uint32_t>(id >> 56);
+    uint32_t slot = static_cast<uint32_t>((id >> 32) & 0xffffff);
+    uint64_t gen = id & 0xffffffffu;
+    if (widx >= workers_.size()) {
+        *err = "unknown request id";
+        return QL_E_GONE;
+    }
+    Worker &w = *workers_[widx];
+    Request *r = w.lookup(slot);
+    if (!r) {
+        *err = "unknown request id";
+        return QL_E_GONE;
+    }
+    // Validate before claiming, so a bad response leaves the request unanswered.
+    static thread_local std::string type, headers;
+    if (!render_response_fields(resp, type, headers, err)) return QL_E_INVALID;
+    uint64_t s = r->state.load(std::memory_order_acquire);
+    while (true) {
+        if (((s >> 8) & 0xffffffffu) != gen) {
+            *err = "request is gone (already answered, or its client left)";
+            return QL_E_GONE;
+        }
+        if (s & RS_ANSWERED) {
+            *err = "request was already answered";
+            return QL_E_ALREADY_SENT;
+        }
+        if (r->state.compare_exchange_weak(s, s | RS_ANSWERED, std::memory_order_acq_rel)) break;
+    }
+    bool gone = s & RS_GONE;
+    if (!gone) {
+        // This thread owns these fields until the loop takes the request.
+        r->pending_status = resp->status;
+        r->pending_type.swap(type);
+        r->pending_headers.swap(headers);
+        r->out_body.assign(resp->body ? resp->body : "", resp->body_len);
+    }
+    if (w.on_loop_thread())
+        w.on_answer(r);
+    else if (!w.post_answer(r))
+        gone = true;
+    if (gone) {
+        *err = "the client has gone; the request was freed";
+        return QL_E_GONE;
+    }
+    return QL_OK;
+}
+
+void Server::stats(ql_server_stats *s) const {
+    s->connections_open = conns_open.load();
+    s->connections_total = conns_total.load();
+    s->requests_total = requests_total.load();
+    s->requests_in_flight = requests_in_flight.load();
+}
+
+}  // namespace ql

@@ -1,0 +1,265 @@
+#include "worker.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "connection.hpp"
+#include "response_writer.hpp"
+#include "server.hpp"
+
+namespace ql {
+
+namespace {
+thread_local Worker *tl_worker = nullptr;
+}
+
+Worker::Worker(Server &s, uint32_t idx) : server(s), index(idx) {
+    slots_ = static_cast<Request **>(std::calloc(kMaxSlots, sizeof(Request *)));
+    format_http_date(date);
+    const Limits &l = s.limits();
+    uint64_t smallest = std::min<uint64_t>(l.header_timeout_ms, l.idle_timeout_ms);
+    tick_ms_ = std::clamp<uint64_t>(smallest / 4, 10, 1000);
+}
+
+Worker::~Worker() {
+    join();
+    uint32_t n = slot_count_.load();
+    for (uint32_t i = 0; i < n; ++i) delete slots_[i];
+    std::free(slots_);
+    if (fd_ >= 0) ::close(fd_);
+}
+
+bool Worker::on_loop_thread() const { return tl_worker == this; }
+
+// ---- thread and loop ---------------------------------------------------
+
+bool Worker::start(int fd, std::string *err) {
+    fd_ = fd;
+    read_buf_.reset(new char[kReadBufSize]);
+    if (uv_thread_create(&thread_, thread_main, this) != 0) {
+        *err = "could not start worker thread";
+        return false;
+    }
+    thread_started_ = true;
+    std::unique_lock lk(start_mu_);
+    start_cv_.wait(lk, [&] { return start_done_; });
+    if (!start_ok_) *err = start_err_;
+    return start_ok_;
+}
+
+void Worker::thread_main(void *arg) { static_cast<Worker *>(arg)->run(); }
+
+void Worker::run() {
+    tl_worker = this;
+    auto report = [&](bool ok, std::string msg) {
+        std::lock_guard lk(start_mu_);
+        start_done_ = true;
+        start_ok_ = ok;
+        start_err_ = std::move(msg);
+        start_cv_.notify_all();
+    };
+    if (uv_loop_init(&loop) != 0) {
+        report(false, "uv_loop_init failed");
+        return;
+    }
+    uv_tcp_init(&loop, &listener_);
+    listener_.data = this;
+    int rc = uv_tcp_open(&listener_, fd_);
+    if (rc == 0) {
+        fd_ = -1;  // owned by libuv now
+        rc = uv_listen(reinterpret_cast<uv_stream_t *>(&listener_), static_cast<int>(server.limits().backlog),
+                       [](uv_stream_t *l, int status) {
+                           auto *w = static_cast<Worker *>(l->data);
+                           if (status < 0 || w->stopping_) return;
+                           auto *c = new Connection(*w);
+                           w->add_conn(c);
+                           c->accept(l);
+                       });
+    }
+    if (rc != 0) {
+        std::string msg = std::string("listen failed: ") + uv_strerror(rc);
+        uv_close(reinterpret_cast<uv_handle_t *>(&listener_), nullptr);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        report(false, msg);
+        return;
+    }
+    uv_async_init(&loop, &async_, [](uv_async_t *a) {
+        auto *w = static_cast<Worker *>(a->data);
+        w->drain_queue();
+        if (w->stop_requested_.load() && !w->stopping_) w->begin_stop();
+    });
+    async_.data = this;
+    uv_timer_init(&loop, &tick_timer_);
+    tick_timer_.data = this;
+    uv_timer_start(&tick_timer_, [](uv_timer_t *t) { static_cast<Worker *>(t->data)->tick(); }, tick_ms_, tick_ms_);
+    uv_timer_init(&loop, &drain_timer_);
+    drain_timer_.data = this;
+    {
+        std::lock_guard lk(q_mu_);
+        loop_alive_ = true;
+    }
+    report(true, {});
+    uv_run(&loop, UV_RUN_DEFAULT);
+    // All handles are closed by finish(); run once more in case of stragglers.
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+    tl_worker = nullptr;
+}
+
+void Worker::request_stop(uint32_t timeout_ms) {
+    drain_timeout_ms_.store(timeout_ms);
+    stop_requested_.store(true);
+    std::lock_guard lk(q_mu_);
+    if (loop_alive_) uv_async_send(&async_);
+}
+
+void Worker::join() {
+    if (thread_started_) {
+        uv_thread_join(&thread_);
+        thread_started_ = false;
+    }
+}
+
+void Worker::begin_stop() {
+    stopping_ = true;
+    uv_close(reinterpret_cast<uv_handle_t *>(&listener_), nullptr);
+    for (Connection *c = conns_, *next; c; c = next) {
+        next = c->next;
+        c->drain();
+    }
+    uv_timer_start(
+        &drain_timer_,
+        [](uv_timer_t *t) {
+            auto *w = static_cast<Worker *>(t->data);
+            for (Connection *c = w->conns_; c; c = c->next) c->close();
+        },
+        drain_timeout_ms_.load(), 0);
+    maybe_finish();
+}
+
+void Worker::maybe_finish() {
+    if (stopping_ && !finished_ && conn_count_ == 0) finish();
+}
+
+void Worker::finish() {
+    finished_ = true;
+    {
+        std::lock_guard lk(q_mu_);
+        loop_alive_ = false;
+    }
+    drain_queue();
+    uv_close(reinterpret_cast<uv_handle_t *>(&async_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t *>(&tick_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t *>(&drain_timer_), nullptr);
+}
+
+void Worker::tick() {
+    format_http_date(date);
+    uint64_t now = now_ms();
+    for (Connection *c = conns_, *next; c; c = next) {
+        next = c->next;
+        c->check_timeouts(now);
+    }
+}
+
+void Worker::add_conn(Connection *c) {
+    c->next = conns_;
+    c->prev = nullptr;
+    if (conns_) conns_->prev = c;
+    conns_ = c;
+    ++conn_count_;
+}
+
+void Worker::remove_conn(Connection *c) {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        conns_ = c->next;
+    if (c->next) c->next->prev = c->prev;
+    --conn_count_;
+    maybe_finish();
+}
+
+// ---- request pool ------------------------------------------------------
+
+Request *Worker::acquire() {
+    Request *r = free_;
+    if (r) {
+        free_ = r->next;
+    } else {
+        uint32_t n = slot_count_.load(std::memory_order_relaxed);
+        if (n >= kMaxSlots) std::abort();  // 1M live requests on one loop: out of memory anyway
+        r = new Request();
+        r->worker = this;
+        r->slot = n;
+        std::atomic_ref<Request *>(slots_[n]).store(r, std::memory_order_release);
+        slot_count_.store(n + 1, std::memory_order_release);
+    }
+    r->next = nullptr;
+    r->in_use = true;
+    return r;
+}
+
+void Worker::release(Request *r) {
+    if (r->dispatched) server.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
+    uint64_t gen = (r->state.load(std::memory_order_relaxed) >> 8) + 1;
+    r->reset_for_reuse();
+    r->state.store(gen << 8, std::memory_order_release);
+    r->in_use = false;
+    r->next = free_;
+    free_ = r;
+}
+
+Request *Worker::lookup(uint32_t slot) const {
+    if (slot >= slot_count_.load(std::memory_order_acquire)) return nullptr;
+    return std::atomic_ref<Request *>(slots_[slot]).load(std::memory_order_acquire);
+}
+
+// ---- answers -----------------------------------------------------------
+
+bool Worker::post_answer(Request *r) {
+    std::lock_guard lk(q_mu_);
+    if (!loop_alive_) {
+        // The loop has ended: nobody else touches the pool now.
+        release(r);
+        return false;
+    }
+    bool wake = queue_.empty();
+    queue_.push_back(r);
+    // One wake-up per burst: only the first answer into an empty queue signals.
+    if (wake) uv_async_send(&async_);
+    return true;
+}
+
+void Worker::drain_queue() {
+    {
+        std::lock_guard lk(q_mu_);
+        queue_swap_.swap(queue_);
+    }
+    for (Request *r : queue_swap_) on_answer(r);
+    queue_swap_.clear();
+}
+
+void Worker::on_answer(Request *r) {
+    Connection *c = r->conn;
+    if (!c) {
+        release(r);
+        return;
+    }
+    HeadParams hp{r->pending_status, r->pending_type, r->pending_headers, r->out_body.size(),
+                  r->keep_alive && !stopping_, r->http_minor == 0, date};
+    if (!hp.keep_alive) r->keep_alive = false;
+    format_head(r->out_head, hp);
+    r->ready = true;
+    if (!c->in_read) {
+        c->flush();
+        c->update_reading();
+    }
+}
+
+}  // namespace ql

@@ -1,0 +1,105 @@
+// Worker: one libuv loop on its own thread with its own SO_REUSEPORT
+// listener, a request pool, a Date cache, a timeout sweep, and the queue
+// through which other threads hand answers to this loop.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "request.hpp"
+
+namespace ql {
+
+class Server;
+class Connection;
+
+class Worker {
+public:
+    Worker(Server &server, uint32_t index);
+    ~Worker();
+
+    // Takes ownership of a bound (not yet listening) socket; runs the loop
+    // on a new thread and returns once it listens (or failed).
+    bool start(int fd, std::string *err);
+    void request_stop(uint32_t timeout_ms);
+    void join();
+
+    Server &server;
+    const uint32_t index;
+    uv_loop_t loop;
+    char date[30] = {0};
+    uint64_t now_ms() const { return uv_now(const_cast<uv_loop_t *>(&loop)); }
+
+    // request pool (loop thread)
+    Request *acquire();
+    void release(Request *r);
+    Request *lookup(uint32_t slot) const;  // any thread
+
+    // answers from other threads; false when the loop is gone
+    bool post_answer(Request *r);
+    void on_answer(Request *r);  // loop thread
+    bool on_loop_thread() const;
+
+    // connections (loop thread)
+    void add_conn(Connection *c);
+    void remove_conn(Connection *c);
+    bool stopping() const { return stopping_; }
+    char *read_buffer() { return read_buf_.get(); }
+    static constexpr size_t kReadBufSize = 64 * 1024;
+
+private:
+    static void thread_main(void *arg);
+    void run();
+    void begin_stop();
+    void maybe_finish();
+    void finish();
+    void tick();
+    void drain_queue();
+
+    uv_thread_t thread_{};
+    bool thread_started_ = false;
+    int fd_ = -1;
+    uv_tcp_t listener_;
+    uv_async_t async_;
+    uv_timer_t tick_timer_;
+    uv_timer_t drain_timer_;
+    uint64_t tick_ms_ = 1000;
+    std::unique_ptr<char[]> read_buf_;
+
+    // start handshake
+    std::mutex start_mu_;
+    bool start_done_ = false;
+    bool start_ok_ = false;
+    std::string start_err_;
+    std::condition_variable start_cv_;
+
+    // cross-thread queue
+    std::mutex q_mu_;
+    std::vector<Request *> queue_;
+    std::vector<Request *> queue_swap_;
+    bool loop_alive_ = false;
+    std::atomic<bool> stop_requested_{false};
+    std::atomic<uint32_t> drain_timeout_ms_{0};
+    bool stopping_ = false;
+    bool finished_ = false;
+
+    // request slots: a fixed table of pointers so other threads can look a
+    // slot up while the loop adds more; requests are freed only in ~Worker.
+    static constexpr uint32_t kMaxSlots = 1u << 20;
+    Request **slots_ = nullptr;  // calloc'd: untouched pages cost no memory
+    std::atomic<uint32_t> slot_count_{0};
+    Request *free_ = nullptr;
+
+    Connection *conns_ = nullptr;
+    size_t conn_count_ = 0;
+
+    friend class Connection;
+};
+
+}  // namespace ql
