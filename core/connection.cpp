@@ -121,6 +121,10 @@ void Connection::handle_data(const char *data, size_t len) {
     if (closing_ || close_after_) return;
     last_activity_ = w.now_ms();
     in_read = true;
+    buf_start_ = data;
+    buf_end_ = data + len;
+    // A value that ended inside the previous buffer cannot continue here.
+    if (value_end_) value_end_ = reinterpret_cast<const char *>(1);
     llhttp_errno_t err = llhttp_execute(&parser_, data, len);
     in_read = false;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
@@ -215,7 +219,14 @@ int Connection::cb_header_value(llhttp_t *p, const char *at, size_t len) {
     if (!r->last_was_value) {
         r->headers.back().value = {static_cast<uint32_t>(r->arena.size()), 0};
         r->last_was_value = true;
+    } else if (at != c->value_end_ && !(at == c->buf_start_ && c->value_end_ == nullptr)) {
+        // llhttp 8 hands an obs-fold continuation line over as more value.
+        c->pending_status_ = 400;
+        c->pending_msg_ = "obsolete line folding is not allowed";
+        return HPE_USER;
     }
+    // A value piece ending at the buffer's end continues at the next buffer's start.
+    c->value_end_ = at + len == c->buf_end_ ? nullptr : at + len;
     r->arena.append(at, len);
     r->headers.back().value.len += static_cast<uint32_t>(len);
     return 0;
@@ -230,12 +241,36 @@ int Connection::cb_headers_complete(llhttp_t *p) {
         c->pending_msg_ = "HTTP version not supported";
         return HPE_USER;
     }
+    // The empty line ending the head must be CRLF too (llhttp 8 accepts a bare LF).
+    if (c->value_end_ >= c->buf_start_ && c->value_end_ + 2 < c->buf_end_ && c->value_end_[2] == '\n') {
+        c->pending_status_ = 400;
+        c->pending_msg_ = "bare LF is not allowed as a line terminator";
+        return HPE_USER;
+    }
     r->http_minor = p->http_minor;
     r->method_name = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
     int hosts = 0;
     std::string_view expect;
-    for (const SpanPair &h : r->headers) {
+    for (SpanPair &h : r->headers) {
+        // A field value carries no trailing whitespace (RFC 9110 5.5).
+        while (h.value.len && (r->arena[h.value.off + h.value.len - 1] == ' ' ||
+                               r->arena[h.value.off + h.value.len - 1] == '\t'))
+            --h.value.len;
         std::string_view name = r->view(h.name);
+        // llhttp lets some of these through; RFC 9112 does not.
+        if (!valid_token(name)) {
+            c->pending_status_ = 400;
+            c->pending_msg_ = "invalid header field name";
+            return HPE_USER;
+        }
+        for (unsigned char ch : r->view(h.value)) {
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+                c->pending_status_ = 400;
+                c->pending_msg_ = ch == '\r' || ch == '\n' ? "obsolete line folding is not allowed"
+                                                            : "invalid character in header value";
+                return HPE_USER;
+            }
+        }
         if (iequals(name, "host")) ++hosts;
         else if (iequals(name, "expect")) expect = r->view(h.value);
     }
@@ -342,6 +377,9 @@ void Connection::dispatch(Request *r) {
     } else {
         r->query = {r->target.off + static_cast<uint32_t>(target.size()), 0};
     }
+    // Decoded parameters and query pairs are never longer than the target, so
+    // reserving that much now keeps every view into the arena valid below.
+    r->arena.reserve(r->arena.size() + r->target.len + 16);
     Match m;
     srv.router().match(r->method_name, r->view(r->path), m);
     if (m.kind == MatchKind::NotFound) {
@@ -365,9 +403,6 @@ void Connection::dispatch(Request *r) {
         r->ready = true;
         return;
     }
-    // Decoded parameters and query pairs are never longer than the target,
-    // so reserving that much keeps every view into the arena valid below.
-    r->arena.reserve(r->arena.size() + r->target.len + 16);
     static thread_local std::string tmp;
     for (size_t i = 0; i < m.param_count; ++i) {
         std::string_view raw = m.params[i].raw;

@@ -61,6 +61,10 @@ private:
     llhttp_t parser_;
     uv_write_t wreq_;
     Request *parsing_ = nullptr;
+    // Raw positions for checks llhttp 8 does not make (obs-fold, bare LF).
+    const char *buf_start_ = nullptr;
+    const char *buf_end_ = nullptr;
+    const char *value_end_ = nullptr;
     Request *head_ = nullptr;
     Request *tail_ = nullptr;
     uint32_t fifo_len_ = 0;

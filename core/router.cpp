@@ -137,10 +137,12 @@ bool parse_pattern(std::string_view pattern, std::vector<Seg> &out, std::string 
 
 }  // namespace
 
-bool valid_method_token(std::string_view m) {
-    if (m.empty() || m.size() > 32) return false;
+bool valid_token(std::string_view m) {
+    if (m.empty()) return false;
     return std::all_of(m.begin(), m.end(), [](char c) { return is_tchar(static_cast<unsigned char>(c)); });
 }
+
+bool valid_method_token(std::string_view m) { return m.size() <= 32 && valid_token(m); }
 
 Router::Router() : root_(std::make_unique<Node>()) {}
 Router::~Router() = default;

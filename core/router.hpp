@@ -77,7 +77,8 @@ private:
     std::vector<std::unique_ptr<Route>> routes_;
 };
 
-// Pattern and method validation, exposed for tests.
+// RFC 9110 tokens: methods (at most 32 bytes) and header names.
 bool valid_method_token(std::string_view m);
+bool valid_token(std::string_view m);
 
 }  // namespace ql

@@ -202,15 +202,9 @@ bool render_response_fields(const ql_response *r, std::string &type, std::string
     for (size_t i = 0; i < r->header_count; ++i) {
         std::string_view n(r->headers[i].name ? r->headers[i].name : "", r->headers[i].name_len);
         std::string_view v(r->headers[i].value ? r->headers[i].value : "", r->headers[i].value_len);
-        if (!valid_method_token(n) && !(n.size() > 32 && n.size() <= 256)) {
+        if (!valid_token(n) || n.size() > 256) {
             *err = "invalid header name \"" + std::string(n) + "\"";
             return false;
-        }
-        for (char c : n) {
-            if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-.^_`|~", c))) {
-                *err = "invalid header name \"" + std::string(n) + "\"";
-                return false;
-            }
         }
         if (bad_value(v)) {
             *err = "header " + std::string(n) + " has a value with control characters (CR/LF are not allowed)";
@@ -258,6 +252,10 @@ ql_status Server::respond(ql_req_id id, const ql_response *resp, std::string *er
             return QL_E_GONE;
         }
         if (s & RS_ANSWERED) {
+            if (s & RS_GONE) {
+                *err = "request is gone (its client left)";
+                return QL_E_GONE;
+            }
             *err = "request was already answered";
             return QL_E_ALREADY_SENT;
         }
