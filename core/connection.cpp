@@ -397,6 +397,7 @@ void Connection::dispatch(Request *r) {
     r->head_only = r->method_name[0] == 'H' && std::strcmp(r->method_name, "HEAD") == 0;
     if (const StaticAnswer *a = m.route->answer.get()) {
         r->body_ref = a->body;
+        if (!status_has_body(a->status)) r->head_only = true;
         HeadParams hp{a->status, a->content_type, a->extra_headers, a->body.size(), r->keep_alive,
                       r->http_minor == 0, w.date};
         format_head(r->out_head, hp);

@@ -55,7 +55,7 @@ struct Request {
     bool ready = false;       // response bytes are in out_head/out_body
     bool dispatched = false;  // handed to a host handler
     bool keep_alive = true;
-    bool head_only = false;   // HEAD: no body bytes
+    bool head_only = false;   // HEAD, 204, 304: no body bytes
     bool in_use = false;
     uint8_t http_minor = 1;
     const char *method_name = "";

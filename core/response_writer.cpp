@@ -82,8 +82,7 @@ void format_head(std::string &out, const HeadParams &p) {
         out.append(p.content_type);
         out.append("\r\n");
     }
-    // 1xx, 204 and 304 never carry a body or a Content-Length.
-    if (!(p.status < 200 || p.status == 204 || p.status == 304)) {
+    if (status_has_body(p.status)) {
         out.append("Content-Length: ");
         append_uint(out, p.content_length);
         out.append("\r\n");

@@ -19,6 +19,8 @@ struct HeadParams {
 
 const char *reason_phrase(int status);
 void format_head(std::string &out, const HeadParams &p);
+// 1xx, 204 and 304 answers never carry body bytes (RFC 9110 6.4.1).
+inline bool status_has_body(int s) { return !(s < 200 || s == 204 || s == 304); }
 // Fills 29 chars "Sun, 06 Nov 1994 08:49:37 GMT" for now.
 void format_http_date(char out[30]);
 // JSON error body {"detail":"..."}; msg must not need escaping beyond quotes/backslashes.

@@ -1,5 +1,7 @@
 #include "router.hpp"
 
+#include <llhttp.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -120,6 +122,10 @@ bool parse_pattern(std::string_view pattern, std::vector<Seg> &out, std::string 
         if (slash == std::string_view::npos) break;
         rest = rest.substr(slash + 1);
     }
+    if (out.size() > 64) {
+        *err = "route pattern has more than 64 segments";
+        return false;
+    }
     size_t params = std::count_if(out.begin(), out.end(), [](const Seg &s) { return s.kind != SegKind::Literal; });
     if (params > 16) {
         *err = "route pattern has more than 16 parameters";
@@ -144,6 +150,15 @@ bool valid_token(std::string_view m) {
 
 bool valid_method_token(std::string_view m) { return m.size() <= 32 && valid_token(m); }
 
+bool parsable_method(std::string_view m) {
+#define QL_METHOD_NAME(num, name, string) #string,
+    static const char *const names[] = {HTTP_METHOD_MAP(QL_METHOD_NAME)};
+#undef QL_METHOD_NAME
+    for (const char *n : names)
+        if (m == n) return true;
+    return false;
+}
+
 Router::Router() : root_(std::make_unique<Node>()) {}
 Router::~Router() = default;
 
@@ -151,6 +166,11 @@ ql_status Router::add(std::string_view method, std::string_view pattern, std::sh
                       std::shared_ptr<StaticAnswer> answer, std::string *err) {
     if (!valid_method_token(method)) {
         *err = "invalid HTTP method \"" + std::string(method) + "\" (expected a token such as GET or POST)";
+        return QL_E_INVALID;
+    }
+    if (!parsable_method(method)) {
+        *err = "unsupported HTTP method \"" + std::string(method) +
+               "\" (methods are upper-case and known to HTTP/1.1, e.g. GET, POST, PUT, PATCH, DELETE)";
         return QL_E_INVALID;
     }
     std::vector<Seg> segs;

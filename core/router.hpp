@@ -80,5 +80,7 @@ private:
 // RFC 9110 tokens: methods (at most 32 bytes) and header names.
 bool valid_method_token(std::string_view m);
 bool valid_token(std::string_view m);
+// Methods the HTTP/1.1 parser accepts (upper-case: GET, POST, PURGE, ...).
+bool parsable_method(std::string_view m);
 
 }  // namespace ql

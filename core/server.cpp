@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -15,7 +16,7 @@ namespace ql {
 
 bool limits_from_options(const ql_server_options *o, Limits &l, std::string *err) {
     unsigned hw = std::thread::hardware_concurrency();
-    l.workers = hw ? hw : 1;
+    l.workers = hw ? std::min(hw, 256u) : 1;
     if (!o) return true;
     if (o->version < 1) {
         *err = "ql_server_options.version must be set (use QL_SERVER_OPTIONS_INIT)";
@@ -45,7 +46,7 @@ bool limits_from_options(const ql_server_options *o, Limits &l, std::string *err
         {"workers", l.workers, 1, 256},
         {"max_header_bytes", l.max_header_bytes, 256, 1u << 20},
         {"max_url_bytes", l.max_url_bytes, 16, 1u << 20},
-        {"max_body_bytes", l.max_body_bytes, 1, 1ull << 32},
+        {"max_body_bytes", l.max_body_bytes, 1, 3ull << 30},
         {"max_headers", l.max_headers, 1, 10000},
         {"header_timeout_ms", l.header_timeout_ms, 10, 3600000},
         {"idle_timeout_ms", l.idle_timeout_ms, 10, 86400000},
@@ -130,6 +131,27 @@ ql_status Server::start(std::string *err) {
     }
     std::vector<int> fds;
     uint16_t port = limits_.port;
+    if (port != 0) {
+        // SO_REUSEPORT would let us silently share a port with another
+        // server; a plain bind first tells us whether anyone listens there.
+        int probe = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        ::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_storage ss;
+        std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
+        if (ss.ss_family == AF_INET)
+            reinterpret_cast<struct sockaddr_in *>(&ss)->sin_port = htons(port);
+        else
+            reinterpret_cast<struct sockaddr_in6 *>(&ss)->sin6_port = htons(port);
+        int rc = probe >= 0 ? ::bind(probe, reinterpret_cast<struct sockaddr *>(&ss), res->ai_addrlen) : -1;
+        int e = errno;
+        if (probe >= 0) ::close(probe);
+        if (rc != 0) {
+            *err = "cannot listen on " + limits_.host + ":" + std::to_string(port) + ": " + std::strerror(e);
+            ::freeaddrinfo(res);
+            return QL_E_IO;
+        }
+    }
     for (uint32_t i = 0; i < limits_.workers; ++i) {
         int fd = bind_socket(res, port, limits_.backlog, err);
         if (fd < 0) {
@@ -180,8 +202,8 @@ bool render_response_fields(const ql_response *r, std::string &type, std::string
         *err = "response is NULL or its version is not set (use QL_RESPONSE_INIT)";
         return false;
     }
-    if (r->status < 100 || r->status > 999) {
-        *err = "status " + std::to_string(r->status) + " is out of range [100, 999]";
+    if (r->status < 200 || r->status > 599) {
+        *err = "status " + std::to_string(r->status) + " is out of range [200, 599] for a final answer";
         return false;
     }
     if ((r->body_len && !r->body) || (r->header_count && !r->headers) || (r->content_type_len && !r->content_type)) {
@@ -278,6 +300,12 @@ ql_status Server::respond(ql_req_id id, const ql_response *resp, std::string *er
         return QL_E_GONE;
     }
     return QL_OK;
+}
+
+bool Server::on_loop_thread() const {
+    for (const auto &w : workers_)
+        if (w->on_loop_thread()) return true;
+    return false;
 }
 
 void Server::stats(ql_server_stats *s) const {

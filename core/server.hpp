@@ -44,6 +44,7 @@ public:
     uint16_t port() const { return port_.load(); }
     ql_status respond(ql_req_id id, const ql_response *resp, std::string *err);
     void stats(ql_server_stats *s) const;
+    bool on_loop_thread() const;
 
     const Router &router() const { return *router_; }
     const Limits &limits() const { return limits_; }

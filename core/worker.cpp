@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 
 #include "connection.hpp"
 #include "response_writer.hpp"
@@ -19,6 +20,8 @@ thread_local Worker *tl_worker = nullptr;
 
 Worker::Worker(Server &s, uint32_t idx) : server(s), index(idx) {
     slots_ = static_cast<Request **>(std::calloc(kMaxSlots, sizeof(Request *)));
+    std::random_device rd;
+    gen_seed_ = rd();
     format_http_date(date);
     const Limits &l = s.limits();
     uint64_t smallest = std::min<uint64_t>(l.header_timeout_ms, l.idle_timeout_ms);
@@ -149,10 +152,14 @@ void Worker::maybe_finish() {
 void Worker::finish() {
     finished_ = true;
     {
+        // Under the lock: once loop_alive_ is false, post_answer releases
+        // requests itself (also under this lock), so the pool never sees two
+        // threads at once.
         std::lock_guard lk(q_mu_);
         loop_alive_ = false;
+        for (Request *r : queue_) release(r);
+        queue_.clear();
     }
-    drain_queue();
     uv_close(reinterpret_cast<uv_handle_t *>(&async_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t *>(&tick_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t *>(&drain_timer_), nullptr);
@@ -197,6 +204,9 @@ Request *Worker::acquire() {
         r = new Request();
         r->worker = this;
         r->slot = n;
+        // Generations start at a random value, so an id from another server
+        // (or a stale one) is very unlikely to name a live request here.
+        r->state.store(static_cast<uint64_t>(gen_seed_ + n * 2654435761u) << 8, std::memory_order_relaxed);
         std::atomic_ref<Request *>(slots_[n]).store(r, std::memory_order_release);
         slot_count_.store(n + 1, std::memory_order_release);
     }
@@ -254,6 +264,7 @@ void Worker::on_answer(Request *r) {
     HeadParams hp{r->pending_status, r->pending_type, r->pending_headers, r->out_body.size(),
                   r->keep_alive && !stopping_, r->http_minor == 0, date};
     if (!hp.keep_alive) r->keep_alive = false;
+    if (!status_has_body(hp.status)) r->head_only = true;
     format_head(r->out_head, hp);
     r->ready = true;
     if (!c->in_read) {

@@ -95,6 +95,7 @@ private:
     Request **slots_ = nullptr;  // calloc'd: untouched pages cost no memory
     std::atomic<uint32_t> slot_count_{0};
     Request *free_ = nullptr;
+    uint32_t gen_seed_ = 0;
 
     Connection *conns_ = nullptr;
     size_t conn_count_ = 0;

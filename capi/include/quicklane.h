@@ -13,7 +13,8 @@
  *  - Strings cross as (data, len) views and need not be NUL-terminated.
  *    Everything passed IN is copied before the call returns, unless stated.
  *  - Request data handed to a handler is borrowed: it stays valid until the
- *    request is finished with ql_respond() (whatever that call returns).
+ *    request is finished by ql_respond() (any result but QL_E_INVALID, which
+ *    leaves the request unanswered and valid).
  *  - Options structs carry `version` first and only ever grow at the end:
  *    initialise them with the _INIT macro or the _init() function.
  *  - No C++ exception and no abort() crosses this boundary.
@@ -104,11 +105,13 @@ typedef void (*ql_destroy_fn)(void *user_data);
 
 /* Describes one response. Used both for static routes and for ql_respond().
  * All memory it points to is copied by the call that takes it.
- * Content-Length, Date, Server and Connection are written by the core; do not
- * put them in `headers` (they are rejected with QL_E_INVALID). */
+ * Content-Length, Transfer-Encoding, Date, Server and Connection are written
+ * by the core; do not put them in `headers` (they are rejected with
+ * QL_E_INVALID). A Content-Type in `headers` replaces content_type.
+ * 204 and 304 answers are sent without body bytes. */
 typedef struct ql_response {
     uint32_t version;
-    int32_t status;             /* 100..999; default 200                       */
+    int32_t status;             /* 200..599; default 200                       */
     const char *content_type;   /* optional (NULL = none)                      */
     size_t content_type_len;
     const ql_header *headers;   /* optional extra headers                      */
@@ -235,12 +238,14 @@ typedef struct ql_server_options {
     size_t host_len;
     uint16_t port;                 /* 0 = ephemeral (see ql_server_port)     */
     uint32_t workers;              /* loops/threads; default = CPU cores     */
-    uint32_t max_header_bytes;     /* request line + headers; default 16 KiB → 431 */
+    uint32_t max_header_bytes;     /* target + header names and values; default 16 KiB → 431 */
     uint32_t max_url_bytes;        /* request target; default 8 KiB → 414    */
     uint64_t max_body_bytes;       /* default 1 MiB → 413                    */
     uint32_t max_headers;          /* header count; default 100 → 431        */
-    uint32_t header_timeout_ms;    /* whole request head; default 30000 → 408 */
-    uint32_t idle_timeout_ms;      /* keep-alive idle; default 60000         */
+    uint32_t header_timeout_ms;    /* first byte to end of head; default 30000 → 408
+                                      (a plain close when an earlier answer is owed) */
+    uint32_t idle_timeout_ms;      /* keep-alive idle, and a stalled body (→ 408);
+                                      default 60000                          */
     uint32_t max_connections;      /* whole server; default 100000           */
     uint32_t max_pipeline;         /* unanswered requests per connection; default 32 */
     uint32_t backlog;              /* listen backlog; default 1024           */
@@ -256,7 +261,10 @@ QL_API ql_status ql_server_new(const ql_app *app, const ql_server_options *optio
                                ql_server **out_server, ql_error **out_error);
 
 /* Binds and starts the worker loops; returns once every loop is listening.
- * A server starts at most once: create a new one to serve again. */
+ * A port that another socket listens on is QL_E_IO (the loops share the
+ * port with SO_REUSEPORT among themselves only). A server runs at most once:
+ * create a new one to serve again (a start that failed to bind may be
+ * retried). */
 QL_API ql_status ql_server_start(ql_server *server, ql_error **out_error);
 
 /* The bound port (useful with port 0); 0 before start. */
@@ -269,16 +277,19 @@ QL_API uint16_t ql_server_port(const ql_server *server);
 QL_API ql_status ql_server_stop(ql_server *server, uint32_t timeout_ms, ql_error **out_error);
 
 /* Stops (with a 5 s drain) if needed and frees everything. Ids of requests
- * that were never finished must not be used afterwards. */
+ * that were never finished must not be used afterwards. Must not be called
+ * from a handler of this server (it is then ignored, with a message). */
 QL_API void ql_server_free(ql_server **server);
 
 /* Finishes a request: answers it, or frees it when its client has left.
  * Thread-safe: callable from the handler (written at once) or later from any
  * thread (queued for the owning loop, which is woken once per burst).
  * The response is copied before the call returns.
- * Returns QL_OK, QL_E_GONE (client left or server stopped; the request is
- * freed), QL_E_ALREADY_SENT (second answer; nothing happens) or
- * QL_E_INVALID (bad response fields; the request stays unanswered). */
+ * Returns QL_OK, QL_E_GONE (client left or server stopped: the request is
+ * freed; also for any later call with that id, and for unknown ids),
+ * QL_E_ALREADY_SENT (a second answer while the first is still being
+ * delivered; nothing happens) or QL_E_INVALID (bad response fields; the
+ * request stays unanswered). */
 QL_API ql_status ql_respond(ql_server *server, ql_req_id id, const ql_response *response,
                             ql_error **out_error);
 

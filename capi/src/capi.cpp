@@ -1,4 +1,5 @@
 // The C ABI door: converts types, catches every exception, returns statuses.
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <string>
@@ -276,6 +277,13 @@ ql_status ql_server_stop(ql_server *s, uint32_t timeout_ms, ql_error **err) {
 
 void ql_server_free(ql_server **s) {
     if (s && *s) {
+        if ((*s)->on_loop_thread()) {
+            // Freeing a server from its own handler would join the calling
+            // thread: refuse loudly and leak rather than deadlock or crash.
+            std::fprintf(stderr, "quicklane: ql_server_free called from a handler of that server; ignored\n");
+            *s = nullptr;
+            return;
+        }
         try {
             delete *s;
         } catch (...) {

@@ -1,0 +1,73 @@
+/* quicklane from C: the example contract over the C ABI, JSON with cJSON. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <quicklane.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void reply(ql_request *req, int status, cJSON *json) { /* sends and frees json */
+    char *body = cJSON_PrintUnformatted(json);
+    ql_response res = QL_RESPONSE_INIT;
+    res.status = body ? status : 500, res.content_type = "application/json", res.content_type_len = 16;
+    res.body = body, res.body_len = body ? strlen(body) : 0;
+    ql_respond(ql_request_server(req), ql_request_id(req), &res, NULL);
+    cJSON_free(body), cJSON_Delete(json);
+}
+
+static void hello(void *user_data, ql_request *req) {
+    ql_str name = {"", 0};
+    (void)user_data, ql_request_param(req, "name", 4, &name);
+    char *s = strndup(name.data, name.len); /* cJSON wants NUL-terminated text */
+    cJSON *json = cJSON_CreateObject();
+    cJSON_AddStringToObject(json, "hello", s ? s : ""), free(s);
+    reply(req, 200, json);
+}
+
+static void echo(void *user_data, ql_request *req) {
+    ql_str in = ql_request_body(req);
+    (void)user_data;
+    const char *end = in.data, *stop = in.data + in.len;
+    cJSON *json = cJSON_ParseWithLengthOpts(in.data, in.len, &end, 0);
+    while (json && end < stop && memchr(" \t\r\n", *end, 4)) end++; /* only whitespace may follow */
+    if (json && end == stop) {
+        reply(req, 200, json);
+        return;
+    }
+    char detail[64];
+    snprintf(detail, sizeof detail, "invalid JSON: syntax error at byte %zu", (size_t)(end - in.data));
+    cJSON_Delete(json), json = cJSON_CreateObject();
+    cJSON_AddStringToObject(json, "detail", detail), reply(req, 400, json);
+}
+
+int main(void) {
+    sigset_t sigs; /* blocked before the loops start, so they inherit the mask */
+    int sig;
+    sigemptyset(&sigs), sigaddset(&sigs, SIGINT), sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    ql_app *app = NULL;
+    ql_server *server = NULL;
+    ql_error *err = NULL;
+    ql_response pong = QL_RESPONSE_INIT;
+    pong.content_type = "application/json", pong.content_type_len = 16;
+    pong.body = "{\"message\":\"pong\"}", pong.body_len = strlen(pong.body);
+    ql_handler on_hello = QL_HANDLER_INIT, on_echo = QL_HANDLER_INIT;
+    on_hello.on_request = hello, on_echo.on_request = echo;
+    ql_server_options opts = QL_SERVER_OPTIONS_INIT;
+    opts.port = (uint16_t)(getenv("PORT") ? atoi(getenv("PORT")) : 8080);
+    opts.workers = (uint32_t)(getenv("WORKERS") ? atoi(getenv("WORKERS")) : 0);
+    if (ql_app_new(&app, &err) || ql_app_static(app, "GET", 3, "/ping", 5, &pong, &err) ||
+        ql_app_route(app, "GET", 3, "/hello/{name}", 13, &on_hello, &err) ||
+        ql_app_route(app, "POST", 4, "/echo", 5, &on_echo, &err) ||
+        ql_server_new(app, &opts, &server, &err) || ql_server_start(server, &err)) {
+        fprintf(stderr, "quicklane: %s\n", err ? ql_error_message(err) : "startup failed");
+        ql_error_free(&err), ql_server_free(&server), ql_app_free(&app);
+        return 1;
+    }
+    printf("quicklane listening on http://127.0.0.1:%u\n", (unsigned)ql_server_port(server));
+    fflush(stdout), sigwait(&sigs, &sig);
+    ql_server_stop(server, 5000, NULL), ql_server_free(&server), ql_app_free(&app);
+    return 0;
+}
