@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "queue.hpp"
 #include "response_writer.hpp"
 #include "server.hpp"
 #include "worker.hpp"
@@ -60,7 +61,7 @@ const llhttp_settings_t *Connection::settings() {
 }
 
 bool Connection::accept(uv_stream_t *listener) {
-    uv_tcp_init(&w.loop, &tcp_);
+    uv_tcp_init(w.loop, &tcp_);
     if (uv_accept(listener, reinterpret_cast<uv_stream_t *>(&tcp_)) != 0) {
         uv_close(reinterpret_cast<uv_handle_t *>(&tcp_), on_close);
         closing_ = true;
@@ -125,7 +126,9 @@ void Connection::handle_data(const char *data, size_t len) {
     buf_end_ = data + len;
     // A value that ended inside the previous buffer cannot continue here.
     if (value_end_) value_end_ = reinterpret_cast<const char *>(1);
+    queue_batch_begin();
     llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+    queue_batch_end();
     in_read = false;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
         // A request that ends the connection (Connection: close, HTTP/1.0,

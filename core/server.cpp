@@ -113,12 +113,7 @@ uint16_t bound_port(int fd) {
 
 }  // namespace
 
-ql_status Server::start(std::string *err) {
-    std::lock_guard lk(lifecycle_);
-    if (state_ != State::New) {
-        *err = "server was already started; create a new server to serve again";
-        return QL_E_STATE;
-    }
+ql_status Server::bind_all(uint32_t n, std::vector<int> &fds, uint16_t &port, std::string *err) {
     struct addrinfo hints {};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -129,8 +124,7 @@ ql_status Server::start(std::string *err) {
         *err = "cannot resolve host \"" + limits_.host + "\": " + gai_strerror(gai);
         return QL_E_IO;
     }
-    std::vector<int> fds;
-    uint16_t port = limits_.port;
+    port = limits_.port;
     if (port != 0) {
         // SO_REUSEPORT would let us silently share a port with another
         // server; a plain bind first tells us whether anyone listens there.
@@ -152,10 +146,11 @@ ql_status Server::start(std::string *err) {
             return QL_E_IO;
         }
     }
-    for (uint32_t i = 0; i < limits_.workers; ++i) {
+    for (uint32_t i = 0; i < n; ++i) {
         int fd = bind_socket(res, port, limits_.backlog, err);
         if (fd < 0) {
             for (int f : fds) ::close(f);
+            fds.clear();
             ::freeaddrinfo(res);
             return QL_E_IO;
         }
@@ -163,6 +158,18 @@ ql_status Server::start(std::string *err) {
         fds.push_back(fd);
     }
     ::freeaddrinfo(res);
+    return QL_OK;
+}
+
+ql_status Server::start(std::string *err) {
+    std::lock_guard lk(lifecycle_);
+    if (state_ != State::New) {
+        *err = "server was already started; create a new server to serve again";
+        return QL_E_STATE;
+    }
+    std::vector<int> fds;
+    uint16_t port = 0;
+    if (ql_status st = bind_all(limits_.workers, fds, port, err); st != QL_OK) return st;
     state_ = State::Running;
     for (uint32_t i = 0; i < limits_.workers; ++i) {
         workers_.push_back(std::make_unique<Worker>(*this, i));
@@ -178,12 +185,63 @@ ql_status Server::start(std::string *err) {
     return QL_OK;
 }
 
+ql_status Server::start_on_loop(uv_loop_t *loop, std::string *err) {
+    std::lock_guard lk(lifecycle_);
+    if (state_ != State::New) {
+        *err = "server was already started; create a new server to serve again";
+        return QL_E_STATE;
+    }
+    std::vector<int> fds;
+    uint16_t port = 0;
+    if (ql_status st = bind_all(1, fds, port, err); st != QL_OK) return st;
+    hosted_ = true;
+    state_ = State::Running;
+    workers_.push_back(std::make_unique<Worker>(*this, 0));
+    if (!workers_.back()->start_on(loop, fds[0], err)) {
+        // The listener is closing on the host's loop; the worker stays until it has.
+        state_ = State::Stopped;
+        return QL_E_IO;
+    }
+    port_.store(port);
+    return QL_OK;
+}
+
+ql_status Server::stop_async(uint32_t timeout_ms, ql_stopped_fn done, void *user_data, std::string *err) {
+    std::lock_guard lk(lifecycle_);
+    if (!hosted_) {
+        *err = "ql_server_stop_async is for servers started with ql_server_start_on_loop; use ql_server_stop";
+        return QL_E_STATE;
+    }
+    if (state_ != State::Running) {
+        *err = "server is not running";
+        return QL_E_STATE;
+    }
+    if (!workers_[0]->on_loop_thread()) {
+        *err = "ql_server_stop_async must be called on the loop's thread";
+        return QL_E_STATE;
+    }
+    done_ = done;
+    done_data_ = user_data;
+    workers_[0]->request_stop(timeout_ms);
+    return QL_OK;
+}
+
+void Server::on_worker_closed() {
+    state_ = State::Stopped;
+    ql_stopped_fn done = done_;
+    void *data = done_data_;
+    done_ = nullptr;
+    if (done) done(data);
+    if (delete_when_closed) delete_when_closed(this);  // last: this is gone after
+}
+
 ql_status Server::stop(uint32_t timeout_ms, std::string *err) {
     std::lock_guard lk(lifecycle_);
-    if (state_ != State::Running) {
+    if (state_ == State::New) {
         state_ = State::Stopped;
         return QL_OK;
     }
+    if (state_ == State::Stopped && !hosted_) return QL_OK;
     for (auto &w : workers_) {
         if (w->on_loop_thread()) {
             *err = "ql_server_stop must not be called from a handler (a loop thread)";
@@ -191,7 +249,7 @@ ql_status Server::stop(uint32_t timeout_ms, std::string *err) {
         }
     }
     for (auto &w : workers_) w->request_stop(timeout_ms);
-    for (auto &w : workers_) w->join();
+    for (auto &w : workers_) w->join();  // host's loop: waits until its handles closed
     state_ = State::Stopped;
     (void)err;
     return QL_OK;

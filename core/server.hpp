@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <uv.h>
+
 #include "quicklane.h"
 #include "router.hpp"
 
@@ -40,7 +42,15 @@ public:
     ~Server();
 
     ql_status start(std::string *err);
+    ql_status start_on_loop(uv_loop_t *loop, std::string *err);
     ql_status stop(uint32_t timeout_ms, std::string *err);
+    ql_status stop_async(uint32_t timeout_ms, ql_stopped_fn done, void *user_data, std::string *err);
+    // Host-loop mode: the worker's last handle closed (called on that loop).
+    void on_worker_closed();
+    bool hosted() const { return hosted_; }
+    bool running() const { return state_ == State::Running; }
+    // Set by the C door for a free that must wait for the host's loop.
+    void (*delete_when_closed)(Server *) = nullptr;
     uint16_t port() const { return port_.load(); }
     ql_status respond(ql_req_id id, const ql_response *resp, std::string *err);
     void stats(ql_server_stats *s) const;
@@ -60,8 +70,13 @@ private:
     Limits limits_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::atomic<uint16_t> port_{0};
+    ql_status bind_all(uint32_t n, std::vector<int> &fds, uint16_t &port, std::string *err);
     std::mutex lifecycle_;
-    enum class State { New, Running, Stopped } state_ = State::New;
+    enum class State { New, Running, Stopped };
+    std::atomic<State> state_{State::New};
+    bool hosted_ = false;
+    ql_stopped_fn done_ = nullptr;
+    void *done_data_ = nullptr;
 };
 
 // Checks a ql_response and renders its headers; false + message when invalid.

@@ -14,10 +14,6 @@
 
 namespace ql {
 
-namespace {
-thread_local Worker *tl_worker = nullptr;
-}
-
 Worker::Worker(Server &s, uint32_t idx) : server(s), index(idx) {
     slots_ = static_cast<Request **>(std::calloc(kMaxSlots, sizeof(Request *)));
     std::random_device rd;
@@ -36,7 +32,10 @@ Worker::~Worker() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-bool Worker::on_loop_thread() const { return tl_worker == this; }
+bool Worker::on_loop_thread() const {
+    uv_thread_t self = uv_thread_self();
+    return handles_open_ > 0 && uv_thread_equal(&owner_, &self);
+}
 
 // ---- thread and loop ---------------------------------------------------
 
@@ -56,20 +55,9 @@ bool Worker::start(int fd, std::string *err) {
 
 void Worker::thread_main(void *arg) { static_cast<Worker *>(arg)->run(); }
 
-void Worker::run() {
-    tl_worker = this;
-    auto report = [&](bool ok, std::string msg) {
-        std::lock_guard lk(start_mu_);
-        start_done_ = true;
-        start_ok_ = ok;
-        start_err_ = std::move(msg);
-        start_cv_.notify_all();
-    };
-    if (uv_loop_init(&loop) != 0) {
-        report(false, "uv_loop_init failed");
-        return;
-    }
-    uv_tcp_init(&loop, &listener_);
+bool Worker::setup(std::string *err) {
+    owner_ = uv_thread_self();
+    uv_tcp_init(loop, &listener_);
     listener_.data = this;
     int rc = uv_tcp_open(&listener_, fd_);
     if (rc == 0) {
@@ -83,40 +71,88 @@ void Worker::run() {
                            c->accept(l);
                        });
     }
+    ++handles_open_;
     if (rc != 0) {
-        std::string msg = std::string("listen failed: ") + uv_strerror(rc);
-        uv_close(reinterpret_cast<uv_handle_t *>(&listener_), nullptr);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_loop_close(&loop);
-        report(false, msg);
-        return;
+        *err = std::string("listen failed: ") + uv_strerror(rc);
+        uv_close(reinterpret_cast<uv_handle_t *>(&listener_), on_handle_closed);
+        return false;
     }
-    uv_async_init(&loop, &async_, [](uv_async_t *a) {
+    uv_async_init(loop, &async_, [](uv_async_t *a) {
         auto *w = static_cast<Worker *>(a->data);
         w->drain_queue();
         if (w->stop_requested_.load() && !w->stopping_) w->begin_stop();
     });
     async_.data = this;
-    uv_timer_init(&loop, &tick_timer_);
+    uv_timer_init(loop, &tick_timer_);
     tick_timer_.data = this;
     uv_timer_start(&tick_timer_, [](uv_timer_t *t) { static_cast<Worker *>(t->data)->tick(); }, tick_ms_, tick_ms_);
-    uv_timer_init(&loop, &drain_timer_);
+    uv_timer_init(loop, &drain_timer_);
     drain_timer_.data = this;
-    {
-        std::lock_guard lk(q_mu_);
-        loop_alive_ = true;
+    // The timers must not keep a host's loop (Node) alive on their own.
+    uv_unref(reinterpret_cast<uv_handle_t *>(&tick_timer_));
+    uv_unref(reinterpret_cast<uv_handle_t *>(&drain_timer_));
+    handles_open_ += 3;
+    std::lock_guard lk(q_mu_);
+    loop_alive_ = true;
+    return true;
+}
+
+void Worker::on_handle_closed(uv_handle_t *h) {
+    auto *w = static_cast<Worker *>(h->data);
+    if (--w->handles_open_ != 0 || w->own_thread_) return;
+    // A host's loop: nothing of ours is left on it.
+    Server &srv = w->server;
+    if (srv.delete_when_closed) {
+        w->closed_ = true;       // nobody waits: the free happens right here
+        srv.on_worker_closed();  // frees the server and this worker: touch nothing after
+        return;
     }
-    report(true, {});
-    uv_run(&loop, UV_RUN_DEFAULT);
-    // All handles are closed by finish(); run once more in case of stragglers.
-    uv_run(&loop, UV_RUN_NOWAIT);
-    uv_loop_close(&loop);
-    tl_worker = nullptr;
+    srv.on_worker_closed();
+    // A thread blocked in join() may free us as soon as it wakes: the
+    // notification is the last thing done here, under the lock.
+    std::lock_guard lk(w->start_mu_);
+    w->closed_ = true;
+    w->start_cv_.notify_all();
+}
+
+void Worker::run() {
+    auto report = [&](bool ok, std::string msg) {
+        std::lock_guard lk(start_mu_);
+        start_done_ = true;
+        start_ok_ = ok;
+        start_err_ = std::move(msg);
+        start_cv_.notify_all();
+    };
+    if (uv_loop_init(&own_loop_) != 0) {
+        report(false, "uv_loop_init failed");
+        return;
+    }
+    loop = &own_loop_;
+    std::string err;
+    bool ok = setup(&err);
+    if (ok) report(true, {});
+    uv_run(loop, UV_RUN_DEFAULT);
+    // finish() closed every handle; run once more in case of stragglers.
+    uv_run(loop, UV_RUN_NOWAIT);
+    uv_loop_close(loop);
+    if (!ok) report(false, err);
+}
+
+bool Worker::start_on(uv_loop_t *host_loop, int fd, std::string *err) {
+    fd_ = fd;
+    own_thread_ = false;
+    loop = host_loop;
+    read_buf_.reset(new char[kReadBufSize]);
+    return setup(err);
 }
 
 void Worker::request_stop(uint32_t timeout_ms) {
     drain_timeout_ms_.store(timeout_ms);
     stop_requested_.store(true);
+    if (!own_thread_ && on_loop_thread()) {
+        if (!stopping_ && loop_alive_) begin_stop();
+        return;
+    }
     std::lock_guard lk(q_mu_);
     if (loop_alive_) uv_async_send(&async_);
 }
@@ -125,12 +161,16 @@ void Worker::join() {
     if (thread_started_) {
         uv_thread_join(&thread_);
         thread_started_ = false;
+    } else if (!own_thread_ && !on_loop_thread()) {
+        // A host's loop runs on another thread: wait for our handles to close.
+        std::unique_lock lk(start_mu_);
+        start_cv_.wait(lk, [&] { return closed_; });
     }
 }
 
 void Worker::begin_stop() {
     stopping_ = true;
-    uv_close(reinterpret_cast<uv_handle_t *>(&listener_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t *>(&listener_), on_handle_closed);
     for (Connection *c = conns_, *next; c; c = next) {
         next = c->next;
         c->drain();
@@ -160,14 +200,14 @@ void Worker::finish() {
         for (Request *r : queue_) release(r);
         queue_.clear();
     }
-    uv_close(reinterpret_cast<uv_handle_t *>(&async_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t *>(&tick_timer_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t *>(&drain_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t *>(&async_), on_handle_closed);
+    uv_close(reinterpret_cast<uv_handle_t *>(&tick_timer_), on_handle_closed);
+    uv_close(reinterpret_cast<uv_handle_t *>(&drain_timer_), on_handle_closed);
 }
 
 void Worker::tick() {
     format_http_date(date);
-    uint64_t now = now_ms();
+    uint64_t now = uv_now(loop);
     for (Connection *c = conns_, *next; c; c = next) {
         next = c->next;
         c->check_timeouts(now);

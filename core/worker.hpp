@@ -27,14 +27,18 @@ public:
     // Takes ownership of a bound (not yet listening) socket; runs the loop
     // on a new thread and returns once it listens (or failed).
     bool start(int fd, std::string *err);
+    // Runs on a loop the host owns (Node's), on the calling thread, which
+    // must be that loop's thread. Handles are unref'd timers plus the
+    // listener; the host's loop keeps running the server.
+    bool start_on(uv_loop_t *host_loop, int fd, std::string *err);
     void request_stop(uint32_t timeout_ms);
     void join();
 
     Server &server;
     const uint32_t index;
-    uv_loop_t loop;
+    uv_loop_t *loop = nullptr;
     char date[30] = {0};
-    uint64_t now_ms() const { return uv_now(const_cast<uv_loop_t *>(&loop)); }
+    uint64_t now_ms() const { return uv_now(loop); }
 
     // request pool (loop thread)
     Request *acquire();
@@ -55,6 +59,8 @@ public:
 
 private:
     static void thread_main(void *arg);
+    static void on_handle_closed(uv_handle_t *h);
+    bool setup(std::string *err);
     void run();
     void begin_stop();
     void maybe_finish();
@@ -62,6 +68,11 @@ private:
     void tick();
     void drain_queue();
 
+    uv_loop_t own_loop_;
+    bool own_thread_ = true;
+    uv_thread_t owner_{};
+    std::atomic<int> handles_open_{0};
+    bool closed_ = false;
     uv_thread_t thread_{};
     bool thread_started_ = false;
     int fd_ = -1;

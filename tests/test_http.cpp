@@ -1682,5 +1682,33 @@ TEST_CASE("cpp-httplib client: the contract") {
     r = cli.Post("/ping", "", "text/plain");
     REQUIRE(r);
     CHECK(r->status == 405);
+    CHECK(r->get_header_value("Allow").find("GET") != std::string::npos);
+    r = cli.Head("/ping");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body.empty());
+    CHECK(r->get_header_value("Content-Length") == std::to_string(kPong.size()));
+}
+
+TEST_CASE("cpp-httplib clients: workers = 2, 4 threads x 50 keep-alive requests") {
+    Counts c;
+    Server s([&](ql_app *app, Server &) { contract_routes(app, c); }, options(2));
+    std::atomic<int> good{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+            httplib::Client cli("127.0.0.1", s.port);
+            cli.set_keep_alive(true);
+            cli.set_read_timeout(5, 0);
+            for (int i = 0; i < 50; ++i) {
+                std::string body = "{\"t\":" + std::to_string(t) + ",\"i\":" + std::to_string(i) + "}";
+                auto r = (i % 2) ? cli.Post("/echo", body, "application/json") : cli.Get("/ping");
+                if (r && r->status == 200 && r->body == ((i % 2) ? body : kPong)) good.fetch_add(1);
+            }
+        });
+    }
+    for (auto &th : threads) th.join();
+    CHECK(good.load() == 200);
+    CHECK(c.echo.load() == 100);
 }
 #endif

@@ -308,6 +308,84 @@ QL_API void ql_server_stats_init(ql_server_stats *stats, uint32_t version);
 QL_API ql_status ql_server_stats_get(const ql_server *server, ql_server_stats *stats,
                                      ql_error **out_error);
 
+/* ------------------------------------------------------------------------ */
+/* Running on a loop the host owns (Node)                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Starts the server as one worker on a libuv loop the caller owns and runs
+ * (a `uv_loop_t *`, e.g. Node's from napi_get_uv_event_loop), instead of on
+ * threads of its own. Call it on that loop's thread; handlers then run on it.
+ * The `workers` option is ignored (1). The library must have been built
+ * against the same libuv the loop belongs to. Returns once listening. */
+QL_API ql_status ql_server_start_on_loop(ql_server *server, void *uv_loop, ql_error **out_error);
+
+typedef void (*ql_stopped_fn)(void *user_data);
+
+/* Graceful stop of a server started with ql_server_start_on_loop, without
+ * blocking the loop: call it on the loop's thread; `done` (optional) runs on
+ * that thread once every connection and handle is closed. Draining works as
+ * for ql_server_stop. ql_server_free on the loop's thread before `done` is
+ * allowed: the memory is released once the handles have closed. */
+QL_API ql_status ql_server_stop_async(ql_server *server, uint32_t timeout_ms, ql_stopped_fn done,
+                                      void *user_data, ql_error **out_error);
+
+/* ------------------------------------------------------------------------ */
+/* Queued delivery (hosts with their own threads: Python, Go)                */
+/* ------------------------------------------------------------------------ */
+
+/* A queue collects the requests of the routes bound to it, and their abort
+ * notices, for host threads that fetch them in batches with ql_queue_poll().
+ * Loop threads never wait for a host lock: a push is a short mutex section.
+ * One queue may serve many routes, apps and servers. */
+typedef struct ql_queue ql_queue;
+
+/* Values never change; new ones are appended. */
+enum {
+    QL_EVENT_REQUEST = 1, /* a request to answer with ql_respond(server, id)  */
+    QL_EVENT_ABORT = 2    /* the client of request `id` left; the request
+                             must still be finished with ql_respond(), which
+                             then returns QL_E_GONE. With several pollers an
+                             ABORT may be seen before its REQUEST.           */
+};
+
+typedef struct ql_event {
+    uint32_t kind;          /* QL_EVENT_*                                      */
+    ql_req_id id;
+    ql_request *request;    /* REQUEST only: borrowed until ql_respond for id  */
+    ql_server *server;      /* REQUEST only: the server to answer through      */
+    void *route_data;       /* the value given to ql_app_route_queue           */
+} ql_event;
+
+QL_API ql_status ql_queue_new(ql_queue **out_queue, ql_error **out_error);
+/* Wakes every waiting poller; polls then drain what is left and return
+ * QL_E_STATE once the queue is closed and empty. Routes bound to a closed
+ * queue still enqueue (nobody answers them: close a queue after stopping
+ * its servers). */
+QL_API void ql_queue_close(ql_queue *queue);
+/* Releases the caller's reference; routes keep the queue alive as needed. */
+QL_API void ql_queue_free(ql_queue **queue);
+
+/* Waits up to timeout_ms (0: no wait, negative: forever) for at least one
+ * event, then moves up to `max` events into `events` and stores how many in
+ * *out_count (0 after a timeout). Thread-safe: many threads may poll one
+ * queue. Returns QL_OK, or QL_E_STATE when the queue is closed and empty. */
+QL_API ql_status ql_queue_poll(ql_queue *queue, ql_event *events, size_t max, int32_t timeout_ms,
+                               size_t *out_count, ql_error **out_error);
+
+/* A file descriptor (eventfd) that is readable while events may be pending,
+ * for an event loop (asyncio add_reader, epoll). Read events with
+ * ql_queue_poll(timeout 0) when it fires; do not read the fd yourself.
+ * Owned by the queue. */
+QL_API int ql_queue_fd(const ql_queue *queue);
+
+/* Binds a route to a queue: its requests become QL_EVENT_REQUEST events
+ * carrying route_data. `destroy` (optional) is called with route_data once
+ * no app or server uses the route any more. Conflicts and bad patterns as
+ * for ql_app_route. */
+QL_API ql_status ql_app_route_queue(ql_app *app, const char *method, size_t method_len,
+                                    const char *pattern, size_t pattern_len, ql_queue *queue,
+                                    void *route_data, ql_destroy_fn destroy, ql_error **out_error);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "quicklane.h"
+#include "queue.hpp"
 #include "request.hpp"
 #include "router.hpp"
 #include "server.hpp"
@@ -17,6 +18,10 @@ struct ql_error {
 
 struct ql_app {
     std::unique_ptr<ql::Router> router = std::make_unique<ql::Router>();
+};
+
+struct ql_queue {
+    std::shared_ptr<ql::Queue> q;
 };
 
 struct ql_server : ql::Server {
@@ -264,6 +269,25 @@ ql_status ql_server_start(ql_server *s, ql_error **err) {
     });
 }
 
+ql_status ql_server_start_on_loop(ql_server *s, void *loop, ql_error **err) {
+    return guarded(err, [&]() -> ql_status {
+        if (!s || !loop) return fail(err, QL_E_INVALID, "server and uv_loop are required");
+        std::string msg;
+        ql_status st = s->impl.start_on_loop(static_cast<uv_loop_t *>(loop), &msg);
+        return st == QL_OK ? QL_OK : fail(err, st, msg);
+    });
+}
+
+ql_status ql_server_stop_async(ql_server *s, uint32_t timeout_ms, ql_stopped_fn done, void *user_data,
+                               ql_error **err) {
+    return guarded(err, [&]() -> ql_status {
+        if (!s) return fail(err, QL_E_INVALID, "server is NULL");
+        std::string msg;
+        ql_status st = s->impl.stop_async(timeout_ms, done, user_data, &msg);
+        return st == QL_OK ? QL_OK : fail(err, st, msg);
+    });
+}
+
 uint16_t ql_server_port(const ql_server *s) { return s ? s->impl.port() : 0; }
 
 ql_status ql_server_stop(ql_server *s, uint32_t timeout_ms, ql_error **err) {
@@ -277,6 +301,14 @@ ql_status ql_server_stop(ql_server *s, uint32_t timeout_ms, ql_error **err) {
 
 void ql_server_free(ql_server **s) {
     if (s && *s) {
+        if ((*s)->hosted() && (*s)->on_loop_thread()) {
+            // On the host's loop: close without blocking it, free once closed.
+            (*s)->delete_when_closed = [](ql::Server *srv) { delete static_cast<ql_server *>(srv); };
+            std::string msg;
+            if ((*s)->running()) (*s)->stop_async(0, nullptr, nullptr, &msg);
+            *s = nullptr;
+            return;
+        }
         if ((*s)->on_loop_thread()) {
             // Freeing a server from its own handler would join the calling
             // thread: refuse loudly and leak rather than deadlock or crash.
@@ -305,6 +337,64 @@ ql_status ql_server_stats_get(const ql_server *s, ql_server_stats *stats, ql_err
     return guarded(err, [&]() -> ql_status {
         if (!s || !stats || stats->version < 1) return fail(err, QL_E_INVALID, "server and stats are required");
         s->impl.stats(stats);
+        return QL_OK;
+    });
+}
+
+// ---- queues ------------------------------------------------------------
+
+ql_status ql_queue_new(ql_queue **out, ql_error **err) {
+    return guarded(err, [&]() -> ql_status {
+        if (!out) return fail(err, QL_E_INVALID, "out_queue is NULL");
+        auto q = std::make_shared<ql::Queue>();
+        if (!q->ok()) return fail(err, QL_E_IO, "eventfd failed");
+        *out = new ql_queue{std::move(q)};
+        return QL_OK;
+    });
+}
+
+void ql_queue_close(ql_queue *q) {
+    if (q) q->q->close();
+}
+
+void ql_queue_free(ql_queue **q) {
+    if (q && *q) {
+        delete *q;
+        *q = nullptr;
+    }
+}
+
+ql_status ql_queue_poll(ql_queue *q, ql_event *events, size_t max, int32_t timeout_ms, size_t *out_count,
+                        ql_error **err) {
+    return guarded(err, [&]() -> ql_status {
+        if (out_count) *out_count = 0;
+        if (!q || !out_count || (max && !events)) return fail(err, QL_E_INVALID, "queue, events and out_count are required");
+        if (!q->q->poll(events, max, timeout_ms, out_count)) return fail(err, QL_E_STATE, "queue is closed");
+        return QL_OK;
+    });
+}
+
+int ql_queue_fd(const ql_queue *q) { return q ? q->q->fd() : -1; }
+
+ql_status ql_app_route_queue(ql_app *app, const char *method, size_t method_len, const char *pattern,
+                             size_t pattern_len, ql_queue *queue, void *route_data, ql_destroy_fn destroy,
+                             ql_error **err) {
+    return guarded(err, [&]() -> ql_status {
+        if (!app || !queue) return fail(err, QL_E_INVALID, "app and queue are required");
+        if ((!method && method_len) || (!pattern && pattern_len))
+            return fail(err, QL_E_INVALID, "method or pattern is NULL");
+        auto qr = new ql::QueueRoute{queue->q, route_data, nullptr};
+        auto ref = std::make_shared<ql::HandlerRef>();
+        ref->h.version = QL_HANDLER_VERSION;
+        ref->h.on_request = ql::queue_on_request;
+        ref->h.on_abort = ql::queue_on_abort;
+        ref->h.user_data = qr;
+        ref->h.destroy = ql::queue_route_destroy;
+        std::string msg;
+        ql_status st = app->router->add({method ? method : "", method_len}, {pattern ? pattern : "", pattern_len},
+                                        ref, nullptr, &msg);
+        if (st != QL_OK) return fail(err, st, msg);  // ref frees qr; route_data stays the caller's
+        qr->destroy = destroy;
         return QL_OK;
     });
 }
