@@ -73,15 +73,14 @@ bool Connection::accept(uv_stream_t *listener) {
     if (uv_tcp_getpeername(&tcp_, reinterpret_cast<struct sockaddr *>(&ss), &len) == 0) {
         if (ss.ss_family == AF_INET) {
             auto *a = reinterpret_cast<struct sockaddr_in *>(&ss);
-            peer_family_ = 4;
-            std::memcpy(peer_addr_, &a->sin_addr, 4);
+            inet_ntop(AF_INET, &a->sin_addr, peer_ip_, sizeof peer_ip_);
             peer_port_ = ntohs(a->sin_port);
         } else if (ss.ss_family == AF_INET6) {
             auto *a = reinterpret_cast<struct sockaddr_in6 *>(&ss);
-            peer_family_ = 6;
-            std::memcpy(peer_addr_, &a->sin6_addr, 16);
+            inet_ntop(AF_INET6, &a->sin6_addr, peer_ip_, sizeof peer_ip_);
             peer_port_ = ntohs(a->sin6_port);
         }
+        peer_ip_len_ = static_cast<uint8_t>(std::strlen(peer_ip_));
     }
     last_activity_ = w.now_ms();
     Server &s = w.server;
@@ -438,11 +437,8 @@ void Connection::dispatch(Request *r) {
         sp.value = r->append(tmp.data(), tmp.size());
         r->queries.push_back(sp);
     }
-    if (peer_family_ == 4)
-        inet_ntop(AF_INET, peer_addr_, r->client_ip, sizeof r->client_ip);
-    else if (peer_family_ == 6)
-        inet_ntop(AF_INET6, peer_addr_, r->client_ip, sizeof r->client_ip);
-    r->client_ip_len = static_cast<uint8_t>(std::strlen(r->client_ip));
+    std::memcpy(r->client_ip, peer_ip_, peer_ip_len_ + 1u);
+    r->client_ip_len = peer_ip_len_;
     r->client_port = peer_port_;
     r->dispatched = true;
     srv.requests_in_flight.fetch_add(1, std::memory_order_relaxed);

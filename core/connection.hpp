@@ -78,9 +78,9 @@ private:
     bool reading_ = false;
     bool headers_done_ = false;
     bool counted_ = false;
-    uint8_t peer_family_ = 0;
     uint16_t peer_port_ = 0;
-    uint8_t peer_addr_[16] = {0};
+    uint8_t peer_ip_len_ = 0;
+    char peer_ip_[46] = {0};  // formatted once per connection, not per request
 };
 
 }  // namespace ql

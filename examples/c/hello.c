@@ -17,13 +17,24 @@ static void reply(ql_request *req, int status, cJSON *json) { /* sends and frees
     cJSON_free(body), cJSON_Delete(json);
 }
 
-static void hello(void *user_data, ql_request *req) {
+static void hello(void *user_data, ql_request *req) { /* JSON built by hand: one small buffer */
     ql_str name = {"", 0};
     (void)user_data, ql_request_param(req, "name", 4, &name);
-    char *s = strndup(name.data, name.len); /* cJSON wants NUL-terminated text */
-    cJSON *json = cJSON_CreateObject();
-    cJSON_AddStringToObject(json, "hello", s ? s : ""), free(s);
-    reply(req, 200, json);
+    char *body = malloc(name.len * 6 + 16), *o = body; /* worst case: every byte as \u00XX */
+    if (!body) { reply(req, 500, cJSON_CreateObject()); return; }
+    o += sprintf(o, "{\"hello\":\"");
+    for (size_t i = 0; i < name.len; i++) {
+        unsigned char c = (unsigned char)name.data[i];
+        if (c == '"' || c == '\\') *o++ = '\\', *o++ = (char)c;
+        else if (c < 0x20) o += sprintf(o, "\\u%04x", c);
+        else *o++ = (char)c;
+    }
+    o += sprintf(o, "\"}");
+    ql_response res = QL_RESPONSE_INIT;
+    res.content_type = "application/json", res.content_type_len = 16;
+    res.body = body, res.body_len = (size_t)(o - body);
+    ql_respond(ql_request_server(req), ql_request_id(req), &res, NULL);
+    free(body);
 }
 
 static void echo(void *user_data, ql_request *req) {
