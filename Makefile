@@ -28,8 +28,13 @@ build: deps
 run: build
 	PORT=$(PORT) ./$(BUILD)/examples/cpp/example_cpp_hello
 
+# Each binding brings a test.sh that installs its toolchain's packages and runs
+# its own runner (pytest, node --test, go test) against the core built above.
+BINDING_TESTS := $(wildcard bindings/python/test.sh bindings/node/test.sh bindings/go/test.sh)
+
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	@set -e; for t in $(BINDING_TESTS); do echo "== $$t"; bash $$t; done
 
 # ASan+UBSan over the core and the C/C++ tests (build-asan), then TSan (build-tsan).
 test-sanitize: deps
