@@ -39,6 +39,7 @@ bool limits_from_options(const ql_server_options *o, Limits &l, std::string *err
     l.max_connections = pick(o->max_connections, l.max_connections);
     l.max_pipeline = pick(o->max_pipeline, l.max_pipeline);
     l.backlog = pick(o->backlog, l.backlog);
+    if (o->version >= 2) l.reuse_port = o->reuse_port != 0;
     struct Check {
         const char *name;
         uint64_t v, lo, hi;
@@ -125,7 +126,7 @@ ql_status Server::bind_all(uint32_t n, std::vector<int> &fds, uint16_t &port, st
         return QL_E_IO;
     }
     port = limits_.port;
-    if (port != 0) {
+    if (port != 0 && !limits_.reuse_port) {
         // SO_REUSEPORT would let us silently share a port with another
         // server; a plain bind first tells us whether anyone listens there.
         int probe = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);

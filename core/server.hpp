@@ -31,6 +31,7 @@ struct Limits {
     uint32_t max_connections = 100000;
     uint32_t max_pipeline = 32;
     uint32_t backlog = 1024;
+    bool reuse_port = false;  // share a fixed port across processes (options v2)
 };
 
 // Fills limits from options (0 = default); false + message when out of range.

@@ -249,10 +249,15 @@ typedef struct ql_server_options {
     uint32_t max_connections;      /* whole server; default 100000           */
     uint32_t max_pipeline;         /* unanswered requests per connection; default 32 */
     uint32_t backlog;              /* listen backlog; default 1024           */
+    /* Version 2. 1 = share a fixed port with other processes (or servers)
+     * that also set it, through SO_REUSEPORT (same user only; the kernel
+     * spreads connections among them): the "port already in use" check is
+     * skipped. For node:cluster and other pre-fork hosts. Default 0.       */
+    uint32_t reuse_port;
 } ql_server_options;
 
-#define QL_SERVER_OPTIONS_VERSION 1
-#define QL_SERVER_OPTIONS_INIT {QL_SERVER_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define QL_SERVER_OPTIONS_VERSION 2
+#define QL_SERVER_OPTIONS_INIT {QL_SERVER_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 QL_API void ql_server_options_init(ql_server_options *options, uint32_t version);
 
 /* Validates options (out-of-range values are refused here, with a message)

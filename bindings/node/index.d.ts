@@ -1,0 +1,128 @@
+// Type definitions for quicklane (Node binding).
+/// <reference types="node" />
+
+export type Handler = (req: Request, reply: Reply) => unknown | Promise<unknown>;
+
+export interface ListenOptions {
+  /** Address to bind; default "127.0.0.1" ("::" / "::1" for IPv6). */
+  host?: string;
+  /** Port; 0 (default) picks a free one (see app.port). */
+  port?: number;
+  /** Share a fixed port across processes (node:cluster) with SO_REUSEPORT.
+   * Needs a core with ql_server_options.reuse_port (see `features.reusePort`). */
+  reusePort?: boolean;
+  maxHeaderBytes?: number;
+  maxUrlBytes?: number;
+  maxBodyBytes?: number;
+  maxHeaders?: number;
+  headerTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  maxConnections?: number;
+  maxPipeline?: number;
+  backlog?: number;
+}
+
+export interface StaticOptions {
+  status?: number;
+  contentType?: string;
+  headers?: Record<string, string | number>;
+}
+
+export interface RouteOptions {
+  method: string | string[];
+  url: string;
+  handler: Handler;
+}
+
+export interface Stats {
+  connectionsOpen: number;
+  connectionsTotal: number;
+  requestsTotal: number;
+  requestsInFlight: number;
+}
+
+/** A request. Data is read lazily from the core and stays available until the
+ * response is sent; values already read stay readable afterwards. */
+export declare class Request {
+  readonly method: string;
+  /** Raw request target (path and query), as sent. */
+  readonly url: string;
+  /** Path without the query, as sent (not decoded). */
+  readonly path: string;
+  /** The matched route pattern. */
+  readonly routePattern: string;
+  /** Path parameters, percent-decoded. */
+  readonly params: Record<string, string>;
+  /** Query parameters, percent-decoded; repeated names give arrays. */
+  readonly query: Record<string, string | string[]>;
+  /** Headers with lower-case names (values decoded as latin1, like node:http). */
+  readonly headers: Record<string, string | string[]>;
+  /** The raw body (a copy made on first use). */
+  readonly body: Buffer;
+  /** Client address, e.g. "127.0.0.1". */
+  readonly ip: string;
+  /** True once the client went away before the answer. */
+  readonly aborted: boolean;
+  /** Fires when the client goes away before the answer. */
+  readonly signal: AbortSignal;
+  header(name: string): string | undefined;
+  /** The body parsed as JSON; invalid JSON throws an error with statusCode 400. */
+  json<T = any>(): T;
+  /** The body as UTF-8 text. */
+  text(): string;
+}
+
+export declare class Reply {
+  /** True once the response was sent. */
+  readonly sent: boolean;
+  statusCode: number;
+  code(status: number): this;
+  status(status: number): this;
+  header(name: string, value: string | number | Array<string | number>): this;
+  headers(values: Record<string, string | number>): this;
+  type(contentType: string): this;
+  getHeader(name: string): string | undefined;
+  /** Object → JSON, string → text, Buffer/Uint8Array → raw bytes. */
+  send(payload?: unknown): this;
+}
+
+export declare class App {
+  /** A route answered entirely by the core with a fixed response (never enters JS). */
+  static(method: string, path: string, body: unknown, options?: StaticOptions): this;
+  route(method: string, path: string, handler: Handler): this;
+  route(options: RouteOptions): this;
+  get(path: string, handler: Handler): this;
+  post(path: string, handler: Handler): this;
+  put(path: string, handler: Handler): this;
+  patch(path: string, handler: Handler): this;
+  delete(path: string, handler: Handler): this;
+  head(path: string, handler: Handler): this;
+  options(path: string, handler: Handler): this;
+  all(path: string, handler: Handler): this;
+  /** Resolves with the address, e.g. "http://127.0.0.1:8080". */
+  listen(options?: ListenOptions | number, callback?: (err: Error | null, address?: string) => void): Promise<string>;
+  /** The bound port (0 when not listening). */
+  readonly port: number;
+  readonly url: string | undefined;
+  readonly listening: boolean;
+  address(): { address: string; family: 'IPv4' | 'IPv6'; port: number } | null;
+  stats(): Stats | null;
+  /** Graceful stop; resolves once every connection is closed (drain up to timeoutMs, default 5000). */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+export declare function app(options?: ListenOptions): App;
+export declare const version: string;
+export declare const abiVersion: number;
+export declare const features: { reusePort: boolean };
+
+declare const quicklane: {
+  app: typeof app;
+  App: typeof App;
+  Request: typeof Request;
+  Reply: typeof Reply;
+  version: string;
+  abiVersion: number;
+  features: { reusePort: boolean };
+};
+export default quicklane;

@@ -1,0 +1,489 @@
+'use strict';
+// quicklane for Node: a Fastify-style API over the native core, which runs on
+// Node's own event loop. Handlers are called directly on the main thread.
+//
+//   const quicklane = require('quicklane');
+//   const app = quicklane.app();
+//   app.static('GET', '/ping', { message: 'pong' });        // never enters JS
+//   app.get('/hello/:name', (req) => ({ hello: req.params.name }));
+//   await app.listen({ host: '127.0.0.1', port: 8080 });
+
+const native = require('./lib/native');
+
+const JSON_TYPE = 'application/json';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+const BINARY_TYPE = 'application/octet-stream';
+const QL_OK = 0;
+const QL_E_GONE = -6;
+const QL_E_ALREADY_SENT = -7;
+
+// Route handlers by id, across every app of this thread (the core calls
+// dispatch(routeId, slot)). Live requests by slot, for abort notices.
+const routes = [];
+const live = [];
+// Apps that listen are kept reachable until closed (like a node:http server).
+const listening = new Set();
+
+const GONE_MESSAGE =
+  'quicklane: request data is no longer available: the response was already sent ' +
+  '(or the server closed); copy what you need before replying';
+
+function warn(message) {
+  process.emitWarning(message, { code: 'QUICKLANE' });
+}
+
+class Request {
+  constructor(slot) {
+    this._slot = slot;
+    this._done = false;       // answered: native data is gone
+    this._aborted = false;
+    this._method = undefined;
+    this._url = undefined;
+    this._path = undefined;
+    this._params = undefined;
+    this._query = undefined;
+    this._headers = undefined;
+    this._body = undefined;
+    this._ip = undefined;
+    this._ac = undefined;
+  }
+  _check() {
+    if (this._done) throw new Error(GONE_MESSAGE);
+  }
+  get method() {
+    if (this._method === undefined) { this._check(); this._method = native.method(this._slot); }
+    return this._method;
+  }
+  /** Raw request target: path and query, as sent. */
+  get url() {
+    if (this._url === undefined) { this._check(); this._url = native.target(this._slot); }
+    return this._url;
+  }
+  /** Path without the query, as sent (not percent-decoded). */
+  get path() {
+    if (this._path === undefined) { this._check(); this._path = native.path(this._slot); }
+    return this._path;
+  }
+  /** The pattern of the matched route, in the core's spelling. */
+  get routePattern() {
+    this._check();
+    return native.route_(this._slot);
+  }
+  /** Path parameters, percent-decoded. */
+  get params() {
+    if (this._params === undefined) { this._check(); this._params = native.params(this._slot); }
+    return this._params;
+  }
+  /** Query parameters, percent-decoded; a repeated name gives an array. */
+  get query() {
+    if (this._query === undefined) {
+      this._check();
+      const flat = native.query(this._slot);
+      const q = Object.create(null);
+      for (let i = 0; i < flat.length; i += 2) {
+        const k = flat[i];
+        const v = flat[i + 1];
+        const prev = q[k];
+        if (prev === undefined) q[k] = v;
+        else if (Array.isArray(prev)) prev.push(v);
+        else q[k] = [prev, v];
+      }
+      this._query = q;
+    }
+    return this._query;
+  }
+  /** Headers with lower-case names; repeated headers are joined with ", "
+   * (set-cookie gives an array), as in node:http. */
+  get headers() {
+    if (this._headers === undefined) {
+      this._check();
+      const flat = native.headers(this._slot);
+      const h = Object.create(null);
+      for (let i = 0; i < flat.length; i += 2) {
+        const k = flat[i];
+        const v = flat[i + 1];
+        const prev = h[k];
+        if (prev === undefined) h[k] = k === 'set-cookie' ? [v] : v;
+        else if (k === 'set-cookie') prev.push(v);
+        else h[k] = prev + ', ' + v;
+      }
+      this._headers = h;
+    }
+    return this._headers;
+  }
+  /** One header (case-insensitive), without building the whole object. */
+  header(name) {
+    if (this._headers !== undefined) return this._headers[String(name).toLowerCase()];
+    this._check();
+    return native.header(this._slot, String(name));
+  }
+  /** The request body (a copy, made on first use). */
+  get body() {
+    if (this._body === undefined) { this._check(); this._body = native.body(this._slot); }
+    return this._body;
+  }
+  /** The body parsed as JSON; invalid JSON throws an error with statusCode 400. */
+  json() {
+    const text = this._body !== undefined ? this._body.toString('utf8') : (this._check(), native.bodyText(this._slot));
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      const err = new Error('invalid JSON: ' + e.message);
+      err.statusCode = 400;
+      throw err;
+    }
+  }
+  /** The body as UTF-8 text. */
+  text() {
+    if (this._body !== undefined) return this._body.toString('utf8');
+    this._check();
+    return native.bodyText(this._slot);
+  }
+  /** Client address ("127.0.0.1", "::1"). */
+  get ip() {
+    if (this._ip === undefined) { this._check(); this._ip = native.ip(this._slot); }
+    return this._ip;
+  }
+  /** True once the client has gone before the answer. */
+  get aborted() {
+    return this._aborted;
+  }
+  /** An AbortSignal that fires when the client goes away before the answer. */
+  get signal() {
+    if (this._ac === undefined) {
+      this._ac = new AbortController();
+      if (this._aborted) this._ac.abort();
+    }
+    return this._ac.signal;
+  }
+}
+
+class Reply {
+  constructor(req) {
+    this._req = req;
+    this._status = 200;
+    this._headers = undefined;   // flat [name, value, ...]
+    this._type = undefined;
+    this.sent = false;
+  }
+  /** Sets the status code (200..599). */
+  code(status) {
+    this._status = status | 0;
+    return this;
+  }
+  status(status) {
+    return this.code(status);
+  }
+  get statusCode() {
+    return this._status;
+  }
+  set statusCode(v) {
+    this._status = v | 0;
+  }
+  /** Adds a response header (Content-Length, Date, Server, Connection and
+   * Transfer-Encoding are written by the core). */
+  header(name, value) {
+    name = String(name);
+    if (name.toLowerCase() === 'content-type') {
+      this._type = String(value);
+      return this;
+    }
+    if (this._headers === undefined) this._headers = [];
+    if (Array.isArray(value)) for (const v of value) this._headers.push(name, String(v));
+    else this._headers.push(name, String(value));
+    return this;
+  }
+  headers(obj) {
+    for (const k of Object.keys(obj)) this.header(k, obj[k]);
+    return this;
+  }
+  type(contentType) {
+    this._type = String(contentType);
+    return this;
+  }
+  getHeader(name) {
+    name = String(name).toLowerCase();
+    if (name === 'content-type') return this._type;
+    const h = this._headers || [];
+    for (let i = 0; i < h.length; i += 2) if (h[i].toLowerCase() === name) return h[i + 1];
+    return undefined;
+  }
+  /** Sends the response: object → JSON, string → text, Buffer/Uint8Array → raw. */
+  send(payload) {
+    if (this.sent) {
+      warn(`reply already sent for ${this._req._method || 'a request'}; second send ignored`);
+      return this;
+    }
+    let body;
+    let type = this._type;
+    if (payload === undefined) {
+      body = undefined;
+    } else if (typeof payload === 'string') {
+      body = payload;
+      if (type === undefined) type = TEXT_TYPE;
+    } else if (payload instanceof Uint8Array || payload instanceof ArrayBuffer) {
+      body = payload;
+      if (type === undefined) type = BINARY_TYPE;
+    } else if (ArrayBuffer.isView(payload)) {
+      body = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+      if (type === undefined) type = BINARY_TYPE;
+    } else {
+      body = JSON.stringify(payload);
+      if (type === undefined) type = JSON_TYPE;
+    }
+    this._finish(this._status, type, this._headers, body);
+    return this;
+  }
+  _finish(status, type, headers, body) {
+    const req = this._req;
+    this.sent = true;
+    if (req._done) return;  // the server closed under this request
+    let st;
+    try {
+      st = native.respond(req._slot, status, type, headers, body);
+    } catch (e) {
+      // Bad fields (status out of range, reserved header): answer 500 and say why.
+      warn(`invalid response (${e.message}); sent 500 instead`);
+      st = native.respond(req._slot, 500, JSON_TYPE, undefined, '{"detail":"Internal Server Error"}');
+    }
+    if (st !== QL_E_ALREADY_SENT) {
+      req._done = true;
+      live[req._slot] = undefined;
+    }
+    if (st !== QL_OK && st !== QL_E_GONE) warn(`respond failed with status ${st}`);
+  }
+}
+
+function errorReply(reply, err) {
+  if (reply.sent) {
+    warn(`handler failed after its reply was sent: ${err && err.stack ? err.stack : err}`);
+    return;
+  }
+  let status = err && (err.statusCode || err.status);
+  status = Number.isInteger(status) && status >= 400 && status <= 599 ? status : 500;
+  let detail;
+  if (status >= 500) {
+    detail = 'Internal Server Error';
+    if (!reply._req._aborted) console.error('quicklane: handler error:', err);
+  } else {
+    detail = err && err.message ? String(err.message) : 'error';
+  }
+  const headers = err && err.headers && typeof err.headers === 'object'
+    ? Object.entries(err.headers).flatMap(([k, v]) => [k, String(v)]) : undefined;
+  reply._finish(status, JSON_TYPE, headers, JSON.stringify({ detail }));
+}
+
+function complete(reply, value) {
+  if (reply.sent) return;
+  if (value === reply) return;  // `return reply`: sent later with reply.send()
+  if (value === undefined) {
+    const err = new Error('handler resolved without a value and without reply.send(); ' +
+      'return a value, or `return reply` and call reply.send() later');
+    errorReply(reply, err);
+    return;
+  }
+  reply.send(value);
+}
+
+// Called by the core (through napi_make_callback) for every request of a JS route.
+function dispatch(routeId, slot) {
+  const handler = routes[routeId];
+  const req = new Request(slot);
+  const reply = new Reply(req);
+  live[slot] = req;
+  let result;
+  try {
+    result = handler(req, reply);
+  } catch (err) {
+    errorReply(reply, err);
+    return;
+  }
+  if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+    result.then((v) => complete(reply, v), (err) => errorReply(reply, err));
+  } else if (result !== undefined) {
+    complete(reply, result);
+  }
+  // A sync handler that returns undefined answers later with reply.send().
+}
+
+function onAbort(slot) {
+  const req = live[slot];
+  if (req === undefined) return;
+  req._aborted = true;
+  if (req._ac !== undefined) req._ac.abort();
+}
+
+native.init(dispatch, onAbort);
+
+function markGone(slots) {
+  for (const slot of slots) {
+    const req = live[slot];
+    if (req !== undefined) {
+      req._done = true;
+      req._aborted = true;
+      live[slot] = undefined;
+    }
+  }
+}
+
+// Fastify's `:name` and `*` map onto the core's patterns as they are
+// (`:name`, `*name`); a bare trailing `*` becomes `*wildcard`.
+function corePattern(path) {
+  if (typeof path !== 'string' || path[0] !== '/') throw new TypeError('route path must start with "/"');
+  return path.endsWith('/*') ? path + 'wildcard' : path;
+}
+
+function staticResponse(body, opts) {
+  const o = opts || {};
+  const status = o.status || o.statusCode || 200;
+  let type = o.contentType || o.type;
+  let payload;
+  if (typeof body === 'string') {
+    payload = body;
+    if (!type) type = TEXT_TYPE;
+  } else if (body instanceof Uint8Array) {
+    payload = body;
+    if (!type) type = BINARY_TYPE;
+  } else if (body === undefined) {
+    payload = undefined;
+  } else {
+    payload = JSON.stringify(body);
+    if (!type) type = JSON_TYPE;
+  }
+  const headers = o.headers ? Object.entries(o.headers).flatMap(([k, v]) => [k, String(v)]) : undefined;
+  return [status, type, headers, payload];
+}
+
+class App {
+  constructor(options) {
+    this._options = Object.assign({}, options);
+    this._app = native.appNew();
+    this._server = undefined;
+    this._closing = undefined;
+    this._port = 0;
+    this._host = undefined;
+  }
+
+  /** A route answered entirely in the core with a fixed response (object →
+   * JSON, string → text, Buffer → raw). opts: { status, contentType, headers }. */
+  static(method, path, body, opts) {
+    const [status, type, headers, payload] = staticResponse(body, opts);
+    native.static(this._app, String(method).toUpperCase(), corePattern(path), status, type, headers, payload);
+    return this;
+  }
+
+  /** Adds a route; the handler gets (req, reply) and may return a value or a Promise. */
+  route(method, path, handler) {
+    if (typeof method === 'object' && method !== null) {
+      // Fastify style: app.route({ method, url, handler })
+      const o = method;
+      const methods = Array.isArray(o.method) ? o.method : [o.method];
+      for (const m of methods) this.route(m, o.url || o.path, o.handler);
+      return this;
+    }
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    if (this._server !== undefined) throw new Error('quicklane: routes must be added before listen()');
+    const id = routes.length;
+    routes.push(handler);
+    try {
+      native.route(this._app, String(method).toUpperCase(), corePattern(path), id);
+    } catch (e) {
+      routes[id] = undefined;
+      throw e;
+    }
+    return this;
+  }
+  get(path, handler) { return this.route('GET', path, handler); }
+  post(path, handler) { return this.route('POST', path, handler); }
+  put(path, handler) { return this.route('PUT', path, handler); }
+  patch(path, handler) { return this.route('PATCH', path, handler); }
+  delete(path, handler) { return this.route('DELETE', path, handler); }
+  head(path, handler) { return this.route('HEAD', path, handler); }
+  options(path, handler) { return this.route('OPTIONS', path, handler); }
+  all(path, handler) {
+    for (const m of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) this.route(m, path, handler);
+    return this;
+  }
+
+  /**
+   * Starts serving on Node's event loop. Resolves with the address
+   * ("http://127.0.0.1:8080"); `app.port` is the bound port (useful with port 0).
+   * opts: { host = '127.0.0.1', port = 0, reusePort, maxBodyBytes, ... }.
+   */
+  listen(opts, cb) {
+    if (typeof opts === 'number') opts = { port: opts };
+    opts = Object.assign({}, this._options, opts || {});
+    const p = new Promise((resolve) => {
+      if (this._server !== undefined) throw new Error('quicklane: already listening; close() first');
+      const host = opts.host || '127.0.0.1';
+      const port = opts.port === undefined ? 0 : Number(opts.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError('port must be 0..65535');
+      this._server = native.listen(this._app, host, port, opts);
+      listening.add(this);
+      this._port = native.port(this._server);
+      this._host = host;
+      resolve(this.url);
+    });
+    if (typeof cb === 'function') p.then((a) => cb(null, a), (e) => cb(e));
+    return p;
+  }
+
+  /** The bound port (0 when not listening). */
+  get port() { return this._server !== undefined ? this._port : 0; }
+  get url() {
+    if (this._server === undefined) return undefined;
+    const h = this._host.includes(':') ? `[${this._host}]` : this._host;
+    return `http://${h}:${this._port}`;
+  }
+  address() {
+    if (this._server === undefined) return null;
+    return { address: this._host, family: this._host.includes(':') ? 'IPv6' : 'IPv4', port: this._port };
+  }
+  get listening() { return this._server !== undefined && this._closing === undefined; }
+  /** Counters from the core: connectionsOpen, connectionsTotal, requestsTotal, requestsInFlight. */
+  stats() { return this._server !== undefined ? native.stats(this._server) : null; }
+
+  /**
+   * Graceful stop: stops accepting, closes idle keep-alive connections, lets
+   * in-flight requests finish for up to `timeoutMs` (default 5000), then
+   * closes the rest. Resolves once every connection and handle is closed.
+   */
+  close(timeoutMs) {
+    if (this._closing !== undefined) return this._closing;
+    if (this._server === undefined) return Promise.resolve();
+    const server = this._server;
+    const timeout = timeoutMs === undefined ? 5000 : Math.max(0, Math.min(0xffffffff, timeoutMs | 0));
+    this._closing = new Promise((resolve, reject) => {
+      const finish = () => {
+        markGone(native.free(server));
+        listening.delete(this);
+        this._server = undefined;
+        this._closing = undefined;
+        resolve();
+      };
+      try {
+        // The callback runs inside the core's close callback: free from a later turn.
+        if (!native.close(server, timeout, () => setImmediate(finish))) setImmediate(finish);
+      } catch (e) {
+        reject(e);
+      }
+    });
+    this._closing.catch(() => { this._closing = undefined; });
+    return this._closing;
+  }
+}
+
+function app(options) {
+  return new App(options);
+}
+
+module.exports = {
+  app,
+  App,
+  Request,
+  Reply,
+  version: native.version,
+  abiVersion: native.abiVersion,
+  features: { reusePort: native.reusePort },
+};
+module.exports.default = module.exports;

@@ -1,0 +1,5 @@
+// ESM entry point: the same module as the CommonJS one.
+import quicklane from './index.js';
+
+export const { app, App, Request, Reply, version, abiVersion, features } = quicklane;
+export default quicklane;

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// npm "install" script: builds the addon with node-gyp against the headers
+// installed with Node (no download from nodejs.org), two jobs at most.
+// Incremental: reconfigures only when there is no build/Makefile yet.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const { spawnSync } = require('child_process');
+
+const root = path.join(__dirname, '..');
+
+function nodeDir() {
+  const candidates = [];
+  if (process.env.QUICKLANE_NODEDIR) candidates.push(process.env.QUICKLANE_NODEDIR);
+  if (process.env.npm_config_nodedir) candidates.push(process.env.npm_config_nodedir);
+  // /usr/bin/node -> /usr (headers in /usr/include/node)
+  candidates.push(path.dirname(path.dirname(process.execPath)));
+  candidates.push('/usr', '/usr/local');
+  for (const dir of candidates) {
+    if (fs.existsSync(path.join(dir, 'include', 'node', 'node_api.h')) &&
+        fs.existsSync(path.join(dir, 'include', 'node', 'uv.h'))) return dir;
+  }
+  console.error('quicklane: Node headers not found (looked for include/node/node_api.h and uv.h under ' +
+    candidates.join(', ') + '); set QUICKLANE_NODEDIR');
+  process.exit(1);
+}
+
+function nodeGyp() {
+  const tries = [];
+  if (process.env.npm_config_node_gyp) tries.push(process.env.npm_config_node_gyp);
+  try { tries.push(require.resolve('node-gyp/bin/node-gyp.js')); } catch {}
+  // npm ships node-gyp: <prefix>/lib/node_modules/npm/node_modules/node-gyp
+  const npmDirs = [path.join(path.dirname(path.dirname(process.execPath)), 'lib', 'node_modules', 'npm'),
+    '/usr/lib/node_modules/npm', '/usr/share/nodejs/npm', '/usr/local/lib/node_modules/npm'];
+  for (const d of npmDirs) tries.push(path.join(d, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  for (const t of tries) if (t && fs.existsSync(t)) return t;
+  console.error('quicklane: node-gyp not found (it ships with npm)');
+  process.exit(1);
+}
+
+const gyp = nodeGyp();
+const nodedir = nodeDir();
+const common = [`--nodedir=${nodedir}`, '--jobs=' + (process.env.QUICKLANE_JOBS || '2')];
+function run(args) {
+  const r = spawnSync(process.execPath, [gyp, ...args, ...common], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status || 1);
+}
+if (!fs.existsSync(path.join(root, 'build', 'Makefile')) || process.env.QUICKLANE_REBUILD) {
+  run(['configure']);
+}
+run(['build']);

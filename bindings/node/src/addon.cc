@@ -1,0 +1,758 @@
+// quicklane Node addon: the core runs on Node's own libuv loop
+// (napi_get_uv_event_loop) through ql_server_start_on_loop, and JS handlers
+// are called directly from the core's handler callback on the main thread.
+//
+// Only the C ABI (quicklane.h) is used. The core, the C door and llhttp are
+// compiled into this addon with hidden visibility; every uv_* symbol resolves
+// from the node binary, so there is exactly one libuv in the process.
+//
+// Requests are handed to JS as small integers ("slots") into a per-env table
+// that holds the borrowed ql_request*; JS reads request data lazily through
+// accessors below, which stay valid until the request is answered (or its
+// server is freed). Handlers run inside napi_make_callback, so promises and
+// microtasks run after each call, as for any Node I/O callback.
+#define NAPI_VERSION 8
+#include <napi.h>
+#include <uv.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "quicklane.h"
+
+namespace {
+
+constexpr uint32_t kNoSlot = 0xffffffffu;
+
+// ql_server_options.reuse_port is the proposed append (see docs/node.md);
+// detected at compile time so the addon builds against either header.
+template <class T>
+constexpr bool kHasReusePort = requires(T x) { x.reuse_port; };
+template <class T>
+bool set_reuse_port(T &o) {
+    if constexpr (kHasReusePort<T>) {
+        o.reuse_port = 1;
+        return true;
+    } else {
+        (void)o;
+        return false;
+    }
+}
+
+struct Slot {
+    ql_request *req = nullptr;
+    ql_server *srv = nullptr;
+    ql_req_id id = 0;
+    uint32_t next_free = kNoSlot;
+    bool busy = false;
+    bool aborted = false;
+};
+
+struct ServerBox;
+
+// Per Node environment (main thread or a worker_thread): context-aware.
+struct Instance {
+    napi_env env = nullptr;
+    uv_loop_t *loop = nullptr;
+    napi_ref dispatch = nullptr;   // (routeId, slot) => void
+    napi_ref on_abort = nullptr;   // (slot) => void
+    napi_ref resource = nullptr;
+    napi_async_context async_ctx = nullptr;
+    std::vector<Slot> slots;
+    uint32_t free_head = kNoSlot;
+    std::string scratch;  // reused for string bodies
+    std::vector<std::string> hdr_store;
+    // Servers of this env. A box is deleted once its server is freed AND its
+    // JS External was finalized (whichever comes last).
+    std::unordered_set<ServerBox *> servers;
+    // Env teardown (worker_thread exit, process exit): servers still running
+    // are stopped without JS, and Node waits (async cleanup hook) until their
+    // handles are closed, so its loop closes cleanly.
+    bool tearing_down = false;
+    napi_async_cleanup_hook_handle teardown_hook = nullptr;
+    uint32_t teardown_pending = 0;
+    uv_timer_t teardown_timer;
+    bool teardown_timer_live = false;
+    bool data_released = false;  // Node released the instance data during teardown
+
+    uint32_t alloc(ql_request *req) {
+        uint32_t i;
+        if (free_head != kNoSlot) {
+            i = free_head;
+            free_head = slots[i].next_free;
+        } else {
+            i = static_cast<uint32_t>(slots.size());
+            slots.emplace_back();
+        }
+        Slot &s = slots[i];
+        s.req = req;
+        s.srv = ql_request_server(req);
+        s.id = ql_request_id(req);
+        s.busy = true;
+        s.aborted = false;
+        return i;
+    }
+    void release(uint32_t i) {
+        Slot &s = slots[i];
+        s.busy = false;
+        s.req = nullptr;
+        s.srv = nullptr;
+        s.next_free = free_head;
+        free_head = i;
+    }
+    Slot *live(uint32_t i) { return i < slots.size() && slots[i].busy ? &slots[i] : nullptr; }
+};
+
+struct Route {
+    Instance *inst;
+    uint32_t id;
+};
+
+struct AppBox {
+    ql_app *app = nullptr;
+};
+
+struct ServerBox {
+    Instance *inst = nullptr;
+    ql_server *srv = nullptr;
+    napi_ref on_closed = nullptr;
+    bool stopping = false;  // stop_async called
+    bool stopped = false;   // its handles are closed (done ran)
+    bool js_alive = true;   // the External has not been finalized
+};
+
+// Finishes requests still held for this server (their clients are gone) so
+// their slots are free, then frees the server. Only once its handles closed,
+// or before it started. Returns the slots released.
+std::vector<uint32_t> free_server(ServerBox *box) {
+    std::vector<uint32_t> killed;
+    Instance *in = box->inst;
+    if (!box->srv) return killed;
+    for (uint32_t i = 0; i < in->slots.size(); ++i) {
+        Slot &s = in->slots[i];
+        if (!s.busy || s.srv != box->srv) continue;
+        ql_response r = QL_RESPONSE_INIT;
+        r.status = 503;
+        ql_respond(s.srv, s.id, &r, nullptr);
+        in->release(i);
+        killed.push_back(i);
+    }
+    ql_server_free(&box->srv);
+    if (!box->js_alive) {
+        in->servers.erase(box);
+        delete box;
+    }
+    return killed;
+}
+
+void throw_ql(napi_env env, ql_status st, ql_error *err) {
+    std::string msg = err ? ql_error_message(err) : "";
+    if (msg.empty()) msg = ql_status_name(st);
+    ql_error_free(&err);
+    Napi::Error e = Napi::Error::New(env, "quicklane: " + msg);
+    e.Set("code", Napi::String::New(env, ql_status_name(st)));
+    e.ThrowAsJavaScriptException();
+}
+
+// Calls a JS function from a libuv callback: handle scope + callback scope
+// (microtasks and nextTicks run when it returns). An exception escaping the
+// JS side is reported like any uncaught exception in Node.
+void call_js(Instance *in, napi_ref fn_ref, size_t argc, napi_value *argv) {
+    napi_env env = in->env;
+    napi_value fn, recv, result;
+    napi_get_reference_value(env, fn_ref, &fn);
+    napi_get_global(env, &recv);  // napi_make_callback wants an object receiver
+    napi_status st = napi_make_callback(env, in->async_ctx, recv, fn, argc, argv, &result);
+    if (st == napi_pending_exception) {
+        napi_value exc;
+        napi_get_and_clear_last_exception(env, &exc);
+        napi_fatal_exception(env, exc);
+    } else if (st != napi_ok) {
+        std::fprintf(stderr, "quicklane: napi_make_callback failed (%d)\n", static_cast<int>(st));
+    }
+}
+
+void finish_as_500(Instance *in, uint32_t slot) {
+    Slot *s = in->live(slot);
+    if (!s) return;
+    static const char body[] = "{\"detail\":\"Internal Server Error\"}";
+    ql_response r = QL_RESPONSE_INIT;
+    r.status = 500;
+    r.content_type = "application/json";
+    r.content_type_len = 16;
+    r.body = body;
+    r.body_len = sizeof body - 1;
+    ql_respond(s->srv, s->id, &r, nullptr);
+    in->release(slot);
+}
+
+void on_request(void *ud, ql_request *req) {
+    auto *route = static_cast<Route *>(ud);
+    Instance *in = route->inst;
+    uint32_t slot = in->alloc(req);
+    ql_request_set_tag(req, reinterpret_cast<void *>(static_cast<uintptr_t>(slot) + 1));
+    if (in->tearing_down) {  // JS is gone: nobody can answer
+        finish_as_500(in, slot);
+        return;
+    }
+    napi_handle_scope hs;
+    napi_open_handle_scope(in->env, &hs);
+    napi_value argv[2];
+    napi_create_uint32(in->env, route->id, &argv[0]);
+    napi_create_uint32(in->env, slot, &argv[1]);
+    call_js(in, in->dispatch, 2, argv);
+    napi_close_handle_scope(in->env, hs);
+}
+
+void on_abort(void *ud, ql_req_id id, void *tag) {
+    auto *route = static_cast<Route *>(ud);
+    Instance *in = route->inst;
+    uint32_t slot = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(tag)) - 1;
+    Slot *s = in->live(slot);
+    if (!s || s->id != id) return;
+    s->aborted = true;
+    if (in->tearing_down) return;
+    napi_handle_scope hs;
+    napi_open_handle_scope(in->env, &hs);
+    napi_value argv[1];
+    napi_create_uint32(in->env, slot, &argv[0]);
+    call_js(in, in->on_abort, 1, argv);
+    napi_close_handle_scope(in->env, hs);
+}
+
+void destroy_route(void *ud) { delete static_cast<Route *>(ud); }
+
+Instance *inst_of(const Napi::CallbackInfo &info) { return static_cast<Instance *>(info.Data()); }
+
+std::string str_arg(const Napi::Value &v) { return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(); }
+
+Slot *slot_arg(const Napi::CallbackInfo &info) {
+    Instance *in = inst_of(info);
+    uint32_t i = info[0].As<Napi::Number>().Uint32Value();
+    Slot *s = in->live(i);
+    if (!s) {
+        Napi::Error::New(info.Env(),
+                         "quicklane: request data is no longer available (the response was sent or the server closed)")
+            .ThrowAsJavaScriptException();
+    }
+    return s;
+}
+
+Napi::Value make_str(napi_env env, ql_str s) {
+    napi_value v;
+    napi_create_string_utf8(env, s.data, s.len, &v);
+    return Napi::Value(env, v);
+}
+
+// ---- setup -----------------------------------------------------------------
+
+Napi::Value Init(const Napi::CallbackInfo &info) {
+    Instance *in = inst_of(info);
+    napi_env env = info.Env();
+    if (in->dispatch) napi_delete_reference(env, in->dispatch);
+    if (in->on_abort) napi_delete_reference(env, in->on_abort);
+    napi_create_reference(env, info[0], 1, &in->dispatch);
+    napi_create_reference(env, info[1], 1, &in->on_abort);
+    return info.Env().Undefined();
+}
+
+Napi::Value AppNew(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    auto *box = new AppBox();
+    ql_error *err = nullptr;
+    ql_status st = ql_app_new(&box->app, &err);
+    if (st != QL_OK) {
+        delete box;
+        throw_ql(env, st, err);
+        return env.Undefined();
+    }
+    return Napi::External<AppBox>::New(env, box, [](Napi::Env, AppBox *b) {
+        ql_app_free(&b->app);
+        delete b;
+    });
+}
+
+// route(app, method, pattern, routeId)
+Napi::Value AppRoute(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
+    std::string method = str_arg(info[1]), pattern = str_arg(info[2]);
+    auto *route = new Route{inst_of(info), info[3].As<Napi::Number>().Uint32Value()};
+    ql_handler h = QL_HANDLER_INIT;
+    h.on_request = on_request;
+    h.on_abort = on_abort;
+    h.user_data = route;
+    h.destroy = destroy_route;
+    ql_error *err = nullptr;
+    ql_status st = ql_app_route(box->app, method.data(), method.size(), pattern.data(), pattern.size(), &h, &err);
+    if (st != QL_OK) {
+        // Refused routes are not kept: destroy is not called for them.
+        delete route;
+        throw_ql(env, st, err);
+    }
+    return env.Undefined();
+}
+
+// Fills a response from (status, contentType, headers [n, v, ...], body).
+bool fill_response(Napi::Env env, Instance *in, const Napi::CallbackInfo &info, size_t at, ql_response &r,
+                   std::vector<ql_header> &hdrs, std::string &type) {
+    r.status = info[at].As<Napi::Number>().Int32Value();
+    if (info[at + 1].IsString()) {
+        type = info[at + 1].As<Napi::String>().Utf8Value();
+        r.content_type = type.data();
+        r.content_type_len = type.size();
+    }
+    hdrs.clear();
+    in->hdr_store.clear();
+    if (info[at + 2].IsArray()) {
+        Napi::Array a = info[at + 2].As<Napi::Array>();
+        uint32_t n = a.Length();
+        in->hdr_store.reserve(n);
+        for (uint32_t i = 0; i < n; ++i) in->hdr_store.push_back(a.Get(i).ToString().Utf8Value());
+        for (uint32_t i = 0; i + 1 < n; i += 2) {
+            const std::string &k = in->hdr_store[i], &v = in->hdr_store[i + 1];
+            hdrs.push_back(ql_header{k.data(), k.size(), v.data(), v.size()});
+        }
+        r.headers = hdrs.data();
+        r.header_count = hdrs.size();
+    }
+    Napi::Value body = info[at + 3];
+    if (body.IsString()) {
+        size_t len = 0;
+        napi_get_value_string_utf8(env, body, nullptr, 0, &len);
+        in->scratch.resize(len + 1);
+        napi_get_value_string_utf8(env, body, in->scratch.data(), len + 1, &len);
+        r.body = in->scratch.data();
+        r.body_len = len;
+    } else if (body.IsTypedArray()) {
+        Napi::TypedArray ta = body.As<Napi::TypedArray>();
+        r.body = static_cast<const char *>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+        r.body_len = ta.ByteLength();
+    } else if (body.IsArrayBuffer()) {
+        Napi::ArrayBuffer ab = body.As<Napi::ArrayBuffer>();
+        r.body = static_cast<const char *>(ab.Data());
+        r.body_len = ab.ByteLength();
+    }
+    return true;
+}
+
+// static(app, method, pattern, status, contentType, headers, body)
+Napi::Value AppStatic(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
+    std::string method = str_arg(info[1]), pattern = str_arg(info[2]), type;
+    ql_response r = QL_RESPONSE_INIT;
+    std::vector<ql_header> hdrs;
+    fill_response(env, inst_of(info), info, 3, r, hdrs, type);
+    ql_error *err = nullptr;
+    ql_status st = ql_app_static(box->app, method.data(), method.size(), pattern.data(), pattern.size(), &r, &err);
+    if (st != QL_OK) throw_ql(env, st, err);
+    return env.Undefined();
+}
+
+// ---- servers -----------------------------------------------------------------
+
+// listen(app, host, port, {maxBodyBytes, ..., reusePort}) -> External<ServerBox>
+Napi::Value Listen(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Instance *in = inst_of(info);
+    AppBox *app = info[0].As<Napi::External<AppBox>>().Data();
+    std::string host = str_arg(info[1]);
+    ql_server_options o = QL_SERVER_OPTIONS_INIT;
+    if (!host.empty()) {
+        o.host = host.data();
+        o.host_len = host.size();
+    }
+    o.port = static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value());
+    bool want_reuse = false;
+    if (info[3].IsObject()) {
+        Napi::Object opt = info[3].As<Napi::Object>();
+        auto u32 = [&](const char *k, uint32_t &dst) {
+            Napi::Value v = opt.Get(k);
+            if (v.IsNumber()) dst = v.As<Napi::Number>().Uint32Value();
+        };
+        u32("maxHeaderBytes", o.max_header_bytes);
+        u32("maxUrlBytes", o.max_url_bytes);
+        u32("maxHeaders", o.max_headers);
+        u32("headerTimeoutMs", o.header_timeout_ms);
+        u32("idleTimeoutMs", o.idle_timeout_ms);
+        u32("maxConnections", o.max_connections);
+        u32("maxPipeline", o.max_pipeline);
+        u32("backlog", o.backlog);
+        Napi::Value mb = opt.Get("maxBodyBytes");
+        if (mb.IsNumber()) o.max_body_bytes = static_cast<uint64_t>(mb.As<Napi::Number>().Int64Value());
+        want_reuse = opt.Get("reusePort").ToBoolean().Value();
+    }
+    if (want_reuse) {
+        // Appended to ql_server_options by the "reuse_port" proposal; used
+        // when the header this addon is built against has it.
+        if (!set_reuse_port(o)) {
+            Napi::Error::New(env, "quicklane: reusePort is not supported by this build of the core")
+                .ThrowAsJavaScriptException();
+            return env.Undefined();
+        }
+    }
+    auto *box = new ServerBox();
+    box->inst = in;
+    ql_error *err = nullptr;
+    ql_status st = ql_server_new(app->app, &o, &box->srv, &err);
+    if (st == QL_OK) st = ql_server_start_on_loop(box->srv, in->loop, &err);
+    if (st != QL_OK) {
+        // A failed start may leave a listener closing on the loop: free on
+        // the loop thread releases the server once that handle has closed.
+        ql_server_free(&box->srv);
+        delete box;
+        throw_ql(env, st, err);
+        return env.Undefined();
+    }
+    // The JS App keeps this External alive until close() has freed the server.
+    in->servers.insert(box);
+    // JS keeps the External alive while the server runs (index.js holds
+    // listening apps), so a finalizer with a live server only happens at env
+    // teardown, which the cleanup hook handles.
+    return Napi::External<ServerBox>::New(env, box, [](Napi::Env, ServerBox *b) {
+        b->js_alive = false;
+        if (!b->srv) {
+            b->inst->servers.erase(b);
+            delete b;
+        }
+    });
+}
+
+Napi::Value Port(const Napi::CallbackInfo &info) {
+    ServerBox *box = info[0].As<Napi::External<ServerBox>>().Data();
+    return Napi::Number::New(info.Env(), box->srv ? ql_server_port(box->srv) : 0);
+}
+
+void teardown_step(Instance *in);
+
+void on_stopped(void *ud) {
+    auto *box = static_cast<ServerBox *>(ud);
+    box->stopped = true;
+    Instance *in = box->inst;
+    if (in->tearing_down) {
+        // Inside the core's close callback: free from a timer callback.
+        teardown_step(in);
+        return;
+    }
+    napi_ref cb = box->on_closed;
+    box->on_closed = nullptr;
+    if (!cb) return;
+    napi_env env = box->inst->env;
+    napi_handle_scope hs;
+    napi_open_handle_scope(env, &hs);
+    call_js(box->inst, cb, 0, nullptr);
+    napi_delete_reference(env, cb);
+    napi_close_handle_scope(env, hs);
+}
+
+// close(server, timeoutMs, cb): graceful stop on the loop; cb runs once every
+// handle is closed. JS then calls free() from a later tick.
+Napi::Value Close(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    ServerBox *box = info[0].As<Napi::External<ServerBox>>().Data();
+    if (!box->srv || box->stopping) return Napi::Boolean::New(env, false);
+    uint32_t timeout = info[1].As<Napi::Number>().Uint32Value();
+    napi_create_reference(env, info[2], 1, &box->on_closed);
+    ql_error *err = nullptr;
+    ql_status st = ql_server_stop_async(box->srv, timeout, on_stopped, box, &err);
+    if (st != QL_OK) {
+        napi_delete_reference(env, box->on_closed);
+        box->on_closed = nullptr;
+        throw_ql(env, st, err);
+        return env.Undefined();
+    }
+    box->stopping = true;
+    return Napi::Boolean::New(env, true);
+}
+
+// free(server) -> [slots]: finishes requests that JS still holds (their
+// clients are gone: the stop aborted them), frees the server, and returns the
+// slots so JS can mark those requests as gone.
+Napi::Value Free(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Instance *in = inst_of(info);
+    ServerBox *box = info[0].As<Napi::External<ServerBox>>().Data();
+    (void)in;
+    Napi::Array killed = Napi::Array::New(env);
+    uint32_t k = 0;
+    for (uint32_t slot : free_server(box)) killed.Set(k++, Napi::Number::New(env, slot));
+    return killed;
+}
+
+Napi::Value Stats(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    ServerBox *box = info[0].As<Napi::External<ServerBox>>().Data();
+    Napi::Object o = Napi::Object::New(env);
+    ql_server_stats s = QL_SERVER_STATS_INIT;
+    if (box->srv && ql_server_stats_get(box->srv, &s, nullptr) == QL_OK) {
+        o.Set("connectionsOpen", Napi::Number::New(env, double(s.connections_open)));
+        o.Set("connectionsTotal", Napi::Number::New(env, double(s.connections_total)));
+        o.Set("requestsTotal", Napi::Number::New(env, double(s.requests_total)));
+        o.Set("requestsInFlight", Napi::Number::New(env, double(s.requests_in_flight)));
+    }
+    return o;
+}
+
+// ---- answering -----------------------------------------------------------------
+
+// respond(slot, status, contentType, headers, body) -> ql_status
+Napi::Value Respond(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Instance *in = inst_of(info);
+    uint32_t i = info[0].As<Napi::Number>().Uint32Value();
+    Slot *s = in->live(i);
+    if (!s) return Napi::Number::New(env, QL_E_GONE);
+    ql_response r = QL_RESPONSE_INIT;
+    std::vector<ql_header> hdrs;
+    std::string type;
+    fill_response(env, in, info, 1, r, hdrs, type);
+    ql_error *err = nullptr;
+    ql_status st = ql_respond(s->srv, s->id, &r, &err);
+    if (st == QL_E_INVALID) {
+        // Bad fields: the request stays unanswered and valid; JS reports it.
+        std::string msg = err ? ql_error_message(err) : "invalid response";
+        ql_error_free(&err);
+        Napi::Error::New(env, "quicklane: " + msg).ThrowAsJavaScriptException();
+        return env.Undefined();
+    }
+    ql_error_free(&err);
+    if (st != QL_E_ALREADY_SENT) in->release(i);
+    return Napi::Number::New(env, st);
+}
+
+// finishError(slot): last-resort 500 when JS could not build an answer.
+Napi::Value Finish500(const Napi::CallbackInfo &info) {
+    finish_as_500(inst_of(info), info[0].As<Napi::Number>().Uint32Value());
+    return info.Env().Undefined();
+}
+
+// ---- request accessors (valid until answered) ---------------------------------
+
+Napi::Value ReqMethod(const Napi::CallbackInfo &info) {
+    Slot *s = slot_arg(info);
+    return s ? make_str(info.Env(), ql_request_method(s->req)) : info.Env().Undefined();
+}
+Napi::Value ReqTarget(const Napi::CallbackInfo &info) {
+    Slot *s = slot_arg(info);
+    return s ? make_str(info.Env(), ql_request_target(s->req)) : info.Env().Undefined();
+}
+Napi::Value ReqPath(const Napi::CallbackInfo &info) {
+    Slot *s = slot_arg(info);
+    return s ? make_str(info.Env(), ql_request_path(s->req)) : info.Env().Undefined();
+}
+Napi::Value ReqRoute(const Napi::CallbackInfo &info) {
+    Slot *s = slot_arg(info);
+    return s ? make_str(info.Env(), ql_request_route(s->req)) : info.Env().Undefined();
+}
+Napi::Value ReqQueryString(const Napi::CallbackInfo &info) {
+    Slot *s = slot_arg(info);
+    return s ? make_str(info.Env(), ql_request_query_string(s->req)) : info.Env().Undefined();
+}
+Napi::Value ReqIp(const Napi::CallbackInfo &info) {
+    Slot *s = slot_arg(info);
+    return s ? make_str(info.Env(), ql_request_client_ip(s->req)) : info.Env().Undefined();
+}
+Napi::Value ReqAborted(const Napi::CallbackInfo &info) {
+    Instance *in = inst_of(info);
+    Slot *s = in->live(info[0].As<Napi::Number>().Uint32Value());
+    return Napi::Boolean::New(info.Env(), !s || s->aborted);
+}
+
+Napi::Value ReqParams(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Slot *s = slot_arg(info);
+    if (!s) return env.Undefined();
+    Napi::Object o = Napi::Object::New(env);
+    size_t n = ql_request_param_count(s->req);
+    for (size_t i = 0; i < n; ++i) {
+        ql_str k, v;
+        if (ql_request_param_at(s->req, i, &k, &v)) o.Set(make_str(env, k), make_str(env, v));
+    }
+    return o;
+}
+
+// Flat [name, value, ...] arrays: JS folds repeats (query → arrays).
+Napi::Value ReqQuery(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Slot *s = slot_arg(info);
+    if (!s) return env.Undefined();
+    size_t n = ql_request_query_count(s->req);
+    Napi::Array a = Napi::Array::New(env, n * 2);
+    for (size_t i = 0; i < n; ++i) {
+        ql_str k, v;
+        ql_request_query_at(s->req, i, &k, &v);
+        a.Set(uint32_t(2 * i), make_str(env, k));
+        a.Set(uint32_t(2 * i + 1), make_str(env, v));
+    }
+    return a;
+}
+
+// Header names lower-cased (ASCII tokens); values as latin1, like node:http.
+Napi::Value ReqHeaders(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Slot *s = slot_arg(info);
+    if (!s) return env.Undefined();
+    size_t n = ql_request_header_count(s->req);
+    Napi::Array a = Napi::Array::New(env, n * 2);
+    char lower[256];
+    for (size_t i = 0; i < n; ++i) {
+        ql_str k, v;
+        ql_request_header_at(s->req, i, &k, &v);
+        size_t kl = k.len < sizeof lower ? k.len : sizeof lower;
+        for (size_t j = 0; j < kl; ++j) {
+            char c = k.data[j];
+            lower[j] = (c >= 'A' && c <= 'Z') ? char(c + 32) : c;
+        }
+        napi_value name, value;
+        napi_create_string_latin1(env, lower, kl, &name);
+        napi_create_string_latin1(env, v.data, v.len, &value);
+        a.Set(uint32_t(2 * i), Napi::Value(env, name));
+        a.Set(uint32_t(2 * i + 1), Napi::Value(env, value));
+    }
+    return a;
+}
+
+Napi::Value ReqHeader(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Slot *s = slot_arg(info);
+    if (!s) return env.Undefined();
+    std::string name = str_arg(info[1]);
+    ql_str v;
+    if (!ql_request_header(s->req, name.data(), name.size(), &v)) return env.Undefined();
+    napi_value value;
+    napi_create_string_latin1(env, v.data, v.len, &value);
+    return Napi::Value(env, value);
+}
+
+// A copy of the body (the borrowed bytes go away once answered).
+Napi::Value ReqBody(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Slot *s = slot_arg(info);
+    if (!s) return env.Undefined();
+    ql_str b = ql_request_body(s->req);
+    return Napi::Buffer<char>::Copy(env, b.data, b.len);
+}
+
+// The body decoded as UTF-8 text (for json()).
+Napi::Value ReqBodyText(const Napi::CallbackInfo &info) {
+    Slot *s = slot_arg(info);
+    return s ? make_str(info.Env(), ql_request_body(s->req)) : info.Env().Undefined();
+}
+
+// Frees every stopped server; when none is left running, lets Node go on.
+void teardown_step(Instance *in) {
+    if (!in->teardown_timer_live) {
+        uv_timer_init(in->loop, &in->teardown_timer);
+        in->teardown_timer.data = in;
+        in->teardown_timer_live = true;
+    }
+    uv_timer_start(
+        &in->teardown_timer,
+        [](uv_timer_t *t) {
+            auto *in = static_cast<Instance *>(t->data);
+            std::vector<ServerBox *> boxes(in->servers.begin(), in->servers.end());
+            bool running = false;
+            for (ServerBox *b : boxes) {
+                if (b->srv && b->stopped)
+                    free_server(b);
+                else if (b->srv)
+                    running = true;
+            }
+            if (running) return;  // the next on_stopped restarts the timer
+            uv_close(reinterpret_cast<uv_handle_t *>(t), [](uv_handle_t *h) {
+                auto *in = static_cast<Instance *>(h->data);
+                in->teardown_timer_live = false;
+                napi_async_cleanup_hook_handle hook = in->teardown_hook;
+                in->teardown_hook = nullptr;
+                bool release = in->data_released;
+                if (hook) napi_remove_async_cleanup_hook(hook);
+                if (release) delete in;
+            });
+        },
+        0, 0);
+}
+
+void on_env_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
+    auto *in = static_cast<Instance *>(arg);
+    in->tearing_down = true;
+    bool any = false;
+    for (ServerBox *b : in->servers) {
+        if (!b->srv) continue;
+        any = true;
+        // A close() in progress finishes here too (its JS callback is skipped).
+        if (!b->stopping && !b->stopped) {
+            b->stopping = true;
+            if (ql_server_stop_async(b->srv, 0, on_stopped, b, nullptr) != QL_OK) b->stopped = true;
+        }
+    }
+    if (!any) {
+        napi_remove_async_cleanup_hook(handle);
+        return;
+    }
+    in->teardown_hook = handle;
+    teardown_step(in);
+}
+
+void cleanup_instance(napi_env env, void *data, void *) {
+    auto *in = static_cast<Instance *>(data);
+    if (in->async_ctx) napi_async_destroy(env, in->async_ctx);
+    in->async_ctx = nullptr;
+    if (in->teardown_hook) {
+        in->data_released = true;  // servers are still closing: freed by the hook
+        return;
+    }
+    delete in;
+}
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+    auto *in = new Instance();
+    in->env = env;
+    uv_loop_t *loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    in->loop = loop;
+    napi_value resource = Napi::Object::New(env), name = Napi::String::New(env, "quicklane.request");
+    napi_async_init(env, resource, name, &in->async_ctx);
+    napi_set_instance_data(env, in, cleanup_instance, nullptr);
+    napi_add_async_cleanup_hook(env, on_env_teardown, in, nullptr);
+
+    auto fn = [&](const char *n, Napi::Function::Callback cb) {
+        exports.Set(n, Napi::Function::New(env, cb, n, in));
+    };
+    fn("init", Init);
+    fn("appNew", AppNew);
+    fn("route", AppRoute);
+    fn("static", AppStatic);
+    fn("listen", Listen);
+    fn("port", Port);
+    fn("close", Close);
+    fn("free", Free);
+    fn("stats", Stats);
+    fn("respond", Respond);
+    fn("finish500", Finish500);
+    fn("method", ReqMethod);
+    fn("target", ReqTarget);
+    fn("path", ReqPath);
+    fn("route_", ReqRoute);
+    fn("queryString", ReqQueryString);
+    fn("ip", ReqIp);
+    fn("aborted", ReqAborted);
+    fn("params", ReqParams);
+    fn("query", ReqQuery);
+    fn("headers", ReqHeaders);
+    fn("header", ReqHeader);
+    fn("body", ReqBody);
+    fn("bodyText", ReqBodyText);
+    exports.Set("version", Napi::String::New(env, ql_version()));
+    exports.Set("abiVersion", Napi::Number::New(env, ql_abi_version()));
+    exports.Set("uvVersion", Napi::String::New(env, uv_version_string()));
+    exports.Set("reusePort", Napi::Boolean::New(env, kHasReusePort<ql_server_options>));
+    return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(quicklane, InitModule)

@@ -1,0 +1,2 @@
+/* Debian node-llhttp C source, compiled into the addon (hidden visibility). */
+#include <llhttp.c>
