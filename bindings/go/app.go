@@ -1,0 +1,537 @@
+package quicklane
+
+/*
+#include <stdlib.h>
+#include "qlgo.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"log"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/cgo"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// HandlerFunc answers one request. Returning an error that was not already
+// answered gives a 500 with a JSON body (an *HTTPError gives its own status);
+// a panic does the same and the process lives on.
+type HandlerFunc func(c *Context) error
+
+// ErrServerClosed is returned by Listen and ListenAndServe after Shutdown.
+// It is http.ErrServerClosed, so existing checks keep working.
+var ErrServerClosed = http.ErrServerClosed
+
+// Option configures an App (see New).
+type Option func(*App)
+
+// WithWorkers sets the number of native event loops (threads). 0 means one
+// per CPU core.
+func WithWorkers(n int) Option { return func(a *App) { a.workers = n } }
+
+// WithPollers sets how many goroutines wait on the native queue for batches
+// of requests. Each one holds an OS thread while it waits. The default is
+// GOMAXPROCS, clamped to 2..4.
+func WithPollers(n int) Option { return func(a *App) { a.pollers = n } }
+
+// WithMaxBodyBytes sets the largest request body the core accepts (larger
+// ones get 413 without reaching Go). 0 means the core's default (1 MiB).
+func WithMaxBodyBytes(n int64) Option { return func(a *App) { a.maxBody = n } }
+
+// WithErrorLog sets the logger for handler errors and panics (log.Default()
+// when nil). Use log.New(io.Discard, "", 0) to silence it.
+func WithErrorLog(l *log.Logger) Option { return func(a *App) { a.errorLog = l } }
+
+type routeKind int
+
+const (
+	routeGo routeKind = iota
+	routeStatic
+)
+
+type route struct {
+	kind        routeKind
+	method      string
+	pattern     string
+	handler     HandlerFunc
+	contentType string
+	body        []byte
+}
+
+// App holds routes and serves them on the native core. Routes are added
+// before Listen or Start; a route added while serving takes effect at the
+// next start. An App serves at most one server at a time and may be started
+// again after Shutdown.
+type App struct {
+	workers  int
+	pollers  int
+	maxBody  int64
+	errorLog *log.Logger
+
+	mu     sync.Mutex
+	routes []route
+	srv    *server
+}
+
+// New returns an App with no routes.
+func New(opts ...Option) *App {
+	a := &App{}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// Static registers a route answered entirely by the native core with a fixed
+// response (status 200): the request never enters Go.
+func (a *App) Static(method, path, contentType string, body []byte) {
+	a.add(route{kind: routeStatic, method: method, pattern: path, contentType: contentType,
+		body: append([]byte(nil), body...)})
+}
+
+// Handle registers h for method and pattern. Patterns use "{name}" (or
+// ":name") for a path segment and a trailing "{name...}" (or "*name") for
+// the rest of the path. Conflicting routes are reported by Start/Listen.
+func (a *App) Handle(method, pattern string, h HandlerFunc) {
+	a.add(route{kind: routeGo, method: method, pattern: pattern, handler: h})
+}
+
+// GET registers h for GET (HEAD requests are answered from it by the core).
+func (a *App) GET(pattern string, h HandlerFunc) { a.Handle("GET", pattern, h) }
+
+// POST registers h for POST.
+func (a *App) POST(pattern string, h HandlerFunc) { a.Handle("POST", pattern, h) }
+
+// PUT registers h for PUT.
+func (a *App) PUT(pattern string, h HandlerFunc) { a.Handle("PUT", pattern, h) }
+
+// PATCH registers h for PATCH.
+func (a *App) PATCH(pattern string, h HandlerFunc) { a.Handle("PATCH", pattern, h) }
+
+// DELETE registers h for DELETE.
+func (a *App) DELETE(pattern string, h HandlerFunc) { a.Handle("DELETE", pattern, h) }
+
+// OPTIONS registers h for OPTIONS.
+func (a *App) OPTIONS(pattern string, h HandlerFunc) { a.Handle("OPTIONS", pattern, h) }
+
+// AnyMethods are the methods Any registers (HEAD comes from GET).
+var AnyMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+// Any registers h for every method in AnyMethods.
+func (a *App) Any(pattern string, h HandlerFunc) {
+	for _, m := range AnyMethods {
+		a.Handle(m, pattern, h)
+	}
+}
+
+func (a *App) add(r route) {
+	a.mu.Lock()
+	a.routes = append(a.routes, r)
+	a.mu.Unlock()
+}
+
+// Listen starts serving on addr ("host:port"; an empty host means all
+// interfaces) and blocks until Shutdown, then returns ErrServerClosed. Any
+// other error means the server did not start.
+func (a *App) Listen(addr string) error {
+	if err := a.Start(addr); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	s := a.srv
+	a.mu.Unlock()
+	if s != nil {
+		<-s.closed
+	}
+	return ErrServerClosed
+}
+
+// Start starts serving on addr and returns once the native listeners are
+// bound; use Addr for the port chosen with ":0". Stop with Shutdown.
+func (a *App) Start(addr string) error {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return errors.New("quicklane: bad port in " + strconv.Quote(addr))
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.srv != nil {
+		return errors.New("quicklane: app is already serving")
+	}
+	s, err := newServer(a, host, uint16(port))
+	if err != nil {
+		return err
+	}
+	a.srv = s
+	return nil
+}
+
+// Addr returns the address being served ("127.0.0.1:43123"), or "" when the
+// app is not serving.
+func (a *App) Addr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.srv == nil {
+		return ""
+	}
+	return net.JoinHostPort(a.srv.host, strconv.Itoa(a.srv.port))
+}
+
+// Shutdown stops the server like http.Server.Shutdown: it stops accepting,
+// closes idle connections and waits for in-flight requests to be answered.
+// When ctx ends first, the remaining connections are closed (their request
+// contexts are cancelled), and Shutdown returns ctx.Err() once ctx is done;
+// native resources are released when the last handler returns. Shutdown of
+// an app that is not serving returns nil.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.mu.Lock()
+	s := a.srv
+	a.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	s.shutdownOnce.Do(func() { go s.shutdown(ctx) })
+	var err error
+	select {
+	case <-s.closed:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	a.mu.Lock()
+	if a.srv == s {
+		a.srv = nil
+	}
+	a.mu.Unlock()
+	return err
+}
+
+// server is one native server and its queue, pollers and handles.
+type server struct {
+	app     *App
+	host    string
+	port    int
+	queue   *C.ql_queue
+	capp    *C.ql_app
+	csrv    *C.ql_server
+	handles []cgo.Handle
+	routes  map[uintptr]*route
+	qfile   *os.File // a dup of the queue's eventfd, for the netpoller
+
+	pollers  sync.WaitGroup
+	handlers sync.WaitGroup
+
+	mu       sync.Mutex
+	inflight map[uint64]*Context
+	early    map[uint64]struct{} // aborts seen before their request
+
+	work chan job      // unbuffered: a send succeeds only when a worker is idle
+	quit chan struct{} // closed at the end of shutdown: idle workers exit
+
+	shutdownOnce sync.Once
+	closed       chan struct{}
+}
+
+func newServer(a *App, host string, port uint16) (_ *server, err error) {
+	s := &server{app: a, host: host, routes: map[uintptr]*route{},
+		inflight: map[uint64]*Context{}, early: map[uint64]struct{}{}, closed: make(chan struct{}),
+		work: make(chan job), quit: make(chan struct{})}
+	var cerr *C.ql_error
+	defer func() {
+		if err != nil {
+			s.free()
+		}
+	}()
+	if st := C.ql_queue_new(&s.queue, &cerr); st != C.QL_OK {
+		return nil, statusError(st, cerr)
+	}
+	if st := C.ql_app_new(&s.capp, &cerr); st != C.QL_OK {
+		return nil, statusError(st, cerr)
+	}
+	for i := range a.routes {
+		rc := a.routes[i]
+		r := &rc
+		var st C.ql_status
+		switch r.kind {
+		case routeStatic:
+			st = C.qlgo_static(s.capp, r.method, r.pattern, 200, r.contentType,
+				bytesData(r.body), C.size_t(len(r.body)), &cerr)
+		default:
+			h := cgo.NewHandle(r)
+			s.handles = append(s.handles, h)
+			s.routes[uintptr(h)] = r
+			st = C.qlgo_route_queue(s.capp, r.method, r.pattern, s.queue, C.uintptr_t(h), &cerr)
+		}
+		if st != C.QL_OK {
+			return nil, statusError(st, cerr)
+		}
+	}
+	workers := a.workers
+	if workers < 0 {
+		workers = 0
+	}
+	maxBody := a.maxBody
+	if maxBody < 0 {
+		maxBody = 0
+	}
+	if st := C.qlgo_server_new(s.capp, host, C.uint16_t(port), C.uint32_t(workers),
+		C.uint64_t(maxBody), &s.csrv, &cerr); st != C.QL_OK {
+		return nil, statusError(st, cerr)
+	}
+	if st := C.ql_server_start(s.csrv, &cerr); st != C.QL_OK {
+		return nil, statusError(st, cerr)
+	}
+	s.port = int(C.ql_server_port(s.csrv))
+	n := a.pollers
+	if n <= 0 {
+		n = min(max(runtime.GOMAXPROCS(0), 2), 4)
+	}
+	if os.Getenv("QUICKLANE_GO_POLL") == "block" {
+		for i := 0; i < n; i++ {
+			s.pollers.Add(1)
+			go s.poll()
+		}
+		return s, nil
+	}
+	fd, err := syscall.Dup(int(C.ql_queue_fd(s.queue)))
+	if err != nil {
+		return nil, err
+	}
+	syscall.CloseOnExec(fd)
+	s.qfile = os.NewFile(uintptr(fd), "quicklane-queue")
+	for i := 0; i < n; i++ {
+		s.pollers.Add(1)
+		go s.pollNet(s.qfile)
+	}
+	return s, nil
+}
+
+const batchSize = 64
+
+// poll is one poller goroutine blocked in ql_queue_poll (a cgo call that
+// holds its OS thread while it waits): one crossing per batch.
+func (s *server) poll() {
+	defer s.pollers.Done()
+	b := newBatch()
+	defer b.free()
+	for {
+		var n C.size_t
+		if C.qlgo_poll(s.queue, &b.evs[0], &b.infos[0], batchSize, -1, &n) != C.QL_OK {
+			return
+		}
+		s.dispatch(b, int(n))
+	}
+}
+
+// pollNet is one poller goroutine that waits for the queue's eventfd in the
+// Go runtime's netpoller (no OS thread parked in C), then takes a batch with
+// a non-blocking ql_queue_poll. The pollers share f; its read lock lets one
+// of them poll at a time, and each dispatches its batch outside the lock.
+func (s *server) pollNet(f *os.File) {
+	defer s.pollers.Done()
+	b := newBatch()
+	defer b.free()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		s.logf("quicklane: queue fd: %v", err)
+		return
+	}
+	for {
+		var n C.size_t
+		var st C.ql_status
+		err := rc.Read(func(uintptr) bool {
+			st = C.qlgo_poll(s.queue, &b.evs[0], &b.infos[0], batchSize, 0, &n)
+			return st != C.QL_OK || n > 0
+		})
+		if err != nil || st != C.QL_OK {
+			return
+		}
+		s.dispatch(b, int(n))
+	}
+}
+
+// batch is one poller's event buffer, in C memory so the core writes its
+// pointers only into C memory.
+type batch struct {
+	evs   *[batchSize]C.ql_event
+	infos *[batchSize]C.qlgo_info
+}
+
+func newBatch() batch {
+	return batch{
+		evs:   (*[batchSize]C.ql_event)(C.malloc(C.size_t(unsafe.Sizeof(C.ql_event{})) * batchSize)),
+		infos: (*[batchSize]C.qlgo_info)(C.malloc(C.size_t(unsafe.Sizeof(C.qlgo_info{})) * batchSize)),
+	}
+}
+
+func (b batch) free() {
+	C.free(unsafe.Pointer(b.evs))
+	C.free(unsafe.Pointer(b.infos))
+}
+
+// dispatch starts a goroutine per request of the batch and cancels the
+// contexts of aborted ones.
+func (s *server) dispatch(b batch, n int) {
+	for i := 0; i < n; i++ {
+		ev := &b.evs[i]
+		id := uint64(ev.id)
+		if ev.kind == C.QL_EVENT_ABORT {
+			s.abort(id)
+			continue
+		}
+		r := s.routes[uintptr(C.qlgo_event_route(ev))]
+		c := &Context{srv: s, csrv: ev.server, id: ev.id, req: ev.request, info: b.infos[i]}
+		s.mu.Lock()
+		if _, ok := s.early[id]; ok {
+			delete(s.early, id)
+			c.ctx.cancel()
+		} else {
+			s.inflight[id] = c
+		}
+		s.mu.Unlock()
+		s.handlers.Add(1)
+		select {
+		case s.work <- job{c, r}: // an idle worker takes it
+		default:
+			go s.worker(job{c, r})
+		}
+	}
+}
+
+type job struct {
+	c *Context
+	r *route
+}
+
+// workerIdle is how long a worker goroutine waits for the next request.
+const workerIdle = 5 * time.Second
+
+// worker runs requests on one goroutine until it has been idle for
+// workerIdle. Reusing goroutines keeps their grown stacks: a fresh goroutine
+// per request spent over 10% of the CPU growing its stack (encoding/json).
+func (s *server) worker(j job) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		s.serve(j.c, j.r)
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(workerIdle)
+		select {
+		case j = <-s.work:
+		case <-t.C:
+			return
+		case <-s.quit:
+			return
+		}
+	}
+}
+
+func (s *server) abort(id uint64) {
+	s.mu.Lock()
+	c, ok := s.inflight[id]
+	if ok {
+		delete(s.inflight, id)
+	} else {
+		s.early[id] = struct{}{}
+	}
+	s.mu.Unlock()
+	if ok {
+		c.ctx.cancel()
+	}
+}
+
+func (s *server) done(c *Context) {
+	s.mu.Lock()
+	delete(s.inflight, uint64(c.id))
+	s.mu.Unlock()
+	c.ctx.cancel()
+}
+
+func (s *server) logf(format string, args ...any) {
+	l := s.app.errorLog
+	if l == nil {
+		l = log.Default()
+	}
+	l.Printf(format, args...)
+}
+
+func (s *server) serve(c *Context, r *route) {
+	defer s.handlers.Done()
+	defer s.done(c)
+	defer func() {
+		if p := recover(); p != nil {
+			buf := make([]byte, 8<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			s.logf("quicklane: panic serving %s %s: %v\n%s", c.Method(), c.Path(), p, buf)
+			c.failInternal()
+		}
+		c.finish()
+	}()
+	if err := r.handler(c); err != nil && !c.responded {
+		var he *HTTPError
+		if errors.As(err, &he) {
+			_ = c.JSON(he.Code, map[string]string{"detail": he.Message})
+			return
+		}
+		s.logf("quicklane: %s %s: %v", c.Method(), c.Path(), err)
+		c.failInternal()
+	}
+}
+
+func (s *server) shutdown(ctx context.Context) {
+	timeout := uint32(math.MaxUint32)
+	if d, ok := ctx.Deadline(); ok {
+		ms := time.Until(d).Milliseconds()
+		timeout = uint32(max(min(ms, math.MaxUint32), 0))
+	}
+	C.ql_server_stop(s.csrv, C.uint32_t(timeout), nil)
+	// Every unanswered request now has its abort notice in the queue: let
+	// the pollers drain it, then wait for the handlers before freeing.
+	C.ql_queue_close(s.queue)
+	s.pollers.Wait()
+	if s.qfile != nil {
+		s.qfile.Close()
+	}
+	s.handlers.Wait()
+	close(s.quit)
+	s.free()
+	close(s.closed)
+}
+
+func (s *server) free() {
+	if s.csrv != nil {
+		C.ql_server_free(&s.csrv)
+	}
+	if s.capp != nil {
+		C.ql_app_free(&s.capp)
+	}
+	if s.queue != nil {
+		C.ql_queue_close(s.queue)
+		C.ql_queue_free(&s.queue)
+	}
+	for _, h := range s.handles {
+		h.Delete()
+	}
+	s.handles = nil
+}

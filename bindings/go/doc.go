@@ -1,0 +1,28 @@
+// Package quicklane runs Go HTTP handlers behind quicklane's native front: a
+// C++ core (libuv loops and llhttp) that parses, routes, enforces limits and
+// answers static routes itself, reached through its stable C ABI with cgo.
+//
+// Handlers look like Gin's and run on goroutines:
+//
+//	app := quicklane.New()
+//	app.Static("GET", "/ping", "application/json", []byte(`{"message":"pong"}`)) // never enters Go
+//	app.GET("/hello/{name}", func(c *quicklane.Context) error {
+//		return c.JSON(200, map[string]string{"hello": c.Param("name")})
+//	})
+//	log.Fatal(app.Listen("127.0.0.1:8080"))
+//
+// Existing net/http code runs unchanged with Handler, Mount or
+// ListenAndServe.
+//
+// Requests reach Go by queued delivery: the core puts them on a native queue
+// and a few poller goroutines take them in batches, one cgo call per batch;
+// each request then runs on its own goroutine and is answered with one cgo
+// call. The core's loop threads never call into Go, so a slow handler never
+// delays native routes or other connections. See docs/go.md for the design
+// and its measurements.
+//
+// Linking uses pkg-config (#cgo pkg-config: quicklane): point
+// PKG_CONFIG_PATH at an installed quicklane (cmake --install build --prefix
+// DIR puts DIR/lib/pkgconfig/quicklane.pc there) and make libquicklane.so
+// findable at run time (an rpath in CGO_LDFLAGS or LD_LIBRARY_PATH).
+package quicklane

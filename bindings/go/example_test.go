@@ -1,0 +1,114 @@
+package quicklane_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	quicklane "github.com/quicklane/quicklane/bindings/go"
+)
+
+func get(url string) string {
+	res, err := http.Get(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return fmt.Sprintf("%d %s", res.StatusCode, b)
+}
+
+// A native static route and a Go handler on the same app.
+func Example() {
+	app := quicklane.New()
+	app.Static("GET", "/ping", "application/json", []byte(`{"message":"pong"}`)) // never enters Go
+	app.GET("/hello/{name}", func(c *quicklane.Context) error {
+		return c.JSON(200, map[string]string{"hello": c.Param("name")})
+	})
+	if err := app.Start("127.0.0.1:0"); err != nil { // app.Listen(addr) blocks instead
+		panic(err)
+	}
+	defer app.Shutdown(context.Background())
+
+	fmt.Println(get("http://" + app.Addr() + "/ping"))
+	fmt.Println(get("http://" + app.Addr() + "/hello/gopher"))
+	// Output:
+	// 200 {"message":"pong"}
+	// 200 {"hello":"gopher"}
+}
+
+// Returning an *HTTPError answers with its status; other errors and panics
+// give a 500 and the server keeps serving.
+func ExampleNewHTTPError() {
+	app := quicklane.New(quiet)
+	app.POST("/echo", func(c *quicklane.Context) error {
+		var v map[string]any
+		if err := c.BindJSON(&v); err != nil {
+			return err // an *HTTPError with status 400
+		}
+		if v["fail"] == true {
+			return quicklane.NewHTTPError(422, "fail requested")
+		}
+		return c.JSON(200, v)
+	})
+	_ = app.Start("127.0.0.1:0")
+	defer app.Shutdown(context.Background())
+	for _, body := range []string{`{"a":1}`, `{"fail":true}`, `nope`} {
+		res, _ := http.Post("http://"+app.Addr()+"/echo", "application/json", strings.NewReader(body))
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		fmt.Println(res.StatusCode, len(b) > 0)
+	}
+	// Output:
+	// 200 true
+	// 422 true
+	// 400 true
+}
+
+// Any net/http handler runs behind the native front.
+func ExampleHandler() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /hi/{who}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hi %s", r.PathValue("who"))
+	})
+	app := quicklane.New()
+	app.Any("/{path...}", quicklane.Handler(mux)) // or quicklane.ListenAndServe(addr, mux)
+	_ = app.Start("127.0.0.1:0")
+	defer app.Shutdown(context.Background())
+	fmt.Println(get("http://" + app.Addr() + "/hi/there"))
+	// Output: 200 hi there
+}
+
+// The request context is cancelled when the client goes away.
+func ExampleContext_Context() {
+	app := quicklane.New()
+	app.GET("/work", func(c *quicklane.Context) error {
+		select {
+		case <-c.Context().Done():
+			return c.Context().Err() // nobody is listening any more
+		default:
+			return c.String(200, "done")
+		}
+	})
+	_ = app.Start("127.0.0.1:0")
+	defer app.Shutdown(context.Background())
+	fmt.Println(get("http://" + app.Addr() + "/work"))
+	// Output: 200 done
+}
+
+// Shutdown drains in-flight requests, like http.Server.Shutdown.
+func ExampleApp_Shutdown() {
+	app := quicklane.New()
+	app.GET("/", func(c *quicklane.Context) error { return c.String(200, "ok") })
+	done := make(chan error, 1)
+	go func() { done <- app.Listen("127.0.0.1:0") }()
+	for app.Addr() == "" {
+		time.Sleep(time.Millisecond)
+	}
+	_ = app.Shutdown(context.Background())
+	fmt.Println(<-done == quicklane.ErrServerClosed)
+	// Output: true
+}

@@ -1,0 +1,3 @@
+module github.com/quicklane/quicklane/bindings/go
+
+go 1.22

@@ -1,0 +1,161 @@
+package quicklane
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Handler mounts any net/http handler (http.ServeMux, a Gin engine, a chi
+// router) on a quicklane route: the core parses and routes, and h sees an
+// *http.Request and http.ResponseWriter as net/http documents them:
+//
+//	app.Any("/{path...}", quicklane.Handler(mux)) // and "/": or use Mount
+//
+// The request carries Method, URL, RequestURI, Proto, Header, Host, Body
+// (the whole body, already read by the core), ContentLength, RemoteAddr and
+// a Context cancelled when the client goes away.
+//
+// The response is buffered and sent in one piece when ServeHTTP returns:
+// Flush is accepted but does not send early (streaming responses are not
+// available through the C ABI yet). Content-Type is sniffed when unset, as
+// net/http does. Hijack, trailers and 1xx informational answers are not
+// supported.
+func Handler(h http.Handler) HandlerFunc {
+	return func(c *Context) error {
+		r, err := c.httpRequest()
+		if err != nil {
+			return NewHTTPError(http.StatusBadRequest, err.Error())
+		}
+		w := &responseWriter{header: http.Header{}}
+		h.ServeHTTP(w, r)
+		return w.finish(c)
+	}
+}
+
+// ListenAndServe serves h on addr behind quicklane's native front, like
+// http.ListenAndServe: every path and the methods in AnyMethods (HEAD comes
+// from GET) reach h. It blocks; it returns the error that stopped the
+// server from starting.
+func ListenAndServe(addr string, h http.Handler, opts ...Option) error {
+	return Mount(New(opts...), h).Listen(addr)
+}
+
+// Mount routes every path ("/" and "/{path...}") and the methods in AnyMethods of
+// app to h, and returns app. Other routes of app, such as native Static ones,
+// keep precedence: the core prefers exact segments, then parameters, then
+// the catch-all.
+func Mount(app *App, h http.Handler) *App {
+	hf := Handler(h)
+	app.Any("/", hf) // the core's catch-all does not match an empty rest
+	app.Any("/{path...}", hf)
+	return app
+}
+
+// Request returns the request as an *http.Request (see Handler for what it
+// carries), built on the first call. Its context is Context(). It is nil when
+// the target cannot be parsed as a URL.
+func (c *Context) Request() *http.Request {
+	if c.httpReq == nil {
+		c.httpReq, _ = c.httpRequest()
+	}
+	return c.httpReq
+}
+
+// httpRequest builds a net/http request from the native one.
+func (c *Context) httpRequest() (*http.Request, error) {
+	target := c.RequestURI()
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, err
+	}
+	hdr := c.Headers().Clone()
+	host := hdr.Get("Host")
+	hdr.Del("Host")
+	body := c.Body()
+	minor := c.ProtoMinor()
+	r := &http.Request{
+		Method:        c.Method(),
+		URL:           u,
+		Proto:         "HTTP/1." + strconv.Itoa(minor),
+		ProtoMajor:    1,
+		ProtoMinor:    minor,
+		Header:        hdr,
+		Host:          host,
+		Body:          http.NoBody,
+		ContentLength: int64(len(body)),
+		RemoteAddr:    c.RemoteAddr(),
+		RequestURI:    target,
+		Close:         minor == 0 && !strings.EqualFold(hdr.Get("Connection"), "keep-alive"),
+	}
+	if len(body) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	return r.WithContext(c.Context()), nil
+}
+
+// responseWriter buffers one net/http response.
+type responseWriter struct {
+	header      http.Header
+	status      int
+	wroteHeader bool
+	buf         bytes.Buffer
+}
+
+// Header implements http.ResponseWriter.
+func (w *responseWriter) Header() http.Header { return w.header }
+
+// WriteHeader implements http.ResponseWriter. Informational (1xx) codes are
+// ignored; the first final code wins.
+func (w *responseWriter) WriteHeader(code int) {
+	if w.wroteHeader || (code >= 100 && code < 200) {
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+}
+
+// Write implements http.ResponseWriter (buffered until the handler returns).
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.buf.Write(p)
+}
+
+// WriteString implements io.StringWriter.
+func (w *responseWriter) WriteString(s string) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.buf.WriteString(s)
+}
+
+// Flush implements http.Flusher; the response is still sent in one piece
+// when the handler returns.
+func (w *responseWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+func (w *responseWriter) finish(c *Context) error {
+	if !w.wroteHeader {
+		w.status = http.StatusOK
+	}
+	body := w.buf.Bytes()
+	ct, hasCT := w.header["Content-Type"]
+	contentType := ""
+	if hasCT && len(ct) > 0 {
+		contentType = ct[0]
+	} else if !hasCT && len(body) > 0 {
+		contentType = http.DetectContentType(body)
+	}
+	if w.status == http.StatusNoContent || w.status == http.StatusNotModified {
+		body = nil
+	}
+	return c.respond(w.status, contentType, w.header, body)
+}

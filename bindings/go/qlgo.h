@@ -1,0 +1,124 @@
+/* qlgo.h: small C helpers of the Go binding (cgo preambles include it).
+ * One crossing per operation; Go memory passed to them is only read during
+ * the call (quicklane copies it) and never kept. */
+#ifndef QLGO_H
+#define QLGO_H
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <quicklane.h>
+
+// Everything the Go side reads about a request in one crossing. The views
+// point into the core's request (C memory) and stay valid until ql_respond.
+#define QLGO_INLINE_PARAMS 8
+typedef struct {
+	ql_str method, path, target, query, body, route, ip;
+	uint16_t port;
+	int minor;
+	size_t nparams, nheaders, nqueries;
+	ql_str pnames[QLGO_INLINE_PARAMS];
+	ql_str pvalues[QLGO_INLINE_PARAMS];
+} qlgo_info;
+
+static inline void qlgo_info_get(const ql_request *r, qlgo_info *o) {
+	o->method = ql_request_method(r);
+	o->path = ql_request_path(r);
+	o->target = ql_request_target(r);
+	o->query = ql_request_query_string(r);
+	o->body = ql_request_body(r);
+	o->route = ql_request_route(r);
+	o->ip = ql_request_client_ip(r);
+	o->port = ql_request_client_port(r);
+	o->minor = ql_request_http_minor(r);
+	o->nparams = ql_request_param_count(r);
+	o->nheaders = ql_request_header_count(r);
+	o->nqueries = ql_request_query_count(r);
+	for (size_t i = 0; i < o->nparams && i < QLGO_INLINE_PARAMS; i++)
+		ql_request_param_at(r, i, &o->pnames[i], &o->pvalues[i]);
+}
+
+// Fills names/values (C arrays of n entries, owned by the caller).
+static inline void qlgo_headers(const ql_request *r, ql_str *names, ql_str *values, size_t n) {
+	for (size_t i = 0; i < n; i++) ql_request_header_at(r, i, &names[i], &values[i]);
+}
+static inline void qlgo_queries(const ql_request *r, ql_str *names, ql_str *values, size_t n) {
+	for (size_t i = 0; i < n; i++) ql_request_query_at(r, i, &names[i], &values[i]);
+}
+static inline void qlgo_params(const ql_request *r, ql_str *names, ql_str *values, size_t n) {
+	for (size_t i = 0; i < n; i++) ql_request_param_at(r, i, &names[i], &values[i]);
+}
+
+// Route data crosses as an integer (a cgo.Handle), never as a Go pointer.
+static inline ql_status qlgo_route_queue(ql_app *app, _GoString_ method, _GoString_ pattern,
+                                  ql_queue *q, uintptr_t data, ql_error **err) {
+	return ql_app_route_queue(app, _GoStringPtr(method), _GoStringLen(method),
+	                          _GoStringPtr(pattern), _GoStringLen(pattern), q,
+	                          (void *)data, NULL, err);
+}
+
+// One response in one crossing. hbuf holds the header names and values back
+// to back; hlens their lengths (name, value, name, value, ...). Everything is
+// copied by ql_respond before this returns; nothing is retained.
+static inline ql_status qlgo_respond(ql_server *s, ql_req_id id, int status,
+                              const char *ct, size_t ctlen,
+                              const char *hbuf, const size_t *hlens, size_t nh,
+                              const char *body, size_t blen, ql_error **err) {
+	ql_header stackh[32];
+	ql_header *h = stackh;
+	if (nh > 32) {
+		h = (ql_header *)malloc(nh * sizeof(ql_header));
+		if (!h) return QL_E_NOMEM;
+	}
+	size_t off = 0;
+	for (size_t i = 0; i < nh; i++) {
+		h[i].name = hbuf + off; h[i].name_len = hlens[2 * i]; off += hlens[2 * i];
+		h[i].value = hbuf + off; h[i].value_len = hlens[2 * i + 1]; off += hlens[2 * i + 1];
+	}
+	ql_response res = QL_RESPONSE_INIT;
+	res.status = status;
+	res.content_type = ctlen ? ct : NULL;
+	res.content_type_len = ctlen;
+	res.headers = nh ? h : NULL;
+	res.header_count = nh;
+	res.body = blen ? body : NULL;
+	res.body_len = blen;
+	ql_status st = ql_respond(s, id, &res, err);
+	if (h != stackh) free(h);
+	return st;
+}
+
+static inline ql_status qlgo_static(ql_app *app, _GoString_ method, _GoString_ pattern, int status,
+                             _GoString_ ct, const char *body, size_t blen, ql_error **err) {
+	ql_response res = QL_RESPONSE_INIT;
+	res.status = status;
+	res.content_type = _GoStringLen(ct) ? _GoStringPtr(ct) : NULL;
+	res.content_type_len = _GoStringLen(ct);
+	res.body = blen ? body : NULL;
+	res.body_len = blen;
+	return ql_app_static(app, _GoStringPtr(method), _GoStringLen(method),
+	                     _GoStringPtr(pattern), _GoStringLen(pattern), &res, err);
+}
+
+static inline ql_status qlgo_server_new(ql_app *app, _GoString_ host, uint16_t port, uint32_t workers,
+                                 uint64_t max_body, ql_server **out, ql_error **err) {
+	ql_server_options o = QL_SERVER_OPTIONS_INIT;
+	o.host = _GoStringLen(host) ? _GoStringPtr(host) : NULL;
+	o.host_len = _GoStringLen(host);
+	o.port = port;
+	o.workers = workers;
+	o.max_body_bytes = max_body;
+	return ql_server_new(app, &o, out, err);
+}
+
+// Polls a batch and reads every request's info in the same crossing.
+static inline ql_status qlgo_poll(ql_queue *q, ql_event *evs, qlgo_info *infos, size_t max,
+                                  int32_t timeout_ms, size_t *n) {
+	ql_status st = ql_queue_poll(q, evs, max, timeout_ms, n, NULL);
+	if (st != QL_OK) return st;
+	for (size_t i = 0; i < *n; i++)
+		if (evs[i].kind == QL_EVENT_REQUEST) qlgo_info_get(evs[i].request, &infos[i]);
+	return st;
+}
+
+static inline uintptr_t qlgo_event_route(const ql_event *e) { return (uintptr_t)e->route_data; }
+#endif

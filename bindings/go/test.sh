@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Go binding: install the built library into a prefix under build/, then go vet,
+# go test (race detector when available) and build the example.
+# Run from anywhere after `make build` (BUILD selects the CMake build dir).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+build="${BUILD:-build}"
+case "$build" in /*) ;; *) build="$root/$build" ;; esac
+prefix="$build/go-prefix"
+[ -f "$build/libquicklane.so" ] || { echo "test.sh: $build/libquicklane.so missing: run 'make build' first" >&2; exit 1; }
+command -v go >/dev/null || { echo "test.sh: go not found" >&2; exit 1; }
+cmake --install "$build" --prefix "$prefix" >/dev/null
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+export CGO_LDFLAGS="-Wl,-rpath,$prefix/lib${CGO_LDFLAGS:+ $CGO_LDFLAGS}"
+export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export CGO_ENABLED=1 GOFLAGS="${GOFLAGS:--buildvcs=false}" GOTOOLCHAIN=local
+cd "$here"
+echo "== go vet"
+go vet ./...
+race=()
+[ "${QL_GO_RACE:-1}" = 1 ] && race=(-race)
+echo "== go test ${race[*]}"
+go test "${race[@]}" -count=1 -timeout 120s ./...
+echo "== go test (pollers blocking in ql_queue_poll)"
+QUICKLANE_GO_POLL=block go test -count=1 -timeout 60s -run 'Contract|Disconnect|Shutdown|StartStop|Concurrent' .
+echo "== build examples/go/hello"
+( cd "$root/examples/go/hello" && go vet ./... && go build -o "$build/examples/go-hello" . )
+echo "go binding: OK"
