@@ -284,6 +284,11 @@ void Router::match(std::string_view method, std::string_view path, Match &out) c
         if (f.pos > path.size()) {  // all segments consumed
             --sp;
             if (take(f.n, f.nvals)) return;
+            // "/" is the root's one empty segment for a catch-all: "/{path...}" matches it.
+            if (f.n == root_.get() && f.n->catchall && f.nvals < 16) {
+                vals[f.nvals] = path.substr(path.size());
+                if (take(f.n->catchall.get(), static_cast<uint8_t>(f.nvals + 1))) return;
+            }
             continue;
         }
         size_t slash = path.find('/', f.pos);

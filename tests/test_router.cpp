@@ -108,6 +108,22 @@ TEST_CASE("conflicts and invalid patterns are refused with a message") {
     CHECK(r.size() == 2);
 }
 
+TEST_CASE("a root catch-all also matches /") {
+    Router r;
+    REQUIRE(add(r, "GET", "/{path...}") == QL_OK);
+    Match m;
+    r.match("GET", "/", m);
+    REQUIRE(m.kind == MatchKind::Found);
+    CHECK(param(m, "path") == "");
+    r.match("GET", "/a/b", m);
+    REQUIRE(m.kind == MatchKind::Found);
+    CHECK(param(m, "path") == "a/b");
+    REQUIRE(add(r, "GET", "/") == QL_OK);  // an exact root route wins over the catch-all
+    r.match("GET", "/", m);
+    REQUIRE(m.kind == MatchKind::Found);
+    CHECK(m.route->pattern == "/");
+}
+
 TEST_CASE("a clone matches like the original") {
     Router r;
     REQUIRE(add(r, "GET", "/a/{x}") == QL_OK);
