@@ -1,0 +1,494 @@
+"""App (routes), the engine that hosts a native server, and Server (a handle on one)."""
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import logging
+import signal
+import threading
+from typing import Any, Callable, Optional, Sequence, TypeVar, Union
+
+from . import _native
+from ._http import (
+    JSON_TYPE,
+    TEXT_TYPE,
+    BYTES_TYPE,
+    HeadersArg,
+    HTTPError,
+    Request,
+    Response,
+    _header_list,
+    dumps,
+)
+
+logger = logging.getLogger("quicklane")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_INTERNAL_ERROR = b'{"detail":"Internal Server Error"}'
+DEFAULT_THREADS = 40  # like anyio's default limiter (FastAPI's sync handlers)
+# Most requests one sync pool thread takes per poll (docs/python.md has the
+# measurements). The rest of a batch is shared: see _Engine._sync_worker.
+DEFAULT_BATCH = 32
+
+
+def _render(result: Any) -> tuple[int, Optional[str], Optional[list[tuple[str, str]]], Any]:
+    """(status, content type, headers, body) for a handler's return value."""
+    if isinstance(result, (dict, list)):
+        return 200, JSON_TYPE, None, dumps(result)
+    if isinstance(result, str):
+        return 200, TEXT_TYPE, None, result
+    if isinstance(result, Response):
+        return result.status_code, result.media_type, result.headers, result.body
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return 200, BYTES_TYPE, None, result
+    return 200, JSON_TYPE, None, dumps(result)  # None → null, numbers, tuples, ...
+
+
+def _error_parts(e: HTTPError) -> tuple[int, Optional[str], Optional[list[tuple[str, str]]], Any]:
+    return e.status_code, JSON_TYPE, _header_list(e.headers), dumps({"detail": e.detail})
+
+
+class _Route:
+    __slots__ = ("method", "pattern", "fn", "is_async", "req_name", "converters")
+
+    def __init__(self, method: str, pattern: str, fn: Callable[..., Any]) -> None:
+        self.method = method
+        self.pattern = pattern
+        self.fn = fn
+        self.is_async = _is_async(fn)
+        names = _param_names(pattern)
+        sig = inspect.signature(fn)
+        ps = sig.parameters
+        var_kw = any(p.kind is p.VAR_KEYWORD for p in ps.values())
+        self.req_name: Optional[str] = None
+        for p in ps.values():
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in names:
+                continue
+            ann = p.annotation
+            if ann is Request or ann in ("Request", "quicklane.Request") or p.name in ("req", "request"):
+                self.req_name = p.name
+                break
+        if self.req_name is None:  # else the first free parameter takes the request
+            for p in ps.values():
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names:
+                    if p.default is p.empty:
+                        self.req_name = p.name
+                    break
+        converters: dict[str, Callable[[str], Any]] = {}
+        for n in names:
+            if n in ps:
+                ann = ps[n].annotation
+                if ann in (int, "int"):
+                    converters[n] = int
+                elif ann in (float, "float"):
+                    converters[n] = float
+            elif not var_kw:
+                raise TypeError(f"{fn.__qualname__} has no parameter for path parameter {n!r} of {pattern}")
+        self.converters = converters
+
+    def kwargs(self, req: Request) -> dict[str, Any]:
+        kw: dict[str, Any] = dict(req.params)
+        for n, conv in self.converters.items():
+            try:
+                kw[n] = conv(kw[n])
+            except ValueError:
+                raise HTTPError(422, f"path parameter {n!r} must be {conv.__name__}") from None
+        if self.req_name is not None:
+            kw[self.req_name] = req
+        return kw
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _param_names(pattern: str) -> list[str]:
+    names = []
+    for seg in pattern.split("/"):
+        if seg.startswith("{") and seg.endswith("}"):
+            n = seg[1:-1]
+            names.append(n[:-3] if n.endswith("...") else n)
+        elif seg.startswith(":") or seg.startswith("*"):
+            names.append(seg[1:])
+    return names
+
+
+class App:
+    """Routes and their handlers. FastAPI-style::
+
+        app = quicklane.App()
+        app.static("GET", "/ping", {"message": "pong"})     # answered natively
+        @app.get("/hello/{name}")
+        def hello(req: quicklane.Request, name: str) -> dict[str, str]:
+            return {"hello": name}
+        app.run(host="127.0.0.1", port=8080, workers=2)
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[_Route] = []
+        self._statics: list[tuple[str, str, Response]] = []
+
+    # -- declaring routes ---------------------------------------------------
+    def static(self, method: str, path: str, body: Any = b"", *, status: int = 200,
+               headers: HeadersArg = None, media_type: Optional[str] = None) -> None:
+        """A route answered entirely in the native core with a fixed response:
+        no Python runs per request. body: dict/list → JSON, str → text, bytes raw,
+        or a Response."""
+        res = body if isinstance(body, Response) else Response(body, status, headers, media_type)
+        self._statics.append((method.upper(), path, res))
+
+    def route(self, path: str, methods: Sequence[str] = ("GET",)) -> Callable[[F], F]:
+        """Registers the decorated function (def or async def) for path and methods.
+        Path parameters ("{name}", "{rest...}") arrive as keyword arguments."""
+
+        def deco(fn: F) -> F:
+            for m in methods:
+                self.add_route(m, path, fn)
+            return fn
+
+        return deco
+
+    def add_route(self, method: str, path: str, fn: Callable[..., Any]) -> None:
+        self._routes.append(_Route(method.upper(), path, fn))
+
+    def get(self, path: str) -> Callable[[F], F]:
+        return self.route(path, ("GET",))
+
+    def post(self, path: str) -> Callable[[F], F]:
+        return self.route(path, ("POST",))
+
+    def put(self, path: str) -> Callable[[F], F]:
+        return self.route(path, ("PUT",))
+
+    def delete(self, path: str) -> Callable[[F], F]:
+        return self.route(path, ("DELETE",))
+
+    def patch(self, path: str) -> Callable[[F], F]:
+        return self.route(path, ("PATCH",))
+
+    def options(self, path: str) -> Callable[[F], F]:
+        return self.route(path, ("OPTIONS",))
+
+    # -- serving -------------------------------------------------------------
+    def start(self, host: str = "127.0.0.1", port: int = 8080, workers: int = 0, *,
+              threads: int = DEFAULT_THREADS, batch: int = DEFAULT_BATCH, **limits: int) -> "Server":
+        """Starts serving in the background (its own thread runs the asyncio loop
+        of async handlers) and returns once listening. Stop it with .stop()."""
+        srv = Server(self, host, port, workers, threads=threads, batch=batch, **limits)
+        srv.start()
+        return srv
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 8080, workers: int = 0, *,
+                    threads: int = DEFAULT_THREADS, batch: int = DEFAULT_BATCH,
+                    started: Optional[Callable[[int], Any]] = None, shutdown_timeout: float = 5.0,
+                    **limits: int) -> None:
+        """Serves on the running asyncio loop (async handlers run on it) until the
+        task is cancelled, then stops gracefully. started(port) is called once
+        listening."""
+        engine = _Engine(self, host, port, workers, threads, batch, limits)
+        engine.start(asyncio.get_running_loop())
+        try:
+            if started is not None:
+                started(engine.port)
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            await engine.stop(shutdown_timeout)
+
+    def run(self, host: str = "127.0.0.1", port: int = 8080, workers: int = 0, *,
+            threads: int = DEFAULT_THREADS, batch: int = DEFAULT_BATCH, shutdown_timeout: float = 5.0,
+            **limits: int) -> None:
+        """Serves until SIGINT (Ctrl-C) or SIGTERM, then stops gracefully:
+        in-flight requests get up to shutdown_timeout seconds."""
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            stop = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            engine = _Engine(self, host, port, workers, threads, batch, limits)
+            engine.start(loop)
+            logger.info("quicklane: serving on http://%s:%d", host, engine.port)
+            try:
+                await stop.wait()
+            finally:
+                await engine.stop(shutdown_timeout)
+
+        asyncio.run(main())
+
+
+class _Engine:
+    """One native server with its queues, the sync thread pool and the asyncio
+    side. Lives on one asyncio loop (async handlers run there)."""
+
+    def __init__(self, app: App, host: str, port: int, workers: int, threads: int, batch: int,
+                 limits: dict[str, int]) -> None:
+        if threads < 1 or batch < 1:
+            raise ValueError("threads and batch must be at least 1")
+        self.routes = list(app._routes)
+        self.statics = list(app._statics)
+        self.host, self.req_port, self.workers = host, port, workers
+        self.threads, self.batch, self.limits = threads, batch, limits
+        self.port = 0
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.server: Optional[_native.Server] = None
+        self.sync_q: Optional[_native.Queue] = None
+        self.async_q: Optional[_native.Queue] = None
+        self.apoller: Optional[_native.Poller] = None
+        self.pool: list[threading.Thread] = []
+        self.tasks: dict[int, tuple[asyncio.Task[None], _native.NativeRequest]] = {}
+        self.closing = False
+        self.backlog: collections.deque[Union[_native.NativeRequest, int]] = collections.deque()
+        self.poll_lock = threading.Lock()  # held by the one sync thread polling the native queue
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        nat = _native.App()
+        for method, path, res in self.statics:
+            nat.static_route(method, path, res.status_code, res.media_type, res.headers, res.body)
+        if any(not r.is_async for r in self.routes):
+            self.sync_q = _native.Queue()
+        if any(r.is_async for r in self.routes):
+            self.async_q = _native.Queue()
+        for i, r in enumerate(self.routes):
+            q = self.async_q if r.is_async else self.sync_q
+            assert q is not None
+            nat.route_queue(r.method, r.pattern, q, i)
+        server = _native.Server(nat, self.host, self.req_port, self.workers, dict(self.limits))
+        server.start()
+        self.server = server
+        self.port = server.port()
+        if self.sync_q is not None:
+            for i in range(self.threads):
+                t = threading.Thread(target=self._sync_worker, args=(_native.Poller(self.sync_q),),
+                                     name=f"quicklane-sync-{i}", daemon=True)
+                t.start()
+                self.pool.append(t)
+        if self.async_q is not None:
+            self.apoller = _native.Poller(self.async_q)
+            loop.add_reader(self.async_q.fd(), self._on_async_ready)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Graceful: stop accepting, let in-flight requests finish for up to
+        timeout seconds (async handlers keep running on this loop meanwhile),
+        abort the rest, join the pool, free the server."""
+        server = self.server
+        if server is None:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, server.stop, int(timeout * 1000))
+        self.closing = True
+        if self.async_q is not None:
+            self._on_async_ready()  # take the last events (aborts)
+            loop.remove_reader(self.async_q.fd())
+            for task, _ in list(self.tasks.values()):
+                task.cancel()
+            if self.tasks:
+                await asyncio.wait([t for t, _ in self.tasks.values()], timeout=timeout + 1.0)
+            self.async_q.close()
+        if self.sync_q is not None:
+            self.sync_q.close()
+            pool, self.pool = self.pool, []
+            await loop.run_in_executor(None, _join_all, pool, timeout + 1.0)
+            stuck = [t.name for t in pool if t.is_alive()]
+        else:
+            stuck = []
+        self.server = None
+        if stuck or self.tasks:
+            # A handler still runs and will answer through this server: freeing
+            # it now would be a use-after-free, so it is kept (and leaked).
+            logger.warning("quicklane: %d handler(s) still running after stop; the server is not freed",
+                           len(stuck) + len(self.tasks))
+            _kept_servers.append(server)
+            return
+        server.close()
+
+    # -- sync handlers: a bounded pool of threads polling batches ----------------
+    def _sync_worker(self, poller: _native.Poller) -> None:
+        # Leader/followers: one thread at a time waits in the native poll (the
+        # others wait for poll_lock, GIL released) and takes a whole batch. It
+        # keeps the first request and leaves the rest in a shared backlog that
+        # every thread drains before it polls. The lock's release wakes a
+        # follower: with fast handlers the leader, holding the GIL, has usually
+        # run the whole batch before the follower gets it; a handler that
+        # blocks (sleep, I/O) releases the GIL and the follower takes the next
+        # request, so a slow handler never holds back its batch-mates.
+        routes, batch, backlog, lock = self.routes, self.batch, self.backlog, self.poll_lock
+        while True:
+            try:
+                ev = backlog.popleft()
+            except IndexError:
+                with lock:
+                    try:
+                        ev = backlog.popleft()
+                    except IndexError:
+                        events = poller.poll(batch, -1)  # waits without the GIL
+                        if events is None:
+                            return  # closed and drained (the backlog is empty: checked above)
+                        if not events:
+                            continue
+                        ev = events[0]
+                        if len(events) > 1:
+                            backlog.extend(events[1:])
+            if isinstance(ev, int):
+                continue  # an abort: the answer will just free the request
+            if self.closing:
+                ev.discard()
+                continue
+            route = routes[ev.route]
+            req = Request(ev, False)
+            try:
+                _answer(ev, route.fn(**route.kwargs(req)), route)
+            except BaseException as e:  # noqa: BLE001 - every failure becomes an answer
+                _answer_error(ev, e, route)
+
+    # -- async handlers: one asyncio loop reading the queue's eventfd ----------
+    def _on_async_ready(self) -> None:
+        assert self.apoller is not None and self.loop is not None
+        events = self.apoller.poll(256, 0)
+        if not events:
+            return
+        routes, tasks, loop = self.routes, self.tasks, self.loop
+        for ev in events:
+            if isinstance(ev, int):
+                entry = tasks.pop(ev, None)
+                if entry is not None:
+                    task, nreq = entry
+                    task.cancel()
+                    task.add_done_callback(_discarder(nreq))
+                continue
+            if self.closing:
+                ev.discard()
+                continue
+            route = routes[ev.route]
+            tasks[ev.id] = (loop.create_task(self._run_async(route, ev)), ev)
+
+    async def _run_async(self, route: _Route, ev: _native.NativeRequest) -> None:
+        try:
+            req = Request(ev, True)
+            result = await route.fn(**route.kwargs(req))
+            _answer(ev, result, route)
+        except asyncio.CancelledError:
+            ev.discard()  # client left or server stopped: free the request
+        except BaseException as e:  # noqa: BLE001
+            _answer_error(ev, e, route)
+        finally:
+            self.tasks.pop(ev.id, None)
+
+
+_kept_servers: list[_native.Server] = []
+
+
+def _discarder(n: _native.NativeRequest) -> Callable[[Any], None]:
+    def done(_task: Any) -> None:
+        n.discard()  # a no-op when the handler answered before the cancel landed
+
+    return done
+
+
+def _join_all(threads: list[threading.Thread], timeout: float) -> None:
+    for t in threads:
+        t.join(timeout)
+
+
+def _answer(ev: _native.NativeRequest, result: Any, route: _Route) -> None:
+    status, ctype, headers, body = _render(result)
+    try:
+        ev.respond(status, ctype, headers, body)
+    except ValueError as e:  # refused by the core (e.g. a reserved header): the request is still ours
+        logger.error("quicklane: invalid response from %s %s: %s", route.method, route.pattern, e)
+        ev.respond(500, JSON_TYPE, None, _INTERNAL_ERROR)
+
+
+def _answer_error(ev: _native.NativeRequest, e: BaseException, route: _Route) -> None:
+    if isinstance(e, HTTPError):
+        try:
+            ev.respond(*_error_parts(e))
+            return
+        except ValueError as bad:
+            logger.error("quicklane: invalid HTTPError from %s %s: %s", route.method, route.pattern, bad)
+    else:
+        logger.error("quicklane: exception in %s %s", route.method, route.pattern,
+                     exc_info=(type(e), e, e.__traceback__))
+    ev.respond(500, JSON_TYPE, None, _INTERNAL_ERROR)
+
+
+class Server:
+    """A running server in a background thread (see App.start). Context manager."""
+
+    def __init__(self, app: App, host: str = "127.0.0.1", port: int = 8080, workers: int = 0, *,
+                 threads: int = DEFAULT_THREADS, batch: int = DEFAULT_BATCH, **limits: int) -> None:
+        self._engine = _Engine(app, host, port, workers, threads, batch, limits)
+        self._thread: Optional[threading.Thread] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._stop: Optional[asyncio.Event] = None
+        self._ready = threading.Event()
+        self._error: Optional[BaseException] = None
+        self._timeout = 5.0
+
+    @property
+    def port(self) -> int:
+        return self._engine.port
+
+    def stats(self) -> dict[str, int]:
+        s = self._engine.server
+        return s.stats() if s is not None else {}
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("quicklane: a Server starts once")
+        self._thread = threading.Thread(target=self._main, name="quicklane-asyncio", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._run())
+        finally:
+            loop.close()
+
+    async def _run(self) -> None:
+        self._stop = asyncio.Event()
+        try:
+            self._engine.start(asyncio.get_running_loop())
+        except BaseException as e:
+            self._error = e
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self._engine.stop(self._timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Graceful stop (in-flight requests get up to timeout seconds); waits for it."""
+        t = self._thread
+        if t is None or self._loop is None or self._stop is None:
+            return
+        self._timeout = timeout
+        if t.is_alive():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # loop already closed
+                pass
+        t.join()
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+__all__ = ["App", "Server", "Request", "Response", "HTTPError"]

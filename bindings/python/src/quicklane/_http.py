@@ -1,0 +1,317 @@
+"""Requests, responses and errors: the values a handler sees and returns."""
+from __future__ import annotations
+
+import http
+import json as _json
+from typing import Any, Iterator, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+
+from . import _native
+
+try:  # orjson is the fastest encoder measured (docs/python.md); stdlib json is the fallback.
+    import orjson as _orjson
+
+    _ORJSON_OPTS = _orjson.OPT_NON_STR_KEYS
+except ImportError:  # pragma: no cover
+    _orjson = None  # type: ignore[assignment]
+
+JSON_TYPE = "application/json"
+TEXT_TYPE = "text/plain; charset=utf-8"
+BYTES_TYPE = "application/octet-stream"
+
+HeaderList = Sequence[Tuple[str, str]]
+HeadersArg = Union[Mapping[str, str], HeaderList, None]
+
+
+def _stdlib_dumps(obj: Any) -> bytes:
+    return _json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def dumps(obj: Any) -> bytes:
+    """Encodes obj as compact UTF-8 JSON (orjson when installed, else stdlib json)."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(obj, option=_ORJSON_OPTS)
+        except TypeError:  # a type orjson does not know (Decimal, huge int, ...)
+            pass
+    return _stdlib_dumps(obj)
+
+
+def loads(data: Union[bytes, str]) -> Any:
+    if _orjson is not None:
+        return _orjson.loads(data)
+    return _json.loads(data)
+
+
+def _header_list(headers: HeadersArg) -> Optional[list[tuple[str, str]]]:
+    if not headers:
+        return None
+    if isinstance(headers, Mapping):
+        return [(str(k), str(v)) for k, v in headers.items()]
+    return [(str(k), str(v)) for k, v in headers]
+
+
+class HTTPError(Exception):
+    """Raise it from a handler to answer `status_code` with `{"detail": detail}`.
+
+    The detail defaults to the status's reason phrase ("Not Found").
+    """
+
+    def __init__(self, status_code: int, detail: Any = None, headers: HeadersArg = None) -> None:
+        if detail is None:
+            try:
+                detail = http.HTTPStatus(status_code).phrase
+            except ValueError:
+                detail = "Error"
+        super().__init__(status_code, detail)
+        self.status_code = status_code
+        self.detail = detail
+        self.headers = headers
+
+    def __str__(self) -> str:
+        return f"{self.status_code}: {self.detail}"
+
+
+class Response:
+    """A full response: body (dict/list → JSON, str → text, bytes → raw), status,
+    headers (a mapping or (name, value) pairs) and media type (Content-Type)."""
+
+    __slots__ = ("body", "status_code", "headers", "media_type")
+
+    def __init__(
+        self,
+        body: Any = b"",
+        status: int = 200,
+        headers: HeadersArg = None,
+        media_type: Optional[str] = None,
+    ) -> None:
+        raw: bytes
+        if body is None:
+            raw, default_type = b"", None
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            raw, default_type = bytes(body), BYTES_TYPE if body else None
+        elif isinstance(body, str):
+            raw, default_type = body.encode(), TEXT_TYPE
+        else:
+            raw, default_type = dumps(body), JSON_TYPE
+        self.body: bytes = raw
+        self.status_code: int = status
+        self.headers: Optional[list[tuple[str, str]]] = _header_list(headers)
+        self.media_type: Optional[str] = media_type if media_type is not None else default_type
+
+    def __repr__(self) -> str:
+        return f"Response(status={self.status_code}, media_type={self.media_type!r}, {len(self.body)} bytes)"
+
+
+class Address(NamedTuple):
+    host: str
+    port: int
+
+
+class Headers(Mapping[str, str]):
+    """Request headers: case-insensitive lookup giving the first value;
+    `getlist(name)` gives every value, `raw` the pairs as received."""
+
+    __slots__ = ("raw", "_map")
+
+    def __init__(self, raw: list[tuple[str, str]]) -> None:
+        self.raw = raw
+        m: dict[str, str] = {}
+        for k, v in raw:
+            m.setdefault(k.lower(), v)
+        self._map = m
+
+    def __getitem__(self, name: str) -> str:
+        return self._map[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._map
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._map.get(name.lower(), default)
+
+    def getlist(self, name: str) -> list[str]:
+        n = name.lower()
+        return [v for k, v in self.raw if k.lower() == n]
+
+    def __repr__(self) -> str:
+        return f"Headers({self.raw!r})"
+
+
+class QueryParams(Mapping[str, str]):
+    """Query parameters (percent-decoded, '+' is a space): `q["a"]` is the first
+    value of a; `getlist("a")` every value; `multi_items()` all pairs in order."""
+
+    __slots__ = ("_items", "_map")
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._items = items
+        m: dict[str, str] = {}
+        for k, v in items:
+            m.setdefault(k, v)
+        self._map = m
+
+    def __getitem__(self, name: str) -> str:
+        return self._map[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def getlist(self, name: str) -> list[str]:
+        return [v for k, v in self._items if k == name]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"QueryParams({self._items!r})"
+
+
+class _Ready:
+    """An already-computed value that can be awaited (Request.json in async handlers)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Any:
+        return self.value
+        yield  # pragma: no cover  (makes this a generator)
+
+
+_MISSING: Any = object()
+
+
+class Request:
+    """The request a handler receives.
+
+    Its data is borrowed from the native core until the request is answered;
+    each attribute is copied into Python objects on first use, so what a handler
+    read stays usable afterwards. Reading a new attribute after the answer
+    raises ValueError.
+    """
+
+    __slots__ = ("_n", "_async", "_method", "_path", "_params", "_query", "_headers", "_body", "_json",
+                 "_client", "state")
+
+    def __init__(self, native: _native.NativeRequest, is_async: bool = False,
+                 params: Optional[dict[str, str]] = None) -> None:
+        self._n = native
+        self._async = is_async
+        self._method: Optional[str] = None
+        self._path: Optional[str] = None
+        self._params = params
+        self._query: Optional[QueryParams] = None
+        self._headers: Optional[Headers] = None
+        self._body: Optional[bytes] = None
+        self._json: Any = _MISSING
+        self._client: Optional[Address] = None
+        self.state: dict[str, Any] = {}
+
+    @property
+    def method(self) -> str:
+        if self._method is None:
+            self._method = self._n.method()
+        return self._method
+
+    @property
+    def path(self) -> str:
+        """The path as sent (not percent-decoded), without the query."""
+        if self._path is None:
+            self._path = self._n.path()
+        return self._path
+
+    @property
+    def url(self) -> str:
+        """The raw request target (path and query)."""
+        return self._n.target()
+
+    @property
+    def query_string(self) -> str:
+        return self._n.query_string()
+
+    @property
+    def route(self) -> str:
+        """The pattern of the matched route, e.g. "/hello/{name}"."""
+        return self._n.route_pattern()
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Path parameters, percent-decoded."""
+        if self._params is None:
+            self._params = self._n.params()
+        return self._params
+
+    path_params = params
+
+    @property
+    def query(self) -> QueryParams:
+        if self._query is None:
+            self._query = QueryParams(self._n.query())
+        return self._query
+
+    query_params = query
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(self._n.headers())
+        return self._headers
+
+    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        """One header (case-insensitive), without copying the others."""
+        if self._headers is not None:
+            return self._headers.get(name, default)  # type: ignore[no-any-return]
+        v = self._n.header(name)
+        return default if v is None else v
+
+    @property
+    def body(self) -> bytes:
+        if self._body is None:
+            self._body = self._n.body()
+        return self._body
+
+    @property
+    def client(self) -> Address:
+        if self._client is None:
+            self._client = Address(*self._n.client())
+        return self._client
+
+    @property
+    def http_version(self) -> str:
+        return "1.1" if self._n.http_minor() == 1 else "1.0"
+
+    def json(self) -> Any:
+        """The body parsed as JSON; invalid JSON raises HTTPError(400).
+
+        In an ``async def`` handler, ``await req.json()`` (as in FastAPI); in a
+        ``def`` handler, ``req.json()`` gives the value directly.
+        """
+        if self._json is _MISSING:
+            try:
+                self._json = loads(self.body)
+            except ValueError as e:
+                raise HTTPError(400, f"invalid JSON body: {e}") from None
+        return _Ready(self._json) if self._async else self._json
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    @property
+    def answered(self) -> bool:
+        return self._n.finished
+
+    def __repr__(self) -> str:
+        try:
+            return f"<Request {self.method} {self.path}>"
+        except ValueError:
+            return "<Request (answered)>"

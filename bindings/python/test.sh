@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the quicklane Python package into a venv and tests it:
+#   mypy --strict on examples/python/hello.py, then the pytest suite.
+# Assumes the Debian packages of `make build` (cmake, g++, pkg-config,
+# libuv1-dev, node-llhttp); installs everything Python-side itself.
+# Idempotent: the extension is rebuilt only when its sources changed.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+venv="${QL_PY_VENV:-$here/.venv}"
+python="${PYTHON:-python3}"
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
+fi
+py="$venv/bin/python"
+tools_stamp="$venv/.ql-tools"
+if [ ! -f "$tools_stamp" ]; then
+  "$py" -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" "pytest>=7" "mypy>=1.8" "orjson>=3.9"
+  touch "$tools_stamp"
+fi
+
+# Rebuild when anything the extension is made of changed.
+src_hash="$(cd "$root" && cat core/*.cpp core/*.hpp capi/src/* capi/include/quicklane.h \
+  bindings/cpp/include/quicklane.hpp bindings/python/CMakeLists.txt bindings/python/pyproject.toml \
+  bindings/python/src/native.cpp bindings/python/src/native.map bindings/python/src/quicklane/* 2>/dev/null \
+  | sha256sum | cut -d' ' -f1)"
+pkg_stamp="$venv/.ql-package"
+if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$src_hash" ] || ! "$py" -c "import quicklane._native" 2>/dev/null; then
+  echo "python: building and installing ./bindings/python"
+  "$py" -m pip install -q --no-build-isolation "$here"
+  echo "$src_hash" > "$pkg_stamp"
+fi
+
+cd "$root"
+echo "python: mypy --strict examples/python/hello.py"
+"$py" -m mypy --strict --cache-dir "$venv/.mypy_cache" examples/python/hello.py
+echo "python: pytest bindings/python/tests"
+"$py" -m pytest -q -p no:cacheprovider "$here/tests" "$@"
