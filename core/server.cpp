@@ -80,6 +80,16 @@ Server::~Server() {
 
 namespace {
 
+struct sockaddr_storage with_port(const struct addrinfo *ai, uint16_t port) {
+    struct sockaddr_storage ss;
+    std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    if (ss.ss_family == AF_INET)
+        reinterpret_cast<struct sockaddr_in *>(&ss)->sin_port = htons(port);
+    else
+        reinterpret_cast<struct sockaddr_in6 *>(&ss)->sin6_port = htons(port);
+    return ss;
+}
+
 int bind_socket(const struct addrinfo *ai, uint16_t port, uint32_t backlog, std::string *err) {
     int fd = ::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -89,12 +99,7 @@ int bind_socket(const struct addrinfo *ai, uint16_t port, uint32_t backlog, std:
     int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    struct sockaddr_storage ss;
-    std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-    if (ss.ss_family == AF_INET)
-        reinterpret_cast<struct sockaddr_in *>(&ss)->sin_port = htons(port);
-    else
-        reinterpret_cast<struct sockaddr_in6 *>(&ss)->sin6_port = htons(port);
+    struct sockaddr_storage ss = with_port(ai, port);
     if (::bind(fd, reinterpret_cast<struct sockaddr *>(&ss), ai->ai_addrlen) != 0 ||
         ::listen(fd, static_cast<int>(backlog)) != 0) {
         *err = "cannot listen on port " + std::to_string(port) + ": " + std::strerror(errno);
@@ -132,12 +137,7 @@ ql_status Server::bind_all(uint32_t n, std::vector<int> &fds, uint16_t &port, st
         int probe = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         int one = 1;
         ::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        struct sockaddr_storage ss;
-        std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
-        if (ss.ss_family == AF_INET)
-            reinterpret_cast<struct sockaddr_in *>(&ss)->sin_port = htons(port);
-        else
-            reinterpret_cast<struct sockaddr_in6 *>(&ss)->sin6_port = htons(port);
+        struct sockaddr_storage ss = with_port(res, port);
         int rc = probe >= 0 ? ::bind(probe, reinterpret_cast<struct sockaddr *>(&ss), res->ai_addrlen) : -1;
         int e = errno;
         if (probe >= 0) ::close(probe);

@@ -13,14 +13,8 @@
       "target_name": "quicklane",
       "sources": [
         "src/addon.cc",
-        "<(ql_root)/core/router.cpp",
-        "<(ql_root)/core/request.cpp",
-        "<(ql_root)/core/response_writer.cpp",
-        "<(ql_root)/core/connection.cpp",
-        "<(ql_root)/core/worker.cpp",
-        "<(ql_root)/core/server.cpp",
-        "<(ql_root)/core/queue.cpp",
-        "<(ql_root)/capi/src/capi.cpp",
+        # the core and the C door: core/sources.txt, shared with every build
+        "<!@(node scripts/core-sources.js)",
         # gyp cannot take absolute sources: these wrappers #include <api.c> etc.
         # from llhttp_dir (Debian's node-llhttp: /usr/share/llhttp).
         "src/llhttp_api.c",

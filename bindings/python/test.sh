@@ -23,7 +23,7 @@ if [ ! -f "$tools_stamp" ]; then
 fi
 
 # Rebuild when anything the extension is made of changed.
-src_hash="$(cd "$root" && cat core/*.cpp core/*.hpp capi/src/* capi/include/quicklane.h \
+src_hash="$(cd "$root" && cat core/*.cpp core/*.hpp core/sources.txt capi/src/* capi/include/quicklane.h \
   bindings/cpp/include/quicklane.hpp bindings/python/CMakeLists.txt bindings/python/pyproject.toml \
   bindings/python/src/native.cpp bindings/python/src/native.map bindings/python/src/quicklane/* 2>/dev/null \
   | sha256sum | cut -d' ' -f1)"

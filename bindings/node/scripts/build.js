@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm "install" script: builds the addon with node-gyp against the headers
 // installed with Node (no download from nodejs.org), two jobs at most.
-// Incremental: reconfigures only when there is no build/Makefile yet.
+// Incremental: reconfigures when binding.gyp or core/sources.txt changed.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -45,7 +45,15 @@ function run(args) {
   const r = spawnSync(process.execPath, [gyp, ...args, ...common], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status || 1);
 }
-if (!fs.existsSync(path.join(root, 'build', 'Makefile')) || process.env.QUICKLANE_REBUILD) {
+// Reconfigure when the build description changed since the last configure.
+function stale() {
+  const mk = path.join(root, 'build', 'Makefile');
+  if (!fs.existsSync(mk)) return true;
+  const t = fs.statSync(mk).mtimeMs;
+  return [path.join(root, 'binding.gyp'), path.join(root, '..', '..', 'core', 'sources.txt')]
+    .some((f) => fs.existsSync(f) && fs.statSync(f).mtimeMs > t);
+}
+if (stale() || process.env.QUICKLANE_REBUILD) {
   run(['configure']);
 }
 run(['build']);
