@@ -1,6 +1,7 @@
 #include "response_writer.hpp"
 
 #include <charconv>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 
@@ -60,39 +61,48 @@ const char *reason_phrase(int s) {
     }
 }
 
-namespace {
-void append_uint(std::string &out, uint64_t v) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, r.ptr);
-}
-}  // namespace
-
 void format_head(std::string &out, const HeadParams &p) {
-    out.clear();
-    out.append(p.http10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-    append_uint(out, static_cast<uint64_t>(p.status));
-    out.push_back(' ');
-    out.append(reason_phrase(p.status));
-    out.append("\r\nServer: quicklane\r\nDate: ");
-    out.append(p.date);
-    out.append("\r\n");
+    // Sized once, then filled with memcpy: this runs for every response.
+    static constexpr std::string_view kServer = "\r\nServer: quicklane\r\nDate: ";
+    static constexpr std::string_view kType = "Content-Type: ";
+    static constexpr std::string_view kLength = "Content-Length: ";
+    std::string_view reason = reason_phrase(p.status);
+    std::string_view conn = !p.keep_alive ? "Connection: close\r\n" : p.http10 ? "Connection: keep-alive\r\n" : "";
+    bool has_body = status_has_body(p.status);
+    char num[24];
+    size_t num_len = static_cast<size_t>(std::to_chars(num, num + sizeof num, p.content_length).ptr - num);
+    unsigned status = static_cast<unsigned>(p.status) % 1000;
+    size_t total = 9 + 3 + 1 + reason.size() + kServer.size() + p.date.size() + 2 +
+                   (p.content_type.empty() ? 0 : kType.size() + p.content_type.size() + 2) +
+                   (has_body ? kLength.size() + num_len + 2 : 0) + conn.size() + p.extra_headers.size() + 2;
+    out.resize(total);
+    char *w = out.data();
+    auto put = [&w](std::string_view v) {
+        std::memcpy(w, v.data(), v.size());
+        w += v.size();
+    };
+    put(p.http10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+    *w++ = static_cast<char>('0' + status / 100);
+    *w++ = static_cast<char>('0' + status / 10 % 10);
+    *w++ = static_cast<char>('0' + status % 10);
+    *w++ = ' ';
+    put(reason);
+    put(kServer);
+    put(p.date);
+    put("\r\n");
     if (!p.content_type.empty()) {
-        out.append("Content-Type: ");
-        out.append(p.content_type);
-        out.append("\r\n");
+        put(kType);
+        put(p.content_type);
+        put("\r\n");
     }
-    if (status_has_body(p.status)) {
-        out.append("Content-Length: ");
-        append_uint(out, p.content_length);
-        out.append("\r\n");
+    if (has_body) {
+        put(kLength);
+        put({num, num_len});
+        put("\r\n");
     }
-    if (!p.keep_alive)
-        out.append("Connection: close\r\n");
-    else if (p.http10)
-        out.append("Connection: keep-alive\r\n");
-    out.append(p.extra_headers);
-    out.append("\r\n");
+    put(conn);
+    put(p.extra_headers);
+    put("\r\n");
 }
 
 void format_http_date(char out[30]) {

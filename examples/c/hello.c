@@ -22,14 +22,14 @@ static void hello(void *user_data, ql_request *req) { /* JSON built by hand: one
     (void)user_data, ql_request_param(req, "name", 4, &name);
     char *body = malloc(name.len * 6 + 16), *o = body; /* worst case: every byte as \u00XX */
     if (!body) { reply(req, 500, cJSON_CreateObject()); return; }
-    o += sprintf(o, "{\"hello\":\"");
+    memcpy(o, "{\"hello\":\"", 10), o += 10;
     for (size_t i = 0; i < name.len; i++) {
         unsigned char c = (unsigned char)name.data[i];
         if (c == '"' || c == '\\') *o++ = '\\', *o++ = (char)c;
         else if (c < 0x20) o += sprintf(o, "\\u%04x", c);
         else *o++ = (char)c;
     }
-    o += sprintf(o, "\"}");
+    memcpy(o, "\"}", 2), o += 2;
     ql_response res = QL_RESPONSE_INIT;
     res.content_type = "application/json", res.content_type_len = 16;
     res.body = body, res.body_len = (size_t)(o - body);
