@@ -1,0 +1,7 @@
+module quicklane.local/bench/peers
+
+go 1.22
+
+require github.com/quicklane/quicklane/bindings/go v0.0.0
+
+replace github.com/quicklane/quicklane/bindings/go => ../../../bindings/go
