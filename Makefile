@@ -51,6 +51,7 @@ test-sanitize: deps
 
 bench: build
 	bench/core.sh
+	bench/bindings.sh
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan
