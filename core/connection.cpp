@@ -467,7 +467,28 @@ void Connection::flush() {
         unsigned nb = 0;
         uint32_t n = 0;
         size_t total = 0;
+        bool stream = false;
         for (Request *r = head_; r && r->ready && n < kMaxBatch; r = r->next, ++n) {
+            if (r->streaming) {
+                // A streamed answer goes alone, as far as it is framed; the
+                // answers behind it wait for its last chunk.
+                if (n > 0) break;
+                stream = true;
+                if (!r->head_sent) {
+                    bufs[nb++] = uv_buf_init(r->out_head.data(), static_cast<unsigned>(r->out_head.size()));
+                    total += r->out_head.size();
+                }
+                r->out_body.swap(r->stream_out);  // out_body stays untouched until the write ends
+                r->stream_out.clear();
+                r->inflight_data = r->stream_out_data;
+                r->stream_out_data = 0;
+                if (!r->out_body.empty()) {
+                    bufs[nb++] = uv_buf_init(r->out_body.data(), static_cast<unsigned>(r->out_body.size()));
+                    total += r->out_body.size();
+                }
+                n = 1;
+                break;
+            }
             bufs[nb++] = uv_buf_init(r->out_head.data(), static_cast<unsigned>(r->out_head.size()));
             total += r->out_head.size();
             if (!r->head_only) {
@@ -483,15 +504,26 @@ void Connection::flush() {
             }
         }
         if (n == 0) break;
-        auto *stream = reinterpret_cast<uv_stream_t *>(&tcp_);
-        int written = uv_try_write(stream, bufs, nb);
+        if (stream && nb == 0) {
+            // Nothing new to write for the streamed answer at the head.
+            if (head_->stream_done) {
+                complete(1);
+                continue;
+            }
+            break;
+        }
+        auto *stream_h = reinterpret_cast<uv_stream_t *>(&tcp_);
+        int written = uv_try_write(stream_h, bufs, nb);
         if (written == UV_EAGAIN || written == UV_ENOSYS) written = 0;
         if (written < 0) {
             close();
             return;
         }
         if (static_cast<size_t>(written) == total) {
-            complete(n);
+            if (stream)
+                stream_written();
+            else
+                complete(n);
             continue;
         }
         // Partial: queue the rest; buffers stay alive in the requests until on_write.
@@ -501,7 +533,8 @@ void Connection::flush() {
         bufs[i].base += skip;
         bufs[i].len -= static_cast<unsigned>(skip);
         writing_ = n;
-        if (uv_write(&wreq_, stream, bufs + i, nb - i, on_write) != 0) {
+        writing_stream_ = stream;
+        if (uv_write(&wreq_, stream_h, bufs + i, nb - i, on_write) != 0) {
             writing_ = 0;
             close();
         }
@@ -510,17 +543,32 @@ void Connection::flush() {
     if (!closing_ && !head_ && (close_after_ || w.stopping())) close();
 }
 
+// The bytes of a streamed answer went out: finish it once its last chunk has.
+void Connection::stream_written() {
+    Request *r = head_;
+    r->head_sent = true;
+    r->out_body.clear();
+    r->stream_buffered.fetch_sub(r->inflight_data, std::memory_order_relaxed);
+    r->inflight_data = 0;
+    if (r->stream_done && r->stream_out.empty()) complete(1);
+}
+
 void Connection::on_write(uv_write_t *req, int status) {
     auto *c = static_cast<Connection *>(req->data);
     uint32_t n = c->writing_;
+    bool stream = c->writing_stream_;
     c->writing_ = 0;
+    c->writing_stream_ = false;
     if (c->closing_) return;  // on_close releases what is left
     if (status < 0) {
         c->close();
         return;
     }
     c->last_activity_ = c->w.now_ms();
-    c->complete(n);
+    if (stream)
+        c->stream_written();
+    else
+        c->complete(n);
     c->flush();
     c->update_reading();
 }

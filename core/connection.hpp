@@ -54,6 +54,7 @@ private:
     void dispatch(Request *r);
     void answer_error(Request *r, int status, std::string_view msg, std::string_view extra = {});
     void complete(uint32_t n);
+    void stream_written();
     void detach(Request *r);
     bool head_limit(Request *r, size_t more);
 
@@ -69,6 +70,7 @@ private:
     Request *tail_ = nullptr;
     uint32_t fifo_len_ = 0;
     uint32_t writing_ = 0;  // requests at the FIFO head being written
+    bool writing_stream_ = false;
     uint64_t head_start_ = 0;
     uint64_t last_activity_ = 0;
     int pending_status_ = 0;

@@ -39,6 +39,12 @@ void Request::reset_for_reuse() {
     pending_status = 200;
     pending_type.clear();
     pending_headers.clear();
+    stream_mode = stream_end = stream_posted = false;
+    stream_in.clear();
+    stream_buffered.store(0, std::memory_order_relaxed);
+    streaming = stream_done = head_sent = false;
+    stream_out.clear();
+    stream_out_data = inflight_data = 0;
 }
 
 namespace {

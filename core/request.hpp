@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <mutex>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -82,6 +83,22 @@ struct Request {
     int32_t pending_status = 200;
     std::string pending_type;
     std::string pending_headers;
+
+    // Streaming answers (ql_respond_start / _write / _end). stream_mu guards
+    // the host side (stream_*) and generation changes, so a host never
+    // appends to a request the loop has recycled.
+    std::mutex stream_mu;
+    bool stream_mode = false;    // host: the answer is streamed
+    bool stream_end = false;     // host: ql_respond_end was called
+    bool stream_posted = false;  // host: the loop has been told about new bytes
+    std::string stream_in;       // host: bytes not yet taken by the loop
+    std::atomic<uint64_t> stream_buffered{0};  // taken or not, not yet written
+    bool streaming = false;      // loop: head formatted for a streamed answer
+    bool stream_done = false;    // loop: the last chunk is framed
+    bool head_sent = false;      // loop: the head went out
+    std::string stream_out;      // loop: framed bytes waiting for a write
+    size_t stream_out_data = 0;  // loop: payload bytes in stream_out
+    size_t inflight_data = 0;    // loop: payload bytes in the write under way
 
     uint64_t generation() const { return state.load(std::memory_order_acquire) >> 8; }
     ql_req_id id() const;

@@ -72,9 +72,14 @@ void format_head(std::string &out, const HeadParams &p) {
     char num[24];
     size_t num_len = static_cast<size_t>(std::to_chars(num, num + sizeof num, p.content_length).ptr - num);
     unsigned status = static_cast<unsigned>(p.status) % 1000;
+    static constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n";
+    // A streamed HTTP/1.0 answer is delimited by the close instead.
+    bool length = has_body && !p.chunked;
+    bool chunked = has_body && p.chunked && !p.http10;
     size_t total = 9 + 3 + 1 + reason.size() + kServer.size() + p.date.size() + 2 +
                    (p.content_type.empty() ? 0 : kType.size() + p.content_type.size() + 2) +
-                   (has_body ? kLength.size() + num_len + 2 : 0) + conn.size() + p.extra_headers.size() + 2;
+                   (length ? kLength.size() + num_len + 2 : 0) + (chunked ? kChunked.size() : 0) + conn.size() +
+                   p.extra_headers.size() + 2;
     out.resize(total);
     char *w = out.data();
     auto put = [&w](std::string_view v) {
@@ -95,11 +100,12 @@ void format_head(std::string &out, const HeadParams &p) {
         put(p.content_type);
         put("\r\n");
     }
-    if (has_body) {
+    if (length) {
         put(kLength);
         put({num, num_len});
         put("\r\n");
     }
+    if (chunked) put(kChunked);
     put(conn);
     put(p.extra_headers);
     put("\r\n");

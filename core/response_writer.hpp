@@ -15,6 +15,7 @@ struct HeadParams {
     bool keep_alive;
     bool http10;
     std::string_view date;  // 29 chars
+    bool chunked = false;   // streamed: Transfer-Encoding: chunked instead of Content-Length
 };
 
 const char *reason_phrase(int status);

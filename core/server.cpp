@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "connection.hpp"
+#include "request.hpp"
 #include "worker.hpp"
 
 namespace ql {
@@ -309,23 +310,20 @@ bool render_response_fields(const ql_response *r, std::string &type, std::string
     return true;
 }
 
-ql_status Server::respond(ql_req_id id, const ql_response *resp, std::string *err) {
+Request *Server::find(ql_req_id id, Worker **w, std::string *err) {
     uint32_t widx = static_cast<uint32_t>(id >> 56);
     uint32_t slot = static_cast<uint32_t>((id >> 32) & 0xffffff);
+    Request *r = widx < workers_.size() ? workers_[widx]->lookup(slot) : nullptr;
+    if (!r) *err = "unknown request id";
+    else *w = workers_[widx].get();
+    return r;
+}
+
+// Claims the one answer of a request (CAS on its state word). QL_OK means
+// claimed, and *gone tells whether its client has already left (the loop
+// then frees it); any other status means nothing was claimed.
+ql_status Server::claim(Request *r, ql_req_id id, bool *gone, std::string *err) {
     uint64_t gen = id & 0xffffffffu;
-    if (widx >= workers_.size()) {
-        *err = "unknown request id";
-        return QL_E_GONE;
-    }
-    Worker &w = *workers_[widx];
-    Request *r = w.lookup(slot);
-    if (!r) {
-        *err = "unknown request id";
-        return QL_E_GONE;
-    }
-    // Validate before claiming, so a bad response leaves the request unanswered.
-    static thread_local std::string type, headers;
-    if (!render_response_fields(resp, type, headers, err)) return QL_E_INVALID;
     uint64_t s = r->state.load(std::memory_order_acquire);
     while (true) {
         if (((s >> 8) & 0xffffffffu) != gen) {
@@ -342,7 +340,19 @@ ql_status Server::respond(ql_req_id id, const ql_response *resp, std::string *er
         }
         if (r->state.compare_exchange_weak(s, s | RS_ANSWERED, std::memory_order_acq_rel)) break;
     }
-    bool gone = s & RS_GONE;
+    *gone = (s & RS_GONE) != 0;
+    return QL_OK;
+}
+
+ql_status Server::respond(ql_req_id id, const ql_response *resp, std::string *err) {
+    Worker *w = nullptr;
+    Request *r = find(id, &w, err);
+    if (!r) return QL_E_GONE;
+    // Validate before claiming, so a bad response leaves the request unanswered.
+    static thread_local std::string type, headers;
+    if (!render_response_fields(resp, type, headers, err)) return QL_E_INVALID;
+    bool gone = false;
+    if (ql_status st = claim(r, id, &gone, err); st != QL_OK) return st;
     if (!gone) {
         // This thread owns these fields until the loop takes the request.
         r->pending_status = resp->status;
@@ -350,12 +360,87 @@ ql_status Server::respond(ql_req_id id, const ql_response *resp, std::string *er
         r->pending_headers.swap(headers);
         r->out_body.assign(resp->body ? resp->body : "", resp->body_len);
     }
-    if (w.on_loop_thread())
-        w.on_answer(r);
-    else if (!w.post_answer(r))
+    if (w->on_loop_thread())
+        w->on_answer(r);
+    else if (!w->post(r, r->generation()))
         gone = true;
     if (gone) {
         *err = "the client has gone; the request was freed";
+        return QL_E_GONE;
+    }
+    return QL_OK;
+}
+
+ql_status Server::respond_start(ql_req_id id, const ql_response *head, std::string *err) {
+    Worker *w = nullptr;
+    Request *r = find(id, &w, err);
+    if (!r) return QL_E_GONE;
+    static thread_local std::string type, headers;
+    if (!render_response_fields(head, type, headers, err)) return QL_E_INVALID;
+    bool gone = false;
+    if (ql_status st = claim(r, id, &gone, err); st != QL_OK) return st;
+    uint64_t gen = r->generation();
+    if (gone) {
+        // A plain (empty) answer for the loop to free.
+        if (w->on_loop_thread()) w->on_answer(r);
+        else w->post(r, gen);
+        *err = "the client has gone; the request was freed";
+        return QL_E_GONE;
+    }
+    {
+        std::lock_guard lk(r->stream_mu);
+        r->pending_status = head->status;
+        r->pending_type.swap(type);
+        r->pending_headers.swap(headers);
+        r->stream_mode = true;
+        r->stream_in.assign(head->body ? head->body : "", head->body_len);
+        r->stream_buffered.store(head->body_len, std::memory_order_relaxed);
+        r->stream_posted = true;
+    }
+    if (w->on_loop_thread()) {
+        w->on_stream(r);
+    } else if (!w->post(r, gen)) {
+        *err = "the server has stopped";
+        return QL_E_GONE;
+    }
+    return QL_OK;
+}
+
+ql_status Server::respond_write(ql_req_id id, const char *data, size_t len, bool end, uint64_t *buffered,
+                                std::string *err) {
+    Worker *w = nullptr;
+    Request *r = find(id, &w, err);
+    if (!r) return QL_E_GONE;
+    uint64_t gen = 0;
+    bool post;
+    {
+        std::lock_guard lk(r->stream_mu);
+        uint64_t s = r->state.load(std::memory_order_acquire);
+        if (((s >> 8) & 0xffffffffu) != (id & 0xffffffffu)) {
+            *err = "request is gone (finished, or its client left)";
+            return QL_E_GONE;
+        }
+        if (!r->stream_mode) {
+            *err = "ql_respond_start was not called for this request";
+            return QL_E_STATE;
+        }
+        if (r->stream_end) {
+            *err = "the streamed answer was already ended";
+            return QL_E_STATE;
+        }
+        gen = s >> 8;
+        if (len) r->stream_in.append(data, len);
+        if (end) r->stream_end = true;
+        uint64_t b = r->stream_buffered.fetch_add(len, std::memory_order_relaxed) + len;
+        if (buffered) *buffered = b;
+        post = !r->stream_posted || end;
+        r->stream_posted = true;
+    }
+    if (!post) return QL_OK;
+    if (w->on_loop_thread()) {
+        w->on_posted(r, gen);
+    } else if (!w->post(r, gen)) {
+        *err = "the server has stopped";
         return QL_E_GONE;
     }
     return QL_OK;

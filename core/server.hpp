@@ -17,6 +17,7 @@
 namespace ql {
 
 class Worker;
+struct Request;
 
 struct Limits {
     std::string host = "127.0.0.1";
@@ -54,6 +55,9 @@ public:
     void (*delete_when_closed)(Server *) = nullptr;
     uint16_t port() const { return port_.load(); }
     ql_status respond(ql_req_id id, const ql_response *resp, std::string *err);
+    ql_status respond_start(ql_req_id id, const ql_response *head, std::string *err);
+    ql_status respond_write(ql_req_id id, const char *data, size_t len, bool end, uint64_t *buffered,
+                            std::string *err);
     void stats(ql_server_stats *s) const;
     bool on_loop_thread() const;
 
@@ -67,6 +71,8 @@ public:
     std::atomic<uint64_t> requests_in_flight{0};
 
 private:
+    Request *find(ql_req_id id, Worker **w, std::string *err);
+    ql_status claim(Request *r, ql_req_id id, bool *gone, std::string *err);
     std::shared_ptr<const Router> router_;
     Limits limits_;
     std::vector<std::unique_ptr<Worker>> workers_;

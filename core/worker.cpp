@@ -197,7 +197,8 @@ void Worker::finish() {
         // threads at once.
         std::lock_guard lk(q_mu_);
         loop_alive_ = false;
-        for (Request *r : queue_) release(r);
+        for (const Posted &p : queue_)
+            if (p.r->in_use && p.r->generation() == p.gen) release(p.r);
         queue_.clear();
     }
     uv_close(reinterpret_cast<uv_handle_t *>(&async_), on_handle_closed);
@@ -257,9 +258,13 @@ Request *Worker::acquire() {
 
 void Worker::release(Request *r) {
     if (r->dispatched) server.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
-    uint64_t gen = (r->state.load(std::memory_order_relaxed) >> 8) + 1;
-    r->reset_for_reuse();
-    r->state.store(gen << 8, std::memory_order_release);
+    {
+        // Hosts check the generation under this lock before appending stream bytes.
+        std::lock_guard lk(r->stream_mu);
+        uint64_t gen = (r->state.load(std::memory_order_relaxed) >> 8) + 1;
+        r->reset_for_reuse();
+        r->state.store(gen << 8, std::memory_order_release);
+    }
     r->in_use = false;
     r->next = free_;
     free_ = r;
@@ -272,16 +277,18 @@ Request *Worker::lookup(uint32_t slot) const {
 
 // ---- answers -----------------------------------------------------------
 
-bool Worker::post_answer(Request *r) {
+bool Worker::post(Request *r, uint64_t gen) {
     std::lock_guard lk(q_mu_);
     if (!loop_alive_) {
-        // The loop has ended: nobody else touches the pool now.
-        release(r);
+        // The loop has ended: nobody else touches the pool now. A plain
+        // answer is freed here; stream requests were freed with their
+        // connection.
+        if (r->in_use && r->generation() == gen && !r->stream_mode) release(r);
         return false;
     }
     bool wake = queue_.empty();
-    queue_.push_back(r);
-    // One wake-up per burst: only the first answer into an empty queue signals.
+    queue_.push_back({r, gen});
+    // One wake-up per burst: only the first post into an empty queue signals.
     if (wake) uv_async_send(&async_);
     return true;
 }
@@ -291,8 +298,72 @@ void Worker::drain_queue() {
         std::lock_guard lk(q_mu_);
         queue_swap_.swap(queue_);
     }
-    for (Request *r : queue_swap_) on_answer(r);
+    for (const Posted &p : queue_swap_) on_posted(p.r, p.gen);
     queue_swap_.clear();
+}
+
+void Worker::on_posted(Request *r, uint64_t gen) {
+    if (!r->in_use || r->generation() != gen) return;  // stale: the request was recycled
+    bool stream;
+    {
+        std::lock_guard lk(r->stream_mu);
+        stream = r->stream_mode;
+    }
+    if (stream)
+        on_stream(r);
+    else
+        on_answer(r);
+}
+
+void Worker::on_stream(Request *r) {
+    Connection *c = r->conn;
+    if (!c) {
+        // The client left before the head went out: free it; the host's
+        // next write or end returns QL_E_GONE.
+        release(r);
+        return;
+    }
+    static thread_local std::string chunk;
+    bool end;
+    {
+        std::lock_guard lk(r->stream_mu);
+        chunk.swap(r->stream_in);
+        r->stream_in.clear();
+        end = r->stream_end;
+        r->stream_posted = false;
+    }
+    if (!r->streaming) {
+        HeadParams hp{r->pending_status, r->pending_type, r->pending_headers, 0,
+                      r->keep_alive && !stopping_ && r->http_minor != 0, r->http_minor == 0, date, true};
+        if (!hp.keep_alive) r->keep_alive = false;
+        if (!status_has_body(hp.status)) r->head_only = true;
+        format_head(r->out_head, hp);
+        r->streaming = true;
+        r->ready = true;
+    }
+    if (!r->head_only && !chunk.empty()) {
+        if (r->http_minor == 0) {
+            r->stream_out.append(chunk);
+        } else {
+            char hex[20];
+            int n = snprintf(hex, sizeof hex, "%zx\r\n", chunk.size());
+            r->stream_out.append(hex, static_cast<size_t>(n));
+            r->stream_out.append(chunk);
+            r->stream_out.append("\r\n");
+        }
+        r->stream_out_data += chunk.size();
+    } else if (!chunk.empty()) {
+        r->stream_buffered.fetch_sub(chunk.size(), std::memory_order_relaxed);  // never written
+    }
+    chunk.clear();
+    if (end && !r->stream_done) {
+        if (!r->head_only && r->http_minor != 0) r->stream_out.append("0\r\n\r\n");
+        r->stream_done = true;
+    }
+    if (!c->in_read) {
+        c->flush();
+        c->update_reading();
+    }
 }
 
 void Worker::on_answer(Request *r) {

@@ -45,9 +45,13 @@ public:
     void release(Request *r);
     Request *lookup(uint32_t slot) const;  // any thread
 
-    // answers from other threads; false when the loop is gone
-    bool post_answer(Request *r);
-    void on_answer(Request *r);  // loop thread
+    // Answers and stream bytes from other threads, tagged with the request's
+    // generation so a stale post never touches a recycled request. False
+    // when the loop is gone.
+    bool post(Request *r, uint64_t gen);
+    void on_posted(Request *r, uint64_t gen);  // loop thread
+    void on_answer(Request *r);                // loop thread
+    void on_stream(Request *r);                // loop thread
     bool on_loop_thread() const;
 
     // connections (loop thread)
@@ -92,8 +96,12 @@ private:
 
     // cross-thread queue
     std::mutex q_mu_;
-    std::vector<Request *> queue_;
-    std::vector<Request *> queue_swap_;
+    struct Posted {
+        Request *r;
+        uint64_t gen;
+    };
+    std::vector<Posted> queue_;
+    std::vector<Posted> queue_swap_;
     bool loop_alive_ = false;
     std::atomic<bool> stop_requested_{false};
     std::atomic<uint32_t> drain_timeout_ms_{0};

@@ -298,6 +298,26 @@ QL_API void ql_server_free(ql_server **server);
 QL_API ql_status ql_respond(ql_server *server, ql_req_id id, const ql_response *response,
                             ql_error **out_error);
 
+/* Streamed answers (Transfer-Encoding: chunked; close-delimited for HTTP/1.0).
+ * ql_respond_start sends the head (status, content type, headers; a body in
+ * `head` becomes the first bytes) and claims the answer like ql_respond;
+ * ql_respond_write adds bytes (copied); ql_respond_end sends the last chunk
+ * and finishes the request. All three are thread-safe, like ql_respond.
+ * Request data stays valid until ql_respond_end (or until a call returns
+ * QL_E_GONE). Once the client has left, calls return QL_E_GONE and the
+ * request is already freed: stop producing. After ql_respond_end, calls
+ * return QL_E_STATE (last bytes still being written) or QL_E_GONE; a write
+ * before ql_respond_start returns QL_E_STATE. Answers behind a streamed one on
+ * the same connection wait for its end (pipelining order).
+ * Backpressure: *out_buffered (optional) receives the bytes accepted but not
+ * yet written to the socket; a producer should pause while it grows (for
+ * example above 1 MiB) and poll it again later with a zero-length write. */
+QL_API ql_status ql_respond_start(ql_server *server, ql_req_id id, const ql_response *head,
+                                  ql_error **out_error);
+QL_API ql_status ql_respond_write(ql_server *server, ql_req_id id, const char *data, size_t len,
+                                  uint64_t *out_buffered, ql_error **out_error);
+QL_API ql_status ql_respond_end(ql_server *server, ql_req_id id, ql_error **out_error);
+
 /* Counters for tests and metrics. */
 typedef struct ql_server_stats {
     uint32_t version;

@@ -333,6 +333,34 @@ ql_status ql_respond(ql_server *s, ql_req_id id, const ql_response *response, ql
     });
 }
 
+ql_status ql_respond_start(ql_server *s, ql_req_id id, const ql_response *head, ql_error **err) {
+    return guarded(err, [&]() -> ql_status {
+        if (!s) return fail(err, QL_E_INVALID, "server is NULL");
+        std::string msg;
+        ql_status st = s->impl.respond_start(id, head, &msg);
+        return st == QL_OK ? QL_OK : fail(err, st, msg);
+    });
+}
+
+ql_status ql_respond_write(ql_server *s, ql_req_id id, const char *data, size_t len, uint64_t *out_buffered,
+                           ql_error **err) {
+    return guarded(err, [&]() -> ql_status {
+        if (!s || (len && !data)) return fail(err, QL_E_INVALID, "server and data are required");
+        std::string msg;
+        ql_status st = s->impl.respond_write(id, data, len, false, out_buffered, &msg);
+        return st == QL_OK ? QL_OK : fail(err, st, msg);
+    });
+}
+
+ql_status ql_respond_end(ql_server *s, ql_req_id id, ql_error **err) {
+    return guarded(err, [&]() -> ql_status {
+        if (!s) return fail(err, QL_E_INVALID, "server is NULL");
+        std::string msg;
+        ql_status st = s->impl.respond_write(id, nullptr, 0, true, nullptr, &msg);
+        return st == QL_OK ? QL_OK : fail(err, st, msg);
+    });
+}
+
 ql_status ql_server_stats_get(const ql_server *s, ql_server_stats *stats, ql_error **err) {
     return guarded(err, [&]() -> ql_status {
         if (!s || !stats || stats->version < 1) return fail(err, QL_E_INVALID, "server and stats are required");

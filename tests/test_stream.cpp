@@ -1,0 +1,206 @@
+// Streamed answers: ql_respond_start / ql_respond_write / ql_respond_end.
+#include "test_support.hpp"
+
+using namespace qlt;
+
+namespace {
+
+// Reads what arrives on fd until `pred(buffer)` holds or the deadline passes.
+bool read_until(int fd, std::string &buf, const std::function<bool(const std::string &)> &pred, int ms = 3000) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(ms);
+    while (!pred(buf)) {
+        int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+        if (left <= 0) return false;
+        struct pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, left) <= 0) continue;
+        char tmp[65536];
+        ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+        if (n <= 0) return pred(buf);
+        buf.append(tmp, static_cast<size_t>(n));
+    }
+    return true;
+}
+
+bool has(const std::string &buf, std::string_view s) { return buf.find(s) != std::string::npos; }
+
+ql_response head(int status, std::string_view ctype, std::string_view first = {}) {
+    ql_response r = QL_RESPONSE_INIT;
+    r.status = status;
+    r.content_type = ctype.data();
+    r.content_type_len = ctype.size();
+    r.body = first.data();
+    r.body_len = first.size();
+    return r;
+}
+
+// A server whose /stream route hands its request ids to the test.
+struct StreamServer {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<ql_req_id> ids;
+    ql_server *srv = nullptr;
+    std::unique_ptr<Server> s;
+
+    StreamServer() {
+        s = std::make_unique<Server>([this](ql_app *app, Server &) {
+            REQUIRE(add_route(app, "GET", "/stream", [this](ql_request *req) {
+                        std::lock_guard lk(mu);
+                        ids.push_back(ql_request_id(req));
+                        cv.notify_all();
+                    }) == QL_OK);
+            REQUIRE(add_static(app, "GET", "/ping", 200, "text/plain", "pong") == QL_OK);
+        });
+        srv = s->server;
+    }
+    ql_req_id next_id() {
+        std::unique_lock lk(mu);
+        REQUIRE(cv.wait_for(lk, std::chrono::seconds(3), [&] { return !ids.empty(); }));
+        ql_req_id id = ids.front();
+        ids.erase(ids.begin());
+        return id;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a streamed answer arrives chunk by chunk, from another thread") {
+    StreamServer ss;
+    Client cl(ss.s->port);
+    REQUIRE(cl.send(request("GET", "/stream")));
+    ql_req_id id = ss.next_id();
+    std::string buf;
+    std::thread producer([&] {
+        ql_response h = head(200, "text/plain", "first;");
+        CHECK(ql_respond_start(ss.srv, id, &h, nullptr) == QL_OK);
+        CHECK(ql_respond_start(ss.srv, id, &h, nullptr) == QL_E_ALREADY_SENT);
+        CHECK(respond(ss.srv, id, 200, "text/plain", "x") == QL_E_ALREADY_SENT);
+        CHECK(ql_respond_write(ss.srv, id, "second;", 7, nullptr, nullptr) == QL_OK);
+    });
+    producer.join();
+    // the head and the first chunks are there before the end
+    REQUIRE(read_until(cl.fd(), buf, [](const std::string &b) { return has(b, "second;\r\n"); }));
+    CHECK(has(buf, "HTTP/1.1 200 OK\r\n"));
+    CHECK(has(buf, "Transfer-Encoding: chunked\r\n"));
+    CHECK_FALSE(has(buf, "Content-Length"));
+    // bytes handed over before the loop ran may share one chunk
+    CHECK((has(buf, "6\r\nfirst;\r\n7\r\nsecond;\r\n") || has(buf, "d\r\nfirst;second;\r\n")));
+    CHECK_FALSE(has(buf, "0\r\n\r\n"));
+    std::thread([&] {
+        CHECK(ql_respond_write(ss.srv, id, "third", 5, nullptr, nullptr) == QL_OK);
+        CHECK(ql_respond_end(ss.srv, id, nullptr) == QL_OK);
+    }).join();
+    REQUIRE(read_until(cl.fd(), buf, [](const std::string &b) { return has(b, "0\r\n\r\n"); }));
+    CHECK(has(buf, "5\r\nthird\r\n0\r\n\r\n"));
+    // finished: the id is gone, the connection is kept alive and serves again
+    // ended: QL_E_STATE while the last bytes are being written, QL_E_GONE once freed
+    ql_status late = ql_respond_write(ss.srv, id, "late", 4, nullptr, nullptr);
+    CHECK((late == QL_E_STATE || late == QL_E_GONE));
+    late = ql_respond_end(ss.srv, id, nullptr);
+    CHECK((late == QL_E_STATE || late == QL_E_GONE));
+    REQUIRE(cl.send(request("GET", "/ping")));
+    auto r = cl.read_final();
+    REQUIRE(r);
+    CHECK(r->body == "pong");
+}
+
+TEST_CASE("a streamed answer keeps pipelining order; the test client parses it as chunked") {
+    StreamServer ss;
+    Client cl(ss.s->port);
+    REQUIRE(cl.send(request("GET", "/stream") + request("GET", "/ping")));
+    ql_req_id id = ss.next_id();
+    ql_response h = head(201, "application/x-ndjson");
+    REQUIRE(ql_respond_start(ss.srv, id, &h, nullptr) == QL_OK);
+    std::thread t([&] {
+        for (int i = 0; i < 5; ++i) {
+            std::string line = "{\"i\":" + std::to_string(i) + "}\n";
+            CHECK(ql_respond_write(ss.srv, id, line.data(), line.size(), nullptr, nullptr) == QL_OK);
+            sleep_ms(10);
+        }
+        CHECK(ql_respond_end(ss.srv, id, nullptr) == QL_OK);
+    });
+    auto first = cl.read_final();
+    t.join();
+    REQUIRE(first);
+    CHECK(first->status == 201);
+    CHECK(first->chunked);
+    CHECK(first->body == "{\"i\":0}\n{\"i\":1}\n{\"i\":2}\n{\"i\":3}\n{\"i\":4}\n");
+    auto second = cl.read_final();
+    REQUIRE(second);
+    CHECK(second->body == "pong");
+}
+
+TEST_CASE("streams: HTTP/1.0 is close-delimited, HEAD carries no body, misuse is refused") {
+    StreamServer ss;
+    {
+        Client cl(ss.s->port);
+        REQUIRE(cl.send("GET /stream HTTP/1.0\r\n\r\n"));
+        ql_req_id id = ss.next_id();
+        ql_response h = head(200, "text/plain", "old ");
+        REQUIRE(ql_respond_start(ss.srv, id, &h, nullptr) == QL_OK);
+        REQUIRE(ql_respond_write(ss.srv, id, "client", 6, nullptr, nullptr) == QL_OK);
+        REQUIRE(ql_respond_end(ss.srv, id, nullptr) == QL_OK);
+        std::string buf;
+        read_until(cl.fd(), buf, [](const std::string &) { return false; }, 1500);  // until EOF
+        CHECK(has(buf, "HTTP/1.0 200 OK\r\n"));
+        CHECK(has(buf, "Connection: close\r\n"));
+        CHECK_FALSE(has(buf, "chunked"));
+        CHECK(buf.substr(buf.size() - 10) == "old client");
+        CHECK(cl.wait_closed(2000));
+    }
+    {
+        Client cl(ss.s->port);
+        REQUIRE(cl.send(request("HEAD", "/stream") + request("GET", "/ping")));
+        ql_req_id id = ss.next_id();
+        CHECK(ql_respond_write(ss.srv, id, "x", 1, nullptr, nullptr) == QL_E_STATE);  // not started
+        ql_response h = head(200, "text/plain", "no body for HEAD");
+        REQUIRE(ql_respond_start(ss.srv, id, &h, nullptr) == QL_OK);
+        REQUIRE(ql_respond_end(ss.srv, id, nullptr) == QL_OK);
+        auto r = cl.read_final(3000, true);
+        REQUIRE(r);
+        CHECK(r->status == 200);
+        CHECK(r->body.empty());
+        auto p = cl.read_final();
+        REQUIRE(p);
+        CHECK(p->body == "pong");
+    }
+}
+
+TEST_CASE("streams: a client that leaves makes the next calls return QL_E_GONE; backpressure is visible") {
+    StreamServer ss;
+    {
+        Client cl(ss.s->port);
+        REQUIRE(cl.send(request("GET", "/stream")));
+        ql_req_id id = ss.next_id();
+        ql_response h = head(200, "application/octet-stream");
+        REQUIRE(ql_respond_start(ss.srv, id, &h, nullptr) == QL_OK);
+        // the client does not read: accepted-but-unwritten bytes pile up
+        std::string block(64 * 1024, 'z');
+        uint64_t buffered = 0, peak = 0;
+        for (int i = 0; i < 160 && peak < (2u << 20); ++i) {
+            REQUIRE(ql_respond_write(ss.srv, id, block.data(), block.size(), &buffered, nullptr) == QL_OK);
+            peak = std::max(peak, buffered);
+        }
+        CHECK(peak >= (2u << 20));
+        // reading drains it back to zero (the rest waits in kernel buffers)
+        std::string buf;
+        read_until(cl.fd(), buf, [&](const std::string &) {
+            ql_respond_write(ss.srv, id, nullptr, 0, &buffered, nullptr);
+            return buffered == 0;
+        }, 5000);
+        CHECK(buffered == 0);
+        CHECK(!buf.empty());
+        cl.close();
+        ql_status st = QL_OK;
+        REQUIRE(wait_until([&] {
+            st = ql_respond_write(ss.srv, id, "x", 1, nullptr, nullptr);
+            return st != QL_OK;
+        }));
+        CHECK(st == QL_E_GONE);
+        CHECK(ql_respond_end(ss.srv, id, nullptr) == QL_E_GONE);
+    }
+    // the server is fine afterwards and nothing is left in flight
+    auto r = fetch(ss.s->port, "GET", "/ping");
+    REQUIRE(r);
+    CHECK(r->body == "pong");
+    CHECK(wait_until([&] { return ss.s->stats().requests_in_flight == 0; }));
+}
