@@ -83,6 +83,7 @@ void format_head(std::string &out, const HeadParams &p) {
     out.resize(total);
     char *w = out.data();
     auto put = [&w](std::string_view v) {
+        if (v.empty()) return;  // an empty view may carry a null pointer
         std::memcpy(w, v.data(), v.size());
         w += v.size();
     };

@@ -51,6 +51,7 @@ type Context struct {
 	respHeader http.Header
 	responded  bool
 	finished   bool
+	streaming  bool // the answer was started with respondStart and not ended yet
 	body       []byte
 	query      url.Values
 	header     http.Header
@@ -312,6 +313,69 @@ var coreHeaders = map[string]bool{
 // respond sends the one answer. A client that already left is not an error
 // for the handler (its context is cancelled); a second answer is.
 func (c *Context) respond(code int, contentType string, h http.Header, body []byte) error {
+	return c.send(code, contentType, h, body, false)
+}
+
+// errClientGone ends a streamed answer whose client has left.
+var errClientGone = errors.New("quicklane: the client has gone")
+
+// respondStart sends the head of a streamed answer (and body as its first
+// bytes); streamWrite adds bytes and streamEnd finishes it. finish ends a
+// stream the handler left open.
+func (c *Context) respondStart(code int, contentType string, h http.Header, body []byte) error {
+	if err := c.send(code, contentType, h, body, true); err != nil {
+		return err
+	}
+	c.streaming = true
+	return nil
+}
+
+// Above this many bytes accepted but not yet written to a slow client, a
+// streaming writer waits (backpressure) until the core is below streamLow.
+const (
+	streamHigh = 4 << 20
+	streamLow  = 1 << 20
+)
+
+func (c *Context) streamWrite(p []byte) error {
+	if !c.streaming {
+		return ErrResponded
+	}
+	var buffered C.uint64_t
+	var cerr *C.ql_error
+	st := C.ql_respond_write(c.csrv, c.id, bytesData(p), C.size_t(len(p)), &buffered, &cerr)
+	for st == C.QL_OK && buffered > streamHigh {
+		select {
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+		st = C.ql_respond_write(c.csrv, c.id, nil, 0, &buffered, &cerr)
+		if buffered < streamLow {
+			break
+		}
+	}
+	if st == C.QL_OK {
+		return nil
+	}
+	if st == C.QL_E_GONE {
+		c.streaming = false // the request is freed: nothing to end
+		if cerr != nil {
+			C.ql_error_free(&cerr)
+		}
+		return errClientGone
+	}
+	return statusError(st, cerr)
+}
+
+func (c *Context) streamEnd() {
+	if c.streaming {
+		C.ql_respond_end(c.csrv, c.id, nil)
+		c.streaming = false
+	}
+}
+
+func (c *Context) send(code int, contentType string, h http.Header, body []byte, streamed bool) error {
 	if c.responded || c.finished {
 		return ErrResponded
 	}
@@ -337,14 +401,21 @@ func (c *Context) respond(code int, contentType string, h http.Header, body []by
 		hl = &hlens[0]
 	}
 	var cerr *C.ql_error
+	stream := C.int(0)
+	if streamed {
+		stream = 1
+	}
 	st := C.qlgo_respond(c.csrv, c.id, C.int(code), strData(contentType), C.size_t(len(contentType)),
-		bytesData(hbuf), hl, C.size_t(len(hlens)/2), bytesData(body), C.size_t(len(body)), &cerr)
+		bytesData(hbuf), hl, C.size_t(len(hlens)/2), bytesData(body), C.size_t(len(body)), stream, &cerr)
 	switch st {
 	case C.QL_OK, C.QL_E_GONE:
 		if cerr != nil {
 			C.ql_error_free(&cerr)
 		}
 		c.responded = true
+		if st == C.QL_E_GONE && streamed {
+			return errClientGone // freed: the caller must not stream on
+		}
 		return nil
 	case C.QL_E_ALREADY_SENT:
 		if cerr != nil {
@@ -369,6 +440,7 @@ func (c *Context) failInternal() {
 // finish ends the request after the handler: a handler that returned without
 // answering gets a 500; the request is released in every case.
 func (c *Context) finish() {
+	c.streamEnd()
 	if !c.responded && !c.finished {
 		c.srv.logf("quicklane: handler for %s %s returned without a response", c.Method(), c.Path())
 		c.failInternal()
@@ -382,6 +454,6 @@ func (c *Context) finish() {
 // free releases a request that cannot be answered normally: a minimal 500
 // always passes validation (or the request is gone).
 func (c *Context) free() {
-	C.qlgo_respond(c.csrv, c.id, 500, nil, 0, nil, nil, 0, nil, 0, nil)
+	C.qlgo_respond(c.csrv, c.id, 500, nil, 0, nil, nil, 0, nil, 0, 0, nil)
 	c.responded = true
 }

@@ -19,18 +19,19 @@ import (
 // (the whole body, already read by the core), ContentLength, RemoteAddr and
 // a Context cancelled when the client goes away.
 //
-// The response is buffered and sent in one piece when ServeHTTP returns:
-// Flush is accepted but does not send early (streaming responses are not
-// available through the C ABI yet). Content-Type is sniffed when unset, as
-// net/http does. Hijack, trailers and 1xx informational answers are not
-// supported.
+// The response is buffered and sent in one piece when ServeHTTP returns,
+// unless the handler calls Flush (http.Flusher or http.ResponseController):
+// then the head and what was written so far go out at once, and later
+// writes stream as chunks (each Flush, or every 32 KiB), with backpressure
+// towards a slow client. Content-Type is sniffed when unset, as net/http
+// does. Hijack, trailers and 1xx informational answers are not supported.
 func Handler(h http.Handler) HandlerFunc {
 	return func(c *Context) error {
 		r, err := c.httpRequest()
 		if err != nil {
 			return NewHTTPError(http.StatusBadRequest, err.Error())
 		}
-		w := &responseWriter{header: http.Header{}}
+		w := &responseWriter{header: http.Header{}, c: c}
 		h.ServeHTTP(w, r)
 		return w.finish(c)
 	}
@@ -103,7 +104,13 @@ type responseWriter struct {
 	status      int
 	wroteHeader bool
 	buf         bytes.Buffer
+	c           *Context
+	streaming   bool  // Flush started a streamed answer
+	err         error // the stream failed (client gone): later writes fail
 }
+
+// streamChunk is how much a streamed answer buffers between flushes.
+const streamChunk = 32 << 10
 
 // Header implements http.ResponseWriter.
 func (w *responseWriter) Header() http.Header { return w.header }
@@ -118,34 +125,52 @@ func (w *responseWriter) WriteHeader(code int) {
 	w.status = code
 }
 
-// Write implements http.ResponseWriter (buffered until the handler returns).
+// Write implements http.ResponseWriter: buffered until the handler returns
+// or flushes; once streaming, sent every 32 KiB.
 func (w *responseWriter) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	return w.buf.Write(p)
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, _ := w.buf.Write(p)
+	if w.streaming && w.buf.Len() >= streamChunk {
+		w.Flush()
+	}
+	return n, w.err
 }
 
 // WriteString implements io.StringWriter.
 func (w *responseWriter) WriteString(s string) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.buf.WriteString(s)
+	return w.Write([]byte(s))
 }
 
-// Flush implements http.Flusher; the response is still sent in one piece
-// when the handler returns.
+// Flush implements http.Flusher: the first call sends the head and what was
+// written so far; later calls send what was written since, as chunks.
 func (w *responseWriter) Flush() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	if w.err != nil {
+		return
+	}
+	if !w.streaming {
+		contentType, body := w.head()
+		w.err = w.c.respondStart(w.status, contentType, w.header, body)
+		w.streaming = w.err == nil
+		w.buf.Reset()
+		return
+	}
+	if w.buf.Len() > 0 {
+		w.err = w.c.streamWrite(w.buf.Bytes())
+		w.buf.Reset()
+	}
 }
 
-func (w *responseWriter) finish(c *Context) error {
-	if !w.wroteHeader {
-		w.status = http.StatusOK
-	}
+// head picks the Content-Type (sniffed when unset, as net/http does) and
+// the body bytes a status may carry.
+func (w *responseWriter) head() (string, []byte) {
 	body := w.buf.Bytes()
 	ct, hasCT := w.header["Content-Type"]
 	contentType := ""
@@ -157,5 +182,21 @@ func (w *responseWriter) finish(c *Context) error {
 	if w.status == http.StatusNoContent || w.status == http.StatusNotModified {
 		body = nil
 	}
+	return contentType, body
+}
+
+func (w *responseWriter) finish(c *Context) error {
+	if !w.wroteHeader {
+		w.status = http.StatusOK
+	}
+	if w.streaming {
+		w.Flush()
+		c.streamEnd()
+		if w.err == errClientGone {
+			return nil // the context was cancelled; nothing to report
+		}
+		return w.err
+	}
+	contentType, body := w.head()
 	return c.respond(w.status, contentType, w.header, body)
 }

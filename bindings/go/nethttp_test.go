@@ -162,3 +162,73 @@ func TestHandlerAdapterContextCancelled(t *testing.T) {
 		t.Fatal("r.Context() not cancelled")
 	}
 }
+
+// A handler that flushes streams: the first part reaches the client while
+// the handler is still running, and the rest follows as chunks.
+func TestHandlerAdapterStreamsOnFlush(t *testing.T) {
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /live", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: part1\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+			io.WriteString(w, "data: timeout\n\n")
+			return
+		}
+		io.WriteString(w, "data: part2\n\n")
+		// a large tail goes out in several chunks through the 32 KiB buffer
+		io.WriteString(w, strings.Repeat("x", 100<<10))
+	})
+	app := quicklane.New(quicklane.WithWorkers(1), quiet)
+	quicklane.Mount(app, mux)
+	base := start(t, app)
+	addr := strings.TrimPrefix(base, "http://")
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "GET /live HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	buf := make([]byte, 64<<10)
+	readUntil := func(marker string) {
+		for !strings.Contains(string(got), marker) {
+			n, err := conn.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				t.Fatalf("reading for %q: %v; got %q", marker, err, got)
+			}
+		}
+	}
+	readUntil("data: part1") // while the handler still waits
+	head := string(got)
+	if !strings.Contains(head, "Transfer-Encoding: chunked") || strings.Contains(head, "Content-Length") ||
+		!strings.Contains(head, "Content-Type: text/event-stream") {
+		t.Fatalf("head: %q", head)
+	}
+	close(release)
+	readUntil("0\r\n\r\n")
+	body := string(got[strings.Index(string(got), "\r\n\r\n")+4:])
+	var plain strings.Builder
+	for len(body) > 0 { // de-chunk
+		i := strings.Index(body, "\r\n")
+		var size int
+		fmt.Sscanf(body[:i], "%x", &size)
+		body = body[i+2:]
+		if size == 0 {
+			break
+		}
+		plain.WriteString(body[:size])
+		body = body[size+2:]
+	}
+	want := "data: part1\n\ndata: part2\n\n" + strings.Repeat("x", 100<<10)
+	if plain.String() != want {
+		t.Fatalf("body %d bytes, want %d", plain.Len(), len(want))
+	}
+}

@@ -58,11 +58,13 @@ static inline ql_status qlgo_route_queue(ql_app *app, _GoString_ method, _GoStri
 
 // One response in one crossing. hbuf holds the header names and values back
 // to back; hlens their lengths (name, value, name, value, ...). Everything is
-// copied by ql_respond before this returns; nothing is retained.
+// copied by ql_respond before this returns; nothing is retained. With stream
+// set, the head (and body as the first bytes) starts a streamed answer
+// (ql_respond_start) that ql_respond_write / ql_respond_end continue.
 static inline ql_status qlgo_respond(ql_server *s, ql_req_id id, int status,
                               const char *ct, size_t ctlen,
                               const char *hbuf, const size_t *hlens, size_t nh,
-                              const char *body, size_t blen, ql_error **err) {
+                              const char *body, size_t blen, int stream, ql_error **err) {
 	ql_header stackh[32];
 	ql_header *h = stackh;
 	if (nh > 32) {
@@ -82,7 +84,7 @@ static inline ql_status qlgo_respond(ql_server *s, ql_req_id id, int status,
 	res.header_count = nh;
 	res.body = blen ? body : NULL;
 	res.body_len = blen;
-	ql_status st = ql_respond(s, id, &res, err);
+	ql_status st = stream ? ql_respond_start(s, id, &res, err) : ql_respond(s, id, &res, err);
 	if (h != stackh) free(h);
 	return st;
 }
