@@ -21,17 +21,13 @@ struct Router::Node {
     }
     void rebuild_allow() {
         allow.clear();
-        bool has_get = false, has_head = false;
-        for (const Route *r : routes) {
-            has_get |= r->method == "GET";
-            has_head |= r->method == "HEAD";
-        }
+        bool has_head = false;
+        for (const Route *r : routes) has_head |= r->method == "HEAD";
         for (const Route *r : routes) {
             if (!allow.empty()) allow += ", ";
             allow += r->method;
             if (r->method == "GET" && !has_head) allow += ", HEAD";
         }
-        (void)has_get;
     }
 };
 

@@ -345,6 +345,15 @@ ql_status Server::claim(Request *r, ql_req_id id, bool *gone, std::string *err) 
 }
 
 ql_status Server::respond(ql_req_id id, const ql_response *resp, std::string *err) {
+    return answer(id, resp, false, err);
+}
+
+ql_status Server::respond_start(ql_req_id id, const ql_response *head, std::string *err) {
+    return answer(id, head, true, err);
+}
+
+// The one answer of a request, whole or as the head of a stream.
+ql_status Server::answer(ql_req_id id, const ql_response *resp, bool stream, std::string *err) {
     Worker *w = nullptr;
     Request *r = find(id, &w, err);
     if (!r) return QL_E_GONE;
@@ -354,53 +363,25 @@ ql_status Server::respond(ql_req_id id, const ql_response *resp, std::string *er
     bool gone = false;
     if (ql_status st = claim(r, id, &gone, err); st != QL_OK) return st;
     if (!gone) {
-        // This thread owns these fields until the loop takes the request.
+        // This thread owns these fields until the loop takes the request;
+        // a stream's are also read by ql_respond_write callers, under the lock.
+        std::unique_lock lk(r->stream_mu, std::defer_lock);
+        if (stream) lk.lock();
         r->pending_status = resp->status;
         r->pending_type.swap(type);
         r->pending_headers.swap(headers);
-        r->out_body.assign(resp->body ? resp->body : "", resp->body_len);
+        if (stream) {
+            r->stream_mode = true;
+            r->stream_in.assign(resp->body ? resp->body : "", resp->body_len);
+            r->stream_buffered.store(resp->body_len, std::memory_order_relaxed);
+            r->stream_posted = true;
+        } else {
+            r->out_body.assign(resp->body ? resp->body : "", resp->body_len);
+        }
     }
-    if (w->on_loop_thread())
-        w->on_answer(r);
-    else if (!w->post(r, r->generation()))
-        gone = true;
-    if (gone) {
+    // Gone: a plain, empty answer that the loop frees.
+    if (!w->hand(r, r->generation()) || gone) {
         *err = "the client has gone; the request was freed";
-        return QL_E_GONE;
-    }
-    return QL_OK;
-}
-
-ql_status Server::respond_start(ql_req_id id, const ql_response *head, std::string *err) {
-    Worker *w = nullptr;
-    Request *r = find(id, &w, err);
-    if (!r) return QL_E_GONE;
-    static thread_local std::string type, headers;
-    if (!render_response_fields(head, type, headers, err)) return QL_E_INVALID;
-    bool gone = false;
-    if (ql_status st = claim(r, id, &gone, err); st != QL_OK) return st;
-    uint64_t gen = r->generation();
-    if (gone) {
-        // A plain (empty) answer for the loop to free.
-        if (w->on_loop_thread()) w->on_answer(r);
-        else w->post(r, gen);
-        *err = "the client has gone; the request was freed";
-        return QL_E_GONE;
-    }
-    {
-        std::lock_guard lk(r->stream_mu);
-        r->pending_status = head->status;
-        r->pending_type.swap(type);
-        r->pending_headers.swap(headers);
-        r->stream_mode = true;
-        r->stream_in.assign(head->body ? head->body : "", head->body_len);
-        r->stream_buffered.store(head->body_len, std::memory_order_relaxed);
-        r->stream_posted = true;
-    }
-    if (w->on_loop_thread()) {
-        w->on_stream(r);
-    } else if (!w->post(r, gen)) {
-        *err = "the server has stopped";
         return QL_E_GONE;
     }
     return QL_OK;
@@ -437,9 +418,7 @@ ql_status Server::respond_write(ql_req_id id, const char *data, size_t len, bool
         r->stream_posted = true;
     }
     if (!post) return QL_OK;
-    if (w->on_loop_thread()) {
-        w->on_posted(r, gen);
-    } else if (!w->post(r, gen)) {
+    if (!w->hand(r, gen)) {
         *err = "the server has stopped";
         return QL_E_GONE;
     }

@@ -73,6 +73,7 @@ public:
 private:
     Request *find(ql_req_id id, Worker **w, std::string *err);
     ql_status claim(Request *r, ql_req_id id, bool *gone, std::string *err);
+    ql_status answer(ql_req_id id, const ql_response *resp, bool stream, std::string *err);
     std::shared_ptr<const Router> router_;
     Limits limits_;
     std::vector<std::unique_ptr<Worker>> workers_;

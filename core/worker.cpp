@@ -302,14 +302,17 @@ void Worker::drain_queue() {
     queue_swap_.clear();
 }
 
+bool Worker::hand(Request *r, uint64_t gen) {
+    if (!on_loop_thread()) return post(r, gen);
+    on_posted(r, gen);
+    return true;
+}
+
 void Worker::on_posted(Request *r, uint64_t gen) {
     if (!r->in_use || r->generation() != gen) return;  // stale: the request was recycled
-    bool stream;
-    {
-        std::lock_guard lk(r->stream_mu);
-        stream = r->stream_mode;
-    }
-    if (stream)
+    // stream_mode is written once, by the claimer, before the post that
+    // brings us here (the queue's mutex orders it): no lock needed to read it.
+    if (r->stream_mode)
         on_stream(r);
     else
         on_answer(r);

@@ -49,6 +49,8 @@ public:
     // generation so a stale post never touches a recycled request. False
     // when the loop is gone.
     bool post(Request *r, uint64_t gen);
+    // From any thread: processed at once on the loop thread, else posted.
+    bool hand(Request *r, uint64_t gen);
     void on_posted(Request *r, uint64_t gen);  // loop thread
     void on_answer(Request *r);                // loop thread
     void on_stream(Request *r);                // loop thread

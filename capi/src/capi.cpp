@@ -42,11 +42,16 @@ ql_status fail(ql_error **out, ql_status code, std::string msg) {
     return code;
 }
 
+// Runs one C ABI call: catches every exception, and turns a failure the
+// core reported through `msg` into the caller's error object.
 template <class F>
 ql_status guarded(ql_error **out, F &&f) {
     if (out) *out = nullptr;
     try {
-        return f();
+        std::string msg;
+        ql_status st = f(msg);
+        if (st != QL_OK && out && !*out) fail(out, st, std::move(msg));
+        return st;
     } catch (const std::bad_alloc &) {
         return fail(out, QL_E_NOMEM, "out of memory");
     } catch (const std::exception &e) {
@@ -196,7 +201,7 @@ void *ql_request_tag(const ql_request *r) { return R(r)->tag; }
 // ---- apps --------------------------------------------------------------
 
 ql_status ql_app_new(ql_app **out, ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &) -> ql_status {
         if (!out) return fail(err, QL_E_INVALID, "out_app is NULL");
         *out = new ql_app();
         return QL_OK;
@@ -212,13 +217,12 @@ void ql_app_free(ql_app **app) {
 
 ql_status ql_app_route(ql_app *app, const char *method, size_t method_len, const char *pattern, size_t pattern_len,
                        const ql_handler *handler, ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &msg) -> ql_status {
         if (!app || !handler || !handler->on_request || handler->version < 1)
             return fail(err, QL_E_INVALID, "app, handler and handler->on_request are required (use QL_HANDLER_INIT)");
         if ((!method && method_len) || (!pattern && pattern_len))
             return fail(err, QL_E_INVALID, "method or pattern is NULL");
         auto ref = std::make_shared<ql::HandlerRef>();
-        std::string msg;
         ql_status st = app->router->add({method ? method : "", method_len}, {pattern ? pattern : "", pattern_len},
                                         ref, nullptr, &msg);
         if (st != QL_OK) return fail(err, st, msg);  // ref has no destroy yet: user_data stays the caller's
@@ -229,30 +233,27 @@ ql_status ql_app_route(ql_app *app, const char *method, size_t method_len, const
 
 ql_status ql_app_static(ql_app *app, const char *method, size_t method_len, const char *pattern, size_t pattern_len,
                         const ql_response *response, ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &msg) -> ql_status {
         if (!app) return fail(err, QL_E_INVALID, "app is NULL");
         if ((!method && method_len) || (!pattern && pattern_len))
             return fail(err, QL_E_INVALID, "method or pattern is NULL");
         auto a = std::make_shared<ql::StaticAnswer>();
-        std::string msg;
         if (!ql::render_response_fields(response, a->content_type, a->extra_headers, &msg))
             return fail(err, QL_E_INVALID, msg);
         a->status = response->status;
         a->body.assign(response->body ? response->body : "", response->body_len);
-        ql_status st = app->router->add({method ? method : "", method_len}, {pattern ? pattern : "", pattern_len},
+        return app->router->add({method ? method : "", method_len}, {pattern ? pattern : "", pattern_len},
                                         nullptr, a, &msg);
-        return st == QL_OK ? QL_OK : fail(err, st, msg);
     });
 }
 
 // ---- servers -----------------------------------------------------------
 
 ql_status ql_server_new(const ql_app *app, const ql_server_options *options, ql_server **out, ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &msg) -> ql_status {
         if (!app || !out) return fail(err, QL_E_INVALID, "app and out_server are required");
         *out = nullptr;
         ql::Limits limits;
-        std::string msg;
         if (!ql::limits_from_options(options, limits, &msg)) return fail(err, QL_E_INVALID, msg);
         std::shared_ptr<const ql::Router> snapshot = app->router->clone();
         *out = new ql_server(std::move(snapshot), std::move(limits));
@@ -261,41 +262,33 @@ ql_status ql_server_new(const ql_app *app, const ql_server_options *options, ql_
 }
 
 ql_status ql_server_start(ql_server *s, ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &msg) -> ql_status {
         if (!s) return fail(err, QL_E_INVALID, "server is NULL");
-        std::string msg;
-        ql_status st = s->impl.start(&msg);
-        return st == QL_OK ? QL_OK : fail(err, st, msg);
+        return s->impl.start(&msg);
     });
 }
 
 ql_status ql_server_start_on_loop(ql_server *s, void *loop, ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &msg) -> ql_status {
         if (!s || !loop) return fail(err, QL_E_INVALID, "server and uv_loop are required");
-        std::string msg;
-        ql_status st = s->impl.start_on_loop(static_cast<uv_loop_t *>(loop), &msg);
-        return st == QL_OK ? QL_OK : fail(err, st, msg);
+        return s->impl.start_on_loop(static_cast<uv_loop_t *>(loop), &msg);
     });
 }
 
 ql_status ql_server_stop_async(ql_server *s, uint32_t timeout_ms, ql_stopped_fn done, void *user_data,
                                ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &msg) -> ql_status {
         if (!s) return fail(err, QL_E_INVALID, "server is NULL");
-        std::string msg;
-        ql_status st = s->impl.stop_async(timeout_ms, done, user_data, &msg);
-        return st == QL_OK ? QL_OK : fail(err, st, msg);
+        return s->impl.stop_async(timeout_ms, done, user_data, &msg);
     });
 }
 
 uint16_t ql_server_port(const ql_server *s) { return s ? s->impl.port() : 0; }
 
 ql_status ql_server_stop(ql_server *s, uint32_t timeout_ms, ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &msg) -> ql_status {
         if (!s) return fail(err, QL_E_INVALID, "server is NULL");
-        std::string msg;
-        ql_status st = s->impl.stop(timeout_ms, &msg);
-        return st == QL_OK ? QL_OK : fail(err, st, msg);
+        return s->impl.stop(timeout_ms, &msg);
     });
 }
 
@@ -325,44 +318,36 @@ void ql_server_free(ql_server **s) {
 }
 
 ql_status ql_respond(ql_server *s, ql_req_id id, const ql_response *response, ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &msg) -> ql_status {
         if (!s) return fail(err, QL_E_INVALID, "server is NULL");
-        std::string msg;
-        ql_status st = s->impl.respond(id, response, &msg);
-        return st == QL_OK ? QL_OK : fail(err, st, msg);
+        return s->impl.respond(id, response, &msg);
     });
 }
 
 ql_status ql_respond_start(ql_server *s, ql_req_id id, const ql_response *head, ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &msg) -> ql_status {
         if (!s) return fail(err, QL_E_INVALID, "server is NULL");
-        std::string msg;
-        ql_status st = s->impl.respond_start(id, head, &msg);
-        return st == QL_OK ? QL_OK : fail(err, st, msg);
+        return s->impl.respond_start(id, head, &msg);
     });
 }
 
 ql_status ql_respond_write(ql_server *s, ql_req_id id, const char *data, size_t len, uint64_t *out_buffered,
                            ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &msg) -> ql_status {
         if (!s || (len && !data)) return fail(err, QL_E_INVALID, "server and data are required");
-        std::string msg;
-        ql_status st = s->impl.respond_write(id, data, len, false, out_buffered, &msg);
-        return st == QL_OK ? QL_OK : fail(err, st, msg);
+        return s->impl.respond_write(id, data, len, false, out_buffered, &msg);
     });
 }
 
 ql_status ql_respond_end(ql_server *s, ql_req_id id, ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &msg) -> ql_status {
         if (!s) return fail(err, QL_E_INVALID, "server is NULL");
-        std::string msg;
-        ql_status st = s->impl.respond_write(id, nullptr, 0, true, nullptr, &msg);
-        return st == QL_OK ? QL_OK : fail(err, st, msg);
+        return s->impl.respond_write(id, nullptr, 0, true, nullptr, &msg);
     });
 }
 
 ql_status ql_server_stats_get(const ql_server *s, ql_server_stats *stats, ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &) -> ql_status {
         if (!s || !stats || stats->version < 1) return fail(err, QL_E_INVALID, "server and stats are required");
         s->impl.stats(stats);
         return QL_OK;
@@ -372,7 +357,7 @@ ql_status ql_server_stats_get(const ql_server *s, ql_server_stats *stats, ql_err
 // ---- queues ------------------------------------------------------------
 
 ql_status ql_queue_new(ql_queue **out, ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &) -> ql_status {
         if (!out) return fail(err, QL_E_INVALID, "out_queue is NULL");
         auto q = std::make_shared<ql::Queue>();
         if (!q->ok()) return fail(err, QL_E_IO, "eventfd failed");
@@ -394,7 +379,7 @@ void ql_queue_free(ql_queue **q) {
 
 ql_status ql_queue_poll(ql_queue *q, ql_event *events, size_t max, int32_t timeout_ms, size_t *out_count,
                         ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &) -> ql_status {
         if (out_count) *out_count = 0;
         if (!q || !out_count || (max && !events)) return fail(err, QL_E_INVALID, "queue, events and out_count are required");
         if (!q->q->poll(events, max, timeout_ms, out_count)) return fail(err, QL_E_STATE, "queue is closed");
@@ -407,7 +392,7 @@ int ql_queue_fd(const ql_queue *q) { return q ? q->q->fd() : -1; }
 ql_status ql_app_route_queue(ql_app *app, const char *method, size_t method_len, const char *pattern,
                              size_t pattern_len, ql_queue *queue, void *route_data, ql_destroy_fn destroy,
                              ql_error **err) {
-    return guarded(err, [&]() -> ql_status {
+    return guarded(err, [&](std::string &msg) -> ql_status {
         if (!app || !queue) return fail(err, QL_E_INVALID, "app and queue are required");
         if ((!method && method_len) || (!pattern && pattern_len))
             return fail(err, QL_E_INVALID, "method or pattern is NULL");
@@ -418,7 +403,6 @@ ql_status ql_app_route_queue(ql_app *app, const char *method, size_t method_len,
         ref->h.on_abort = ql::queue_on_abort;
         ref->h.user_data = qr;
         ref->h.destroy = ql::queue_route_destroy;
-        std::string msg;
         ql_status st = app->router->add({method ? method : "", method_len}, {pattern ? pattern : "", pattern_len},
                                         ref, nullptr, &msg);
         if (st != QL_OK) return fail(err, st, msg);  // ref frees qr; route_data stays the caller's
