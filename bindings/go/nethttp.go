@@ -13,7 +13,7 @@ import (
 // router) on a quicklane route: the core parses and routes, and h sees an
 // *http.Request and http.ResponseWriter as net/http documents them:
 //
-//	app.Any("/{path...}", quicklane.Handler(mux)) // and "/": or use Mount
+//	app.Any("/{path...}", quicklane.Handler(mux)) // or Mount(app, mux)
 //
 // The request carries Method, URL, RequestURI, Proto, Header, Host, Body
 // (the whole body, already read by the core), ContentLength, RemoteAddr and
@@ -45,13 +45,12 @@ func ListenAndServe(addr string, h http.Handler, opts ...Option) error {
 	return Mount(New(opts...), h).Listen(addr)
 }
 
-// Mount routes every path ("/" and "/{path...}") and the methods in AnyMethods of
-// app to h, and returns app. Other routes of app, such as native Static ones,
+// Mount routes every path ("/{path...}", which also matches "/") and the
+// methods in AnyMethods of app to h, and returns app. Other routes of app, such as native Static ones,
 // keep precedence: the core prefers exact segments, then parameters, then
 // the catch-all.
 func Mount(app *App, h http.Handler) *App {
 	hf := Handler(h)
-	app.Any("/", hf) // the core's catch-all does not match an empty rest
 	app.Any("/{path...}", hf)
 	return app
 }
