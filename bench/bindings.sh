@@ -30,6 +30,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/lib.sh"
 REPO=$(cd "$HERE/.." && pwd)
 OUT=$HERE/out
 PEERS=$HERE/peers
@@ -75,30 +76,11 @@ HOST=127.0.0.1
 
 exec 8>&2
 log() { printf '[bindings.sh %s] %s\n' "$(date -u +%T)" "$*" >&8; }
-die() {
-    log "harness failure: $*"
-    exit 1
-}
 
 # ---------------------------------------------------------------- cleanup ---
 declare -A SPID=() SSERVE=() SPORT=() SDESC=() SRSS0=() SLOG=()
 IDLE_PID="" CHILD_PID="" FIFO=""
 STOP_NOTE=""
-stop_pid() { # pid — TERM, wait up to 5 s, then KILL; only our own children
-    local pid=$1 i rc=0
-    STOP_NOTE=""
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && STOP_NOTE="still running 5 s after SIGTERM: killed"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || rc=$?
-    [ -z "$STOP_NOTE" ] && [ "$rc" != 0 ] && [ "$rc" != 143 ] && STOP_NOTE="exit status $rc after SIGTERM"
-    return 0
-}
 stop_server() { # id — the process we started, and a worker it forked (granian)
     local id=$1 serve
     serve=${SSERVE[$id]:-}
@@ -120,53 +102,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-run_child() { # background child + wait, so signals are handled at once
-    local rc=0
-    "$@" &
-    CHILD_PID=$!
-    wait "$CHILD_PID" || rc=$?
-    CHILD_PID=""
-    return "$rc"
-}
 
 # ---------------------------------------------------------------- helpers ---
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo NA; }
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
-port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 USED_PORTS=" "
-free_port() {
-    local p i
-    for i in $(seq 1 200); do
-        p=$((20000 + RANDOM % 12000)) # below the ephemeral range
-        case "$USED_PORTS" in *" $p "*) continue ;; esac
-        if ! port_in_use "$p"; then
-            USED_PORTS="$USED_PORTS$p "
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-to_us() {
-    awk -v v="$1" 'BEGIN {
-        if (v == "" || v == "NA") { print "NA"; exit }
-        n = v + 0
-        if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000; else if (v ~ /s$/) m = 1000000; else m = 1
-        printf "%.0f\n", n * m }'
-}
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-proc_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo NA; }
 # user+system ticks of this shell's waited-for children (wrk, via timeout).
 child_ticks() { awk '{sub(/^.*\) /, ""); print $14 + $15}' "/proc/$$/stat"; }
 # busy ticks summed over all CPUs, and the server CPU's / load CPU's busy+total
 all_busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; } # user nice system irq softirq
-cpu_snap() {
-    awk -v a="cpu$SRV_CPU_ID" -v b="cpu$LOAD_CPU_ID" '
-        function busy() { return $2 + $3 + $4 + $7 + $8 + $9 }
-        $1 == a { ba = busy(); ta = ba + $5 + $6 }
-        $1 == b { bb = busy(); tb = bb + $5 + $6 }
-        END { if (ta == "" || tb == "") print "NA"; else print ba, ta, bb, tb }' /proc/stat
-}
 busy_3s() {
     local a b
     a=$(awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
@@ -174,20 +116,6 @@ busy_3s() {
     b=$(awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
     awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ")
         printf "%.0f\n", (y[2] > x[2]) ? 100 * (y[1] - x[1]) / (y[2] - x[2]) : 0 }'
-}
-psi_some() { awk '/^some/ {sub(/total=/, "", $5); print $5; f = 1} END {if (!f) print "NA"}' /proc/pressure/cpu 2>/dev/null || echo NA; }
-now_us() { echo $(($(date +%s%N) / 1000)); }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || a == "" || b == "" || b + 0 == 0) print "NA"; else printf "%.2f\n", a / b }'; }
-median() {
-    printf '%s\n' "$@" | awk '/^[0-9.]+$/' | sort -g | awk '{a[NR] = $1}
-        END { if (NR == 0) print "NA"; else if (NR % 2) print a[(NR + 1) / 2];
-              else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-pass() { # value op limit
-    awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
-        if (v == "NA" || v == "") { print "MISS (no value)"; exit }
-        ok = (op == ">=") ? (v + 0 >= l + 0) : (v + 0 <= l + 0)
-        print ok ? "PASS" : "MISS" }'
 }
 
 # -------------------------------------------------------------- pinning ---

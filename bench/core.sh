@@ -21,6 +21,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+STOP_WAIT=30  # servers here stop at once; 3 s is plenty
+. "$HERE/lib.sh"
 REPO=$(cd "$HERE/.." && pwd)
 OUT=$HERE/out
 INVOCATION="$0${*:+ $*}"
@@ -57,24 +59,9 @@ HOST=127.0.0.1
 # messages must still reach the terminal.
 exec 8>&2
 log() { printf '[core.sh] %s\n' "$*" >&8; }
-die() {
-    log "harness failure: $*"
-    exit 1
-}
 
 # ---------------------------------------------------------------- cleanup ---
 NGINX_PID="" QL_PID="" IDLE_PID="" CHILD_PID="" FIFO=""
-stop_pid() { # pid — TERM, wait up to 3 s, then KILL; only our own children
-    local pid=$1 i
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 30); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     exec 9>&- 2>/dev/null || true
     stop_pid "$CHILD_PID"
@@ -87,16 +74,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-# Runs a command as a background child and waits for it, so a signal to the
-# script is handled at once (bash defers traps while a foreground child runs).
-run_child() {
-    local rc=0
-    "$@" &
-    CHILD_PID=$!
-    wait "$CHILD_PID" || rc=$?
-    CHILD_PID=""
-    return "$rc"
-}
 
 # ------------------------------------------------------------ peers/build ---
 ensure_packages() {
@@ -131,25 +108,9 @@ build_idle_conns() {
 # ---------------------------------------------------------------- helpers ---
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo NA; }
 
-port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 USED_PORTS=" "
-free_port() {
-    local p i
-    for i in $(seq 1 200); do
-        # Below the ephemeral range (32768+), so clients never take it.
-        p=$((20000 + RANDOM % 12000))
-        case "$USED_PORTS" in *" $p "*) continue ;; esac
-        if ! port_in_use "$p"; then
-            USED_PORTS="$USED_PORTS$p "
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
 
 wait_up() { # pid port — up to 10 s for GET /ping to answer
     local pid=$1 port=$2 i
@@ -161,27 +122,8 @@ wait_up() { # pid port — up to 10 s for GET /ping to answer
     return 1
 }
 
-# Latency value from wrk ("245.12us", "1.20ms", "2.01s") → integer microseconds.
-to_us() {
-    awk -v v="$1" 'BEGIN {
-        if (v == "" || v == "NA") { print "NA"; exit }
-        n = v + 0
-        if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000; else if (v ~ /s$/) m = 1000000; else m = 1
-        printf "%.0f\n", n * m }'
-}
 
-# CPU time (user + system, all threads) a process has used, in clock ticks.
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-proc_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo NA; }
 
-# "busy total busy total" jiffies of the server CPU and the load CPU (from /proc/stat).
-cpu_snap() {
-    awk -v a="cpu$SRV_CPU_ID" -v b="cpu$LOAD_CPU_ID" '
-        function busy() { return $2 + $3 + $4 + $7 + $8 + $9 }
-        $1 == a { ba = busy(); ta = ba + $5 + $6 }
-        $1 == b { bb = busy(); tb = bb + $5 + $6 }
-        END { if (ta == "" || tb == "") print "NA"; else print ba, ta, bb, tb }' /proc/stat
-}
 
 # Percent of all CPUs busy over the next 3 seconds.
 busy_3s() {
@@ -193,11 +135,7 @@ busy_3s() {
         printf "%.0f\n", (y[2] > x[2]) ? 100 * (y[1] - x[1]) / (y[2] - x[2]) : 0 }'
 }
 
-# Microseconds during which some task waited for a CPU (PSI), or NA.
-psi_some() { awk '/^some/ {sub(/total=/, "", $5); print $5; f = 1} END {if (!f) print "NA"}' /proc/pressure/cpu 2>/dev/null || echo NA; }
-now_us() { echo $(($(date +%s%N) / 1000)); }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b + 0 == 0) print "NA"; else printf "%.2f\n", a / b }'; }
 
 # -------------------------------------------------------------- pinning ---
 NCPU=$(nproc)
@@ -251,7 +189,6 @@ start_quicklane() {
     }
 }
 
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 
 # One response as "status content-type body" for the report, flagged when it
 # differs from the example contract (EXPECTED).
@@ -444,11 +381,6 @@ alive "$QL_PID" || {
 
 # ------------------------------------------------------------------ report ---
 rfield() { echo "${R[$1]}" | cut -d'|' -f"$2"; } # key.round field
-median() { # numbers (NA ignored) → median, or NA
-    printf '%s\n' "$@" | awk '/^[0-9.]+$/' | sort -g | awk '{a[NR] = $1}
-        END { if (NR == 0) print "NA"; else if (NR % 2) print a[(NR + 1) / 2];
-              else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 all_rounds() { # key field → that field of every round
     local r
     for r in $(seq 1 "$ROUNDS"); do rfield "$1.$r" "$2"; done
@@ -479,12 +411,6 @@ for key in nginx-ping quicklane-ping nginx-hello quicklane-hello; do
     A[$key]+="|$(all_rounds "$key" 9 | sort -g | tail -n 1)"
 done
 field() { echo "${A[$1]}" | cut -d'|' -f"$2"; }
-pass() { # value op limit
-    awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
-        if (v == "NA" || v == "") { print "MISS (no value)"; exit }
-        ok = (op == ">=") ? (v + 0 >= l + 0) : (v + 0 <= l + 0)
-        print ok ? "PASS" : "MISS" }'
-}
 
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
