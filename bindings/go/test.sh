@@ -13,6 +13,11 @@ command -v go >/dev/null || { echo "test.sh: go not found" >&2; exit 1; }
 cmake --install "$build" --prefix "$prefix" >/dev/null
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 export CGO_LDFLAGS="-Wl,-rpath,$prefix/lib${CGO_LDFLAGS:+ $CGO_LDFLAGS}"
+# Go's build cache does not see headers included from another directory
+# (internal/cbshape includes ../../qlgo.h), nor the installed quicklane.h:
+# their hash in the cgo flags makes a change to either rebuild what uses it.
+hdr_hash=$(cat "$here/qlgo.h" "$prefix/include/quicklane.h" | sha256sum | cut -c1-16)
+export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -DQLGO_HEADERS=$hdr_hash"
 export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CGO_ENABLED=1 GOFLAGS="${GOFLAGS:--buildvcs=false}" GOTOOLCHAIN=local
 cd "$here"

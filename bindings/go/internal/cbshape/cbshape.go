@@ -75,7 +75,7 @@ func (s *Server) answer(q req) {
 	b, _ := json.Marshal(map[string]string{"hello": name})
 	ct := "application/json"
 	C.qlgo_respond(q.srv, q.id, 200, (*C.char)(unsafe.Pointer(unsafe.StringData(ct))), C.size_t(len(ct)),
-		nil, nil, 0, (*C.char)(unsafe.Pointer(&b[0])), C.size_t(len(b)), nil)
+		nil, nil, 0, (*C.char)(unsafe.Pointer(&b[0])), C.size_t(len(b)), 0, nil)
 }
 
 // Start serves on 127.0.0.1:port with the given number of loops.
