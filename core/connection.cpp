@@ -441,6 +441,7 @@ void Connection::dispatch(Request *r) {
     r->client_ip_len = peer_ip_len_;
     r->client_port = peer_port_;
     r->dispatched = true;
+    r->dispatched_ms = w.now_ms();
     srv.requests_in_flight.fetch_add(1, std::memory_order_relaxed);
     const ql_handler &h = m.route->handler->h;
     h.on_request(h.user_data, reinterpret_cast<ql_request *>(r));
@@ -601,11 +602,51 @@ void Connection::detach(Request *r) {
     if (r->ready || !r->dispatched) {
         w.release(r);
     } else if (!(old & RS_ANSWERED)) {
-        // The host still owns it: tell it once; its ql_respond frees it.
-        const ql_handler &h = r->route->handler->h;
-        if (h.on_abort) h.on_abort(h.user_data, r->id(), r->tag);
+        notify_abort(r);
     }
     // else: an answer is queued for the loop; on_answer frees it.
+}
+
+// The host still owns the request: tell it once; its ql_respond frees it.
+void Connection::notify_abort(Request *r) {
+    const ql_handler &h = r->route->handler->h;
+    if (h.on_abort) h.on_abort(h.user_data, r->id(), r->tag);
+}
+
+// Handlers that held a request past handler_timeout_ms: the client gets a
+// 503 in the request's place in the pipeline, and the request itself is
+// abandoned like one whose client left, so the host may go on reading it
+// until its (late) answer frees it.
+void Connection::expire_handlers(uint64_t now) {
+    const uint64_t limit = w.server.limits().handler_timeout_ms;
+    Request *prev = nullptr;
+    for (Request *r = head_; r; prev = r, r = r->next) {
+        if (!r->dispatched || r->ready || now - r->dispatched_ms < limit) continue;
+        uint64_t s = r->state.load(std::memory_order_acquire);
+        do {
+            if (s & (RS_ANSWERED | RS_GONE)) break;  // an answer is on its way
+        } while (!r->state.compare_exchange_weak(s, s | RS_GONE, std::memory_order_acq_rel));
+        if (s & (RS_ANSWERED | RS_GONE)) continue;
+        Request *e = w.acquire();
+        e->conn = this;
+        e->keep_alive = r->keep_alive;
+        e->http_minor = r->http_minor;
+        e->head_only = r->head_only;
+        answer_error(e, 503, "handler timed out");
+        e->next = r->next;
+        if (prev)
+            prev->next = e;
+        else
+            head_ = e;
+        if (tail_ == r) tail_ = e;
+        r->conn = nullptr;
+        r->next = nullptr;
+        std::fprintf(stderr, "quicklane: %s %.*s: no answer after %llu ms; sent 503\n", r->method_name,
+                     static_cast<int>(r->path.len), r->arena.data() + r->path.off,
+                     static_cast<unsigned long long>(limit));
+        notify_abort(r);
+        r = e;
+    }
 }
 
 void Connection::on_close(uv_handle_t *h) {
@@ -632,6 +673,11 @@ void Connection::drain() {
 void Connection::check_timeouts(uint64_t now) {
     if (closing_) return;
     const Limits &lim = w.server.limits();
+    if (head_) {
+        expire_handlers(now);
+        if (!writing_ && head_->ready) flush();
+        if (closing_) return;
+    }
     if (parsing_) {
         uint64_t limit = headers_done_ ? lim.idle_timeout_ms : lim.header_timeout_ms;
         uint64_t since = headers_done_ ? last_activity_ : head_start_;

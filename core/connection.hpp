@@ -56,6 +56,8 @@ private:
     void complete(uint32_t n);
     void stream_written();
     void detach(Request *r);
+    void notify_abort(Request *r);
+    void expire_handlers(uint64_t now);
     bool head_limit(Request *r, size_t more);
 
     uv_tcp_t tcp_;

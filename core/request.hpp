@@ -55,6 +55,7 @@ struct Request {
     Request *next = nullptr;  // FIFO of the connection, or free list
     bool ready = false;       // response bytes are in out_head/out_body
     bool dispatched = false;  // handed to a host handler
+    uint64_t dispatched_ms = 0;  // loop time of the hand-off (handler timeout)
     bool keep_alive = true;
     bool head_only = false;   // HEAD, 204, 304: no body bytes
     bool in_use = false;

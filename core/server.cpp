@@ -41,6 +41,7 @@ bool limits_from_options(const ql_server_options *o, Limits &l, std::string *err
     l.max_pipeline = pick(o->max_pipeline, l.max_pipeline);
     l.backlog = pick(o->backlog, l.backlog);
     if (o->version >= 2) l.reuse_port = o->reuse_port != 0;
+    if (o->version >= 3) l.handler_timeout_ms = pick(o->handler_timeout_ms, l.handler_timeout_ms);
     struct Check {
         const char *name;
         uint64_t v, lo, hi;
@@ -55,6 +56,7 @@ bool limits_from_options(const ql_server_options *o, Limits &l, std::string *err
         {"max_connections", l.max_connections, 1, 10000000},
         {"max_pipeline", l.max_pipeline, 1, 1024},
         {"backlog", l.backlog, 1, 65535},
+        {"handler_timeout_ms", l.handler_timeout_ms, 10, 86400000},
     };
     for (const Check &c : checks) {
         if (c.v < c.lo || c.v > c.hi) {

@@ -33,6 +33,7 @@ struct Limits {
     uint32_t max_pipeline = 32;
     uint32_t backlog = 1024;
     bool reuse_port = false;  // share a fixed port across processes (options v2)
+    uint32_t handler_timeout_ms = 60000;  // unanswered → 503 (options v3)
 };
 
 // Fills limits from options (0 = default); false + message when out of range.

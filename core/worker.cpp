@@ -20,7 +20,7 @@ Worker::Worker(Server &s, uint32_t idx) : server(s), index(idx) {
     gen_seed_ = rd();
     format_http_date(date);
     const Limits &l = s.limits();
-    uint64_t smallest = std::min<uint64_t>(l.header_timeout_ms, l.idle_timeout_ms);
+    uint64_t smallest = std::min<uint64_t>({l.header_timeout_ms, l.idle_timeout_ms, l.handler_timeout_ms});
     tick_ms_ = std::clamp<uint64_t>(smallest / 4, 10, 1000);
 }
 

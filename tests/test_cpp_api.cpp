@@ -534,3 +534,79 @@ TEST_CASE("App and Server are move-only handles") {
     CHECK(stats.requests_total >= 1);
     s3.stop(1000);
 }
+
+TEST_CASE("a handler that never answers gets 503 after handler_timeout_ms; the connection goes on") {
+    std::promise<ql::Responder> held, aborted;
+    std::atomic<int> abort_calls{0};
+    std::atomic<int> fast_calls{0};
+    ql::App app;
+    app.route_async(
+        "GET", "/never", [&](ql::Request&, ql::Responder res) { held.set_value(res); },
+        [&](ql::Responder res) {
+            if (abort_calls++ == 0) aborted.set_value(res);
+        });
+    app.route("GET", "/fast", [&](ql::Request&) {
+        ++fast_calls;
+        return ql::Response::text("fast");
+    });
+    ql::Server server(app, {.host = "127.0.0.1", .port = 0, .workers = 1, .handler_timeout_ms = 200});
+    server.start();
+
+    qlt::Client raw(server.port());
+    REQUIRE(raw.ok());
+    // Pipelined: the fast answer waits behind the hung one, then both come in order.
+    REQUIRE(raw.send(qlt::request("GET", "/never") + qlt::request("GET", "/fast")));
+    auto first = raw.read_response(5000);
+    REQUIRE(first);
+    CHECK(first->status == 503);
+    CHECK(first->body == R"({"detail":"handler timed out"})");
+    auto second = raw.read_response(5000);
+    REQUIRE(second);
+    CHECK(second->status == 200);
+    CHECK(second->body == "fast");
+    CHECK(fast_calls == 1);
+
+    // The host was told, and its late answer frees the request.
+    auto aborted_f = aborted.get_future();
+    REQUIRE(aborted_f.wait_for(3s) == std::future_status::ready);
+    ql::Responder res = held.get_future().get();
+    CHECK(aborted_f.get().id() == res.id());
+    CHECK(res.send(ql::Response::text("too late")) == QL_E_GONE);
+    CHECK(abort_calls == 1);
+
+    // The same keep-alive connection still serves.
+    REQUIRE(raw.send(qlt::request("GET", "/fast")));
+    auto third = raw.read_response(5000);
+    REQUIRE(third);
+    CHECK(third->status == 200);
+    CHECK(qlt::wait_until([&] { return server.stats().requests_in_flight == 0; }));
+}
+
+TEST_CASE("an answer before handler_timeout_ms is not replaced") {
+    ql::App app;
+    ThreadBag bag;
+    app.route_async("GET", "/slow", [&](ql::Request&, ql::Responder res) {
+        bag.spawn([res]() mutable {
+            std::this_thread::sleep_for(50ms);
+            res.send(ql::Response::text("slow but in time"));
+        });
+    });
+    ql::Server server(app, {.host = "127.0.0.1", .port = 0, .workers = 1, .handler_timeout_ms = 2000});
+    server.start();
+    JoinFirst jf{bag};
+    auto r = client(server).get("/slow");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == "slow but in time");
+}
+
+TEST_CASE("handler_timeout_ms out of range is refused with a message") {
+    ql::App app;
+    app.route("GET", "/", [](ql::Request&) { return ql::Response::text("x"); });
+    try {
+        ql::Server server(app, {.handler_timeout_ms = 5});
+        FAIL("expected quicklane::Error");
+    } catch (const ql::Error& e) {
+        CHECK(std::string(e.what()).find("handler_timeout_ms") != std::string::npos);
+    }
+}

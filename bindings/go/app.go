@@ -48,6 +48,12 @@ func WithPollers(n int) Option { return func(a *App) { a.pollers = n } }
 // ones get 413 without reaching Go). 0 means the core's default (1 MiB).
 func WithMaxBodyBytes(n int64) Option { return func(a *App) { a.maxBody = n } }
 
+// WithHandlerTimeout sets how long a handler may run before the client gets
+// 503 {"detail":"handler timed out"} (the handler's Context is then
+// cancelled, and what it writes later is dropped). 0 means the core's
+// default, 60 s; the core refuses values under 10 ms.
+func WithHandlerTimeout(d time.Duration) Option { return func(a *App) { a.handlerTimeout = d } }
+
 // WithErrorLog sets the logger for handler errors and panics (log.Default()
 // when nil). Use log.New(io.Discard, "", 0) to silence it.
 func WithErrorLog(l *log.Logger) Option { return func(a *App) { a.errorLog = l } }
@@ -77,6 +83,8 @@ type App struct {
 	pollers  int
 	maxBody  int64
 	errorLog *log.Logger
+
+	handlerTimeout time.Duration
 
 	mu     sync.Mutex
 	routes []route
@@ -291,7 +299,7 @@ func newServer(a *App, host string, port uint16) (_ *server, err error) {
 		maxBody = 0
 	}
 	if st := C.qlgo_server_new(s.capp, host, C.uint16_t(port), C.uint32_t(workers),
-		C.uint64_t(maxBody), &s.csrv, &cerr); st != C.QL_OK {
+		C.uint64_t(maxBody), C.uint32_t(a.handlerTimeout.Milliseconds()), &s.csrv, &cerr); st != C.QL_OK {
 		return nil, statusError(st, cerr)
 	}
 	if st := C.ql_server_start(s.csrv, &cerr); st != C.QL_OK {

@@ -102,13 +102,15 @@ static inline ql_status qlgo_static(ql_app *app, _GoString_ method, _GoString_ p
 }
 
 static inline ql_status qlgo_server_new(ql_app *app, _GoString_ host, uint16_t port, uint32_t workers,
-                                 uint64_t max_body, ql_server **out, ql_error **err) {
+                                 uint64_t max_body, uint32_t handler_timeout_ms,
+                                 ql_server **out, ql_error **err) {
 	ql_server_options o = QL_SERVER_OPTIONS_INIT;
 	o.host = _GoStringLen(host) ? _GoStringPtr(host) : NULL;
 	o.host_len = _GoStringLen(host);
 	o.port = port;
 	o.workers = workers;
 	o.max_body_bytes = max_body;
+	o.handler_timeout_ms = handler_timeout_ms;
 	return ql_server_new(app, &o, out, err);
 }
 

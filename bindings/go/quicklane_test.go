@@ -502,3 +502,38 @@ func TestShutdownUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestHandlerTimeout(t *testing.T) {
+	app := quicklane.New(quiet, quicklane.WithHandlerTimeout(200*time.Millisecond))
+	cancelled := make(chan error, 1)
+	app.GET("/never", func(c *quicklane.Context) error {
+		<-c.Context().Done() // the core gave up on us: 503 went out
+		cancelled <- c.Context().Err()
+		return c.String(200, "too late") // dropped, not fatal
+	})
+	app.GET("/ok", func(c *quicklane.Context) error { return c.String(200, "alive") })
+	base := start(t, app)
+	expect(t, do(t, "GET", base+"/never", ""), 503, `{"detail":"handler timed out"}`)
+	select {
+	case err := <-cancelled:
+		if err == nil {
+			t.Fatal("context ended without an error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler's context was not cancelled")
+	}
+	expect(t, do(t, "GET", base+"/ok", ""), 200, "alive")
+}
+
+func TestHandlerTimeoutOutOfRange(t *testing.T) {
+	app := quicklane.New(quiet, quicklane.WithHandlerTimeout(time.Millisecond))
+	app.GET("/ok", func(c *quicklane.Context) error { return c.String(200, "alive") })
+	err := app.Start("127.0.0.1:0")
+	if err == nil {
+		app.Shutdown(context.Background())
+		t.Fatal("expected an error")
+	}
+	if !strings.Contains(err.Error(), "handler_timeout_ms") {
+		t.Fatalf("error %q does not name the option", err)
+	}
+}

@@ -20,6 +20,9 @@ export interface ListenOptions {
   maxConnections?: number;
   maxPipeline?: number;
   backlog?: number;
+  /** A handler (or its promise) that has not answered after this many ms:
+   * the client gets 503 {"detail":"handler timed out"}; default 60000. */
+  handlerTimeoutMs?: number;
 }
 
 export interface StaticOptions {

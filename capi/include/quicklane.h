@@ -254,10 +254,17 @@ typedef struct ql_server_options {
      * spreads connections among them): the "port already in use" check is
      * skipped. For node:cluster and other pre-fork hosts. Default 0.       */
     uint32_t reuse_port;
+    /* Version 3. How long a handler may hold a request before answering
+     * (ql_respond or ql_respond_start); then the client gets 503
+     * {"detail":"handler timed out"}, the host gets the route's abort
+     * notification, a line goes to stderr, and the host's late answer
+     * returns QL_E_GONE (and frees the request, as after a client left).
+     * Streamed answers, once started, are not limited. Default 60000.   */
+    uint32_t handler_timeout_ms;
 } ql_server_options;
 
-#define QL_SERVER_OPTIONS_VERSION 2
-#define QL_SERVER_OPTIONS_INIT {QL_SERVER_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define QL_SERVER_OPTIONS_VERSION 3
+#define QL_SERVER_OPTIONS_INIT {QL_SERVER_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 QL_API void ql_server_options_init(ql_server_options *options, uint32_t version);
 
 /* Validates options (out-of-range values are refused here, with a message)

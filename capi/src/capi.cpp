@@ -132,7 +132,12 @@ void ql_server_options_init(ql_server_options *o, uint32_t version) {
     if (!o) return;
     ql_server_options d = QL_SERVER_OPTIONS_INIT;
     d.version = version;
-    *o = d;
+    // A caller built against an older header has a shorter struct: write
+    // only the fields its version has.
+    size_t n = version <= 1   ? offsetof(ql_server_options, reuse_port)
+               : version == 2 ? offsetof(ql_server_options, handler_timeout_ms)
+                              : sizeof d;
+    std::memcpy(o, &d, n);
 }
 void ql_server_stats_init(ql_server_stats *s, uint32_t version) {
     if (!s) return;

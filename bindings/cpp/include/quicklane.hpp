@@ -486,6 +486,8 @@ struct ServerOptions {
     std::uint32_t max_connections = 0;
     std::uint32_t max_pipeline = 0;
     std::uint32_t backlog = 0;
+    bool reuse_port = false;              // share a fixed port with other processes
+    std::uint32_t handler_timeout_ms = 0; // unanswered → 503; default 60000
 };
 
 struct ServerStats {
@@ -517,6 +519,8 @@ public:
         o.max_connections = options.max_connections;
         o.max_pipeline = options.max_pipeline;
         o.backlog = options.backlog;
+        o.reuse_port = options.reuse_port ? 1 : 0;
+        o.handler_timeout_ms = options.handler_timeout_ms;
         detail::ErrorSlot err;
         detail::check(ql_server_new(app.native(), &o, &server_, err.out()), err, "ql_server_new");
     }

@@ -382,6 +382,7 @@ Napi::Value Listen(const Napi::CallbackInfo &info) {
         u32("maxConnections", o.max_connections);
         u32("maxPipeline", o.max_pipeline);
         u32("backlog", o.backlog);
+        u32("handlerTimeoutMs", o.handler_timeout_ms);
         Napi::Value mb = opt.Get("maxBodyBytes");
         if (mb.IsNumber()) o.max_body_bytes = static_cast<uint64_t>(mb.As<Napi::Number>().Int64Value());
         want_reuse = opt.Get("reusePort").ToBoolean().Value();

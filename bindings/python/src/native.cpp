@@ -290,6 +290,7 @@ public:
             else if (k == "max_connections") o.max_connections = static_cast<uint32_t>(v);
             else if (k == "max_pipeline") o.max_pipeline = static_cast<uint32_t>(v);
             else if (k == "backlog") o.backlog = static_cast<uint32_t>(v);
+            else if (k == "handler_timeout_ms") o.handler_timeout_ms = static_cast<uint32_t>(v);
             else throw py::value_error("unknown server option: " + k);
         }
         server_.emplace(app.cpp(), o);
