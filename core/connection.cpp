@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -67,6 +69,21 @@ bool Connection::accept(uv_stream_t *listener) {
         closing_ = true;
         return false;
     }
+    return accepted();
+}
+
+bool Connection::adopt(int fd) {
+    uv_tcp_init(w.loop, &tcp_);
+    if (uv_tcp_open(&tcp_, fd) != 0) {
+        ::close(fd);
+        uv_close(reinterpret_cast<uv_handle_t *>(&tcp_), on_close);
+        closing_ = true;
+        return false;
+    }
+    return accepted();
+}
+
+bool Connection::accepted() {
     uv_tcp_nodelay(&tcp_, 1);
     struct sockaddr_storage ss;
     int len = sizeof ss;
@@ -152,7 +169,10 @@ void Connection::handle_data(const char *data, size_t len) {
 
 void Connection::update_reading() {
     if (closing_) return;
-    bool want = !close_after_ && !w.stopping() && fifo_len_ < w.server.limits().max_pipeline;
+    // Stopping: read on only while nothing is owed, so a request the client
+    // sent before the stop is still served (with Connection: close), and no
+    // request is read behind an answer that will close the connection.
+    bool want = !close_after_ && (!w.stopping() || !head_) && fifo_len_ < w.server.limits().max_pipeline;
     if (want && !reading_) {
         if (uv_read_start(reinterpret_cast<uv_stream_t *>(&tcp_), on_alloc, on_read) == 0) reading_ = true;
     } else if (!want && reading_) {
@@ -666,8 +686,20 @@ void Connection::on_close(uv_handle_t *h) {
 }
 
 void Connection::drain() {
+    if (idle() && !bytes_pending()) {
+        close();
+        return;
+    }
     update_reading();
-    if (idle()) close();
+}
+
+// Bytes the client sent that we have not read yet (a request sent just
+// before the stop): such a connection is served once more, not dropped.
+bool Connection::bytes_pending() {
+    uv_os_fd_t fd;
+    if (uv_fileno(reinterpret_cast<uv_handle_t *>(&tcp_), &fd) != 0) return false;
+    char b;
+    return ::recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 void Connection::check_timeouts(uint64_t now) {

@@ -20,6 +20,7 @@ public:
     explicit Connection(Worker &w);
     ~Connection();
     bool accept(uv_stream_t *listener);
+    bool adopt(int fd);  // a socket accepted outside libuv (stop: the backlog)
 
     void flush();   // write ready answers at the head of the FIFO
     void close();   // idempotent
@@ -55,6 +56,8 @@ private:
     void answer_error(Request *r, int status, std::string_view msg, std::string_view extra = {});
     void complete(uint32_t n);
     void stream_written();
+    bool accepted();
+    bool bytes_pending();
     void detach(Request *r);
     void notify_abort(Request *r);
     void expire_handlers(uint64_t now);

@@ -1,5 +1,6 @@
 #include "worker.hpp"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -170,6 +171,18 @@ void Worker::join() {
 
 void Worker::begin_stop() {
     stopping_ = true;
+    // Connections the kernel completed before the stop are served, not
+    // reset with the listener: take the backlog first.
+    uv_os_fd_t lfd;
+    if (uv_fileno(reinterpret_cast<uv_handle_t *>(&listener_), &lfd) == 0) {
+        for (uint32_t i = 0; i < server.limits().backlog; ++i) {
+            int fd = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) break;
+            auto *c = new Connection(*this);
+            add_conn(c);
+            c->adopt(fd);
+        }
+    }
     uv_close(reinterpret_cast<uv_handle_t *>(&listener_), on_handle_closed);
     for (Connection *c = conns_, *next; c; c = next) {
         next = c->next;
