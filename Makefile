@@ -6,7 +6,7 @@ DEB_PACKAGES := cmake ninja-build g++ pkg-config libuv1-dev node-llhttp libcpp-h
                 doctest-dev nlohmann-json3-dev libcjson-dev curl
 SAN_PACKAGES := clang libclang-rt-14-dev
 
-.PHONY: all deps build run test test-sanitize bench clean
+.PHONY: all deps build run test test-sanitize bench soak clean
 
 all: build
 
@@ -52,6 +52,11 @@ test-sanitize: deps
 bench: build
 	bench/core.sh
 	bench/bindings.sh
+
+# A bounded soak (SOAK_SECONDS, default 600) of mixed and hostile traffic:
+# RSS and fd curves into bench/out/. Not part of `make test`.
+soak: build
+	tests/soak/run.sh
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan
