@@ -131,6 +131,7 @@ void Connection::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         return;
     }
     if (nread == 0) return;
+    if (c->w.server.metrics) c->w.server.metrics->bytes_in.fetch_add(static_cast<uint64_t>(nread), std::memory_order_relaxed);
     c->handle_data(buf->base, static_cast<size_t>(nread));
 }
 
@@ -198,6 +199,7 @@ int Connection::cb_message_begin(llhttp_t *p) {
     c->parsing_ = r;
     c->headers_done_ = false;
     c->head_start_ = c->w.now_ms();
+    if (c->w.server.observe) r->t0_ns = uv_hrtime();
     return 0;
 }
 
@@ -377,13 +379,18 @@ void Connection::answer_error(Request *r, int status, std::string_view msg, std:
     r->out_body = error_body(msg);
     r->body_ref = {};
     HeadParams hp{status, "application/json", extra, r->out_body.size(), r->keep_alive, r->http_minor == 0, w.date};
+    hp.rule_headers = r->rule_headers;
     format_head(r->out_head, hp);
+    r->resp_status = status;
     r->ready = true;
 }
 
 void Connection::dispatch(Request *r) {
     Server &srv = w.server;
     srv.requests_total.fetch_add(1, std::memory_order_relaxed);
+    std::memcpy(r->client_ip, peer_ip_, peer_ip_len_ + 1u);
+    r->client_ip_len = peer_ip_len_;
+    r->client_port = peer_port_;
     std::string_view target = r->view(r->target);
     size_t poff = 0, plen = 0;
     if (!find_path(target, poff, plen)) {
@@ -402,6 +409,8 @@ void Connection::dispatch(Request *r) {
     // Decoded parameters and query pairs are never longer than the target, so
     // reserving that much now keeps every view into the arena valid below.
     r->arena.reserve(r->arena.size() + r->target.len + 16);
+    const AppRules &rules = *srv.router().app_rules;
+    if (rules.cors && cors(r, *rules.cors)) return;  // a preflight, answered here
     Match m;
     srv.router().match(r->method_name, r->view(r->path), m);
     if (m.kind == MatchKind::NotFound) {
@@ -417,12 +426,25 @@ void Connection::dispatch(Request *r) {
     }
     r->route = m.route;
     r->head_only = r->method_name[0] == 'H' && std::strcmp(r->method_name, "HEAD") == 0;
+    if (!admit(r, *m.route, rules)) return;  // limited or refused natively
+    if (m.route->metrics) {
+        srv.render_metrics(r->out_body);
+        HeadParams hp{200, "text/plain; version=0.0.4; charset=utf-8", {}, r->out_body.size(), r->keep_alive,
+                      r->http_minor == 0, w.date};
+        hp.rule_headers = r->rule_headers;
+        format_head(r->out_head, hp);
+        r->resp_status = 200;
+        r->ready = true;
+        return;
+    }
     if (const StaticAnswer *a = m.route->answer.get()) {
         r->body_ref = a->body;
         if (!status_has_body(a->status)) r->head_only = true;
         HeadParams hp{a->status, a->content_type, a->extra_headers, a->body.size(), r->keep_alive,
                       r->http_minor == 0, w.date};
+        hp.rule_headers = r->rule_headers;
         format_head(r->out_head, hp);
+        r->resp_status = a->status;
         r->ready = true;
         return;
     }
@@ -457,14 +479,93 @@ void Connection::dispatch(Request *r) {
         sp.value = r->append(tmp.data(), tmp.size());
         r->queries.push_back(sp);
     }
-    std::memcpy(r->client_ip, peer_ip_, peer_ip_len_ + 1u);
-    r->client_ip_len = peer_ip_len_;
-    r->client_port = peer_port_;
     r->dispatched = true;
     r->dispatched_ms = w.now_ms();
     srv.requests_in_flight.fetch_add(1, std::memory_order_relaxed);
     const ql_handler &h = m.route->handler->h;
     h.on_request(h.user_data, reinterpret_cast<ql_request *>(r));
+}
+
+// CORS (RFC 6454 origins, Fetch's preflight): a preflight is answered here,
+// allowed or not; an actual request from an allowed origin gets its allow
+// headers on whatever answers it; a foreign origin gets none.
+bool Connection::cors(Request *r, const CorsRules &c) {
+    bool has_origin = false;
+    std::string_view origin = find_header(*r, "origin", &has_origin);
+    if (!has_origin) return false;
+    bool allowed = c.origin_allowed(origin);
+    bool preflight = false;
+    std::string_view want = find_header(*r, "access-control-request-method", &preflight);
+    if (preflight && std::strcmp(r->method_name, "OPTIONS") == 0) {
+        std::string_view req_headers = find_header(*r, "access-control-request-headers");
+        if (!allowed || !c.method_allowed(want) || !c.headers_allowed(req_headers)) {
+            answer_error(r, 400, "Disallowed CORS request");
+            return true;
+        }
+        c.preflight_headers(origin, req_headers, r->rule_headers);
+        r->out_body.clear();
+        r->body_ref = {};
+        r->head_only = true;
+        HeadParams hp{204, {}, {}, 0, r->keep_alive, r->http_minor == 0, w.date};
+        hp.rule_headers = r->rule_headers;
+        format_head(r->out_head, hp);
+        r->resp_status = 204;
+        r->ready = true;
+        return true;
+    }
+    if (allowed) c.actual_headers(origin, r->rule_headers);
+    return false;
+}
+
+// Rate limit, then API key: false when answered here (429, 401, 403).
+bool Connection::admit(Request *r, const Route &route, const AppRules &app) {
+    const RouteRules *own = route.rules.get();
+    bool own_rate = own && own->rate.requests;
+    const RateRule &rate = own_rate ? own->rate : app.rate;
+    if (rate.requests) {
+        std::string_view key;
+        if (!rate.key_header.empty()) key = find_header(*r, rate.key_header);
+        if (key.empty()) key = {peer_ip_, peer_ip_len_};
+        // One bucket per route for a route's own limit; one for the whole app otherwise.
+        uint32_t scope = own_rate ? route.index : UINT32_MAX;
+        RateLimiter::Verdict v = w.server.rate_limiter.take(scope, key, rate, w.now_ms());
+        char h[160];
+        int n = snprintf(h, sizeof h, "RateLimit-Limit: %u\r\nRateLimit-Remaining: %u\r\nRateLimit-Reset: %u\r\n",
+                         rate.requests, v.remaining, v.reset_s);
+        r->rule_headers.append(h, static_cast<size_t>(n));
+        if (!v.allowed) {
+            n = snprintf(h, sizeof h, "Retry-After: %u\r\n", v.retry_after_s);
+            answer_error(r, 429, "Too Many Requests", {h, static_cast<size_t>(n)});
+            return false;
+        }
+    }
+    if (own && own->require_api_key) {
+        const ApiKeys *keys = app.api_keys.get();  // checked at ql_server_new: set when a route needs it
+        bool found = false;
+        std::string_view cand = keys ? find_header(*r, keys->header, &found) : std::string_view();
+        static thread_local std::string decoded;
+        if (!found && keys && !keys->query.empty()) {
+            std::string_view qs = r->view(r->query);
+            while (!qs.empty() && !found) {
+                size_t amp = qs.find('&');
+                std::string_view pair = qs.substr(0, amp);
+                qs = amp == std::string_view::npos ? std::string_view{} : qs.substr(amp + 1);
+                size_t eq = pair.find('=');
+                if (eq == std::string_view::npos || pair.substr(0, eq) != keys->query) continue;
+                found = percent_decode(pair.substr(eq + 1), true, decoded);
+                cand = decoded;
+            }
+        }
+        if (!found || cand.empty()) {
+            answer_error(r, 401, "Not authenticated");
+            return false;
+        }
+        if (!keys->accepts(cand)) {
+            answer_error(r, 403, "Invalid API key");
+            return false;
+        }
+    }
+    return true;
 }
 
 void Connection::fail(int status, std::string_view msg) {
@@ -534,6 +635,7 @@ void Connection::flush() {
             break;
         }
         auto *stream_h = reinterpret_cast<uv_stream_t *>(&tcp_);
+        if (w.server.metrics) w.server.metrics->bytes_out.fetch_add(total, std::memory_order_relaxed);
         int written = uv_try_write(stream_h, bufs, nb);
         if (written == UV_EAGAIN || written == UV_ENOSYS) written = 0;
         if (written < 0) {
@@ -601,6 +703,7 @@ void Connection::complete(uint32_t n) {
         if (!head_) tail_ = nullptr;
         --fifo_len_;
         if (!r->keep_alive) close_after_ = true;
+        if (w.server.observe) observe(r);
         r->conn = nullptr;
         w.release(r);
     }
@@ -608,6 +711,15 @@ void Connection::complete(uint32_t n) {
 }
 
 // ---- closing -----------------------------------------------------------
+
+// An answer went out: count it for /metrics and log it when asked to.
+void Connection::observe(Request *r) {
+    Server &s = w.server;
+    uint64_t micros = r->t0_ns ? (uv_hrtime() - r->t0_ns) / 1000 : 0;
+    if (s.metrics)
+        s.metrics->record(r->route ? r->route->index : s.router().size(), r->resp_status, micros, !r->host_answered);
+    if (s.router().app_rules->access_log) s.log_access(*r, micros);
+}
 
 void Connection::close() {
     if (closing_) return;
@@ -652,6 +764,9 @@ void Connection::expire_handlers(uint64_t now) {
         e->keep_alive = r->keep_alive;
         e->http_minor = r->http_minor;
         e->head_only = r->head_only;
+        e->rule_headers = r->rule_headers;
+        e->route = r->route;
+        e->t0_ns = r->t0_ns;
         answer_error(e, 503, "handler timed out");
         e->next = r->next;
         if (prev)

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "request.hpp"
+#include "rules.hpp"
 
 namespace ql {
 
@@ -59,6 +60,9 @@ private:
     bool accepted();
     bool bytes_pending();
     void detach(Request *r);
+    bool cors(Request *r, const CorsRules &c);
+    bool admit(Request *r, const Route &route, const AppRules &app);
+    void observe(Request *r);
     void notify_abort(Request *r);
     void expire_handlers(uint64_t now);
     bool head_limit(Request *r, size_t more);

@@ -20,6 +20,10 @@ void Request::reset_for_reuse() {
     method_name = "";
     route = nullptr;
     tag = nullptr;
+    rule_headers.clear();
+    resp_status = 0;
+    host_answered = false;
+    t0_ns = 0;
     // Large one-off buffers are given back; typical ones keep their capacity.
     if (arena.capacity() > 64 * 1024) std::string().swap(arena);
     else arena.clear();
@@ -122,6 +126,17 @@ bool iequals(std::string_view a, std::string_view b) {
         if (x != y) return false;
     }
     return true;
+}
+
+std::string_view find_header(const Request &r, std::string_view name, bool *found) {
+    for (const SpanPair &h : r.headers) {
+        if (iequals(r.view(h.name), name)) {
+            if (found) *found = true;
+            return r.view(h.value);
+        }
+    }
+    if (found) *found = false;
+    return {};
 }
 
 }  // namespace ql

@@ -63,6 +63,12 @@ struct Request {
     const char *method_name = "";
     const Route *route = nullptr;
     void *tag = nullptr;
+    // Native rules: headers they add to the answer (CORS, RateLimit-*), the
+    // status that went out, who answered, and when the request began.
+    std::string rule_headers;
+    int resp_status = 0;
+    bool host_answered = false;
+    uint64_t t0_ns = 0;
 
     // request bytes
     std::string arena;
@@ -117,5 +123,7 @@ struct Request {
 bool percent_decode(std::string_view in, bool plus_is_space, std::string &out);
 bool valid_utf8(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);
+// A request header's value by case-insensitive name (the first), or empty.
+std::string_view find_header(const Request &r, std::string_view name, bool *found = nullptr);
 
 }  // namespace ql

@@ -79,7 +79,7 @@ void format_head(std::string &out, const HeadParams &p) {
     size_t total = 9 + 3 + 1 + reason.size() + kServer.size() + p.date.size() + 2 +
                    (p.content_type.empty() ? 0 : kType.size() + p.content_type.size() + 2) +
                    (length ? kLength.size() + num_len + 2 : 0) + (chunked ? kChunked.size() : 0) + conn.size() +
-                   p.extra_headers.size() + 2;
+                   p.extra_headers.size() + p.rule_headers.size() + 2;
     out.resize(total);
     char *w = out.data();
     auto put = [&w](std::string_view v) {
@@ -109,6 +109,7 @@ void format_head(std::string &out, const HeadParams &p) {
     if (chunked) put(kChunked);
     put(conn);
     put(p.extra_headers);
+    put(p.rule_headers);
     put("\r\n");
 }
 

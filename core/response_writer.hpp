@@ -16,6 +16,7 @@ struct HeadParams {
     bool http10;
     std::string_view date;  // 29 chars
     bool chunked = false;   // streamed: Transfer-Encoding: chunked instead of Content-Length
+    std::string_view rule_headers = {};  // added by native rules (CORS, RateLimit-*)
 };
 
 const char *reason_phrase(int status);

@@ -204,6 +204,7 @@ ql_status Router::add(std::string_view method, std::string_view pattern, std::sh
     route->pattern = std::string(pattern);
     route->handler = std::move(handler);
     route->answer = std::move(answer);
+    route->index = static_cast<uint32_t>(routes_.size());
     for (const Seg &s : segs) {
         if (s.kind == SegKind::Literal) {
             Node *next = nullptr;
@@ -230,8 +231,20 @@ ql_status Router::add(std::string_view method, std::string_view pattern, std::sh
 std::unique_ptr<Router> Router::clone() const {
     auto copy = std::make_unique<Router>();
     std::string err;
-    for (const auto &r : routes_) copy->add(r->method, r->pattern, r->handler, r->answer, &err);
+    for (const auto &r : routes_) {
+        copy->add(r->method, r->pattern, r->handler, r->answer, &err);
+        Route *c = copy->routes_.back().get();
+        c->rules = r->rules;
+        c->metrics = r->metrics;
+    }
+    copy->app_rules = app_rules;
     return copy;
+}
+
+Route *Router::find_route(std::string_view method, std::string_view pattern) {
+    for (auto &r : routes_)
+        if (r->method == method && r->pattern == pattern) return r.get();
+    return nullptr;
 }
 
 void Router::match(std::string_view method, std::string_view path, Match &out) const {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "quicklane.h"
+#include "rules.hpp"
 
 namespace ql {
 
@@ -34,6 +35,9 @@ struct Route {
     std::vector<std::string> param_names;  // positional; the last may be a catch-all
     std::shared_ptr<HandlerRef> handler;   // null for static routes
     std::shared_ptr<StaticAnswer> answer;  // null for handler routes
+    std::shared_ptr<const RouteRules> rules;  // native rules (null: none of its own)
+    bool metrics = false;                  // answered with the server's /metrics text
+    uint32_t index = 0;                    // position in the app, for per-route state
 };
 
 enum class MatchKind { Found, NotFound, MethodNotAllowed };
@@ -70,6 +74,12 @@ public:
     void match(std::string_view method, std::string_view path, Match &out) const;
 
     size_t size() const { return routes_.size(); }
+    const std::vector<std::unique_ptr<Route>> &routes() const { return routes_; }
+    // The route registered with exactly this method and pattern, or null.
+    Route *find_route(std::string_view method, std::string_view pattern);
+
+    // App-wide rules; replaced whole (copy on write) so snapshots never change.
+    std::shared_ptr<const AppRules> app_rules = std::make_shared<AppRules>();
 
 private:
     struct Node;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -74,7 +75,112 @@ bool limits_from_options(const ql_server_options *o, Limits &l, std::string *err
 }
 
 Server::Server(std::shared_ptr<const Router> router, Limits limits)
-    : router_(std::move(router)), limits_(std::move(limits)) {}
+    : router_(std::move(router)), limits_(std::move(limits)) {
+    for (const auto &r : router_->routes())
+        if (r->metrics) metrics = std::make_unique<Metrics>(router_->size());
+    observe = metrics || router_->app_rules->access_log;
+}
+
+void Server::render_metrics(std::string &out) const {
+    out.clear();
+    out.append("# HELP quicklane_requests_total Requests answered, by route and status.\n"
+               "# TYPE quicklane_requests_total counter\n");
+    const auto &routes = router_->routes();
+    auto labels = [&](size_t i) {
+        std::string l = "method=\"";
+        if (i < routes.size()) {
+            prom_label(l, routes[i]->method);
+            l.append("\",route=\"");
+            prom_label(l, routes[i]->pattern);
+        } else {
+            l.append("\",route=\"");  // no route: 404, 405 and malformed requests
+        }
+        l.push_back('"');
+        return l;
+    };
+    for (size_t i = 0; i < metrics->routes.size(); ++i) {
+        const Metrics::Route &m = *metrics->routes[i];
+        for (size_t s = 0; s < Metrics::kStatusSlots; ++s) {
+            uint32_t st = m.status[s].load(std::memory_order_acquire);
+            if (!st) break;
+            out.append("quicklane_requests_total{").append(labels(i)).append(",status=\"");
+            out.append(std::to_string(st)).append("\"} ").append(std::to_string(m.count[s].load())).append("\n");
+        }
+    }
+    out.append("# HELP quicklane_request_duration_seconds Time from the first byte of a request to its answer "
+               "written.\n# TYPE quicklane_request_duration_seconds histogram\n");
+    char num[32];
+    for (size_t i = 0; i < metrics->routes.size(); ++i) {
+        const Metrics::Route &m = *metrics->routes[i];
+        uint64_t cum = 0;
+        std::string l = labels(i);
+        for (size_t b = 0; b <= Metrics::kBuckets.size(); ++b) {
+            cum += m.hist[b].load(std::memory_order_relaxed);
+            out.append("quicklane_request_duration_seconds_bucket{").append(l).append(",le=\"");
+            if (b < Metrics::kBuckets.size()) {
+                snprintf(num, sizeof num, "%g", Metrics::kBuckets[b]);
+                out.append(num);
+            } else {
+                out.append("+Inf");
+            }
+            out.append("\"} ").append(std::to_string(cum)).append("\n");
+        }
+        snprintf(num, sizeof num, "%.6f", m.micros_sum.load() / 1e6);
+        out.append("quicklane_request_duration_seconds_sum{").append(l).append("} ").append(num).append("\n");
+        out.append("quicklane_request_duration_seconds_count{").append(l).append("} ").append(std::to_string(cum));
+        out.append("\n");
+    }
+    auto gauge = [&](const char *name, const char *type, const char *help, uint64_t v) {
+        out.append("# HELP ").append(name).append(" ").append(help).append("\n# TYPE ").append(name).append(" ");
+        out.append(type).append("\n").append(name).append(" ").append(std::to_string(v)).append("\n");
+    };
+    gauge("quicklane_connections_open", "gauge", "Open client connections.", conns_open.load());
+    gauge("quicklane_connections_total", "counter", "Accepted client connections.", conns_total.load());
+    gauge("quicklane_requests_in_flight", "gauge", "Requests held by host handlers.", requests_in_flight.load());
+    gauge("quicklane_bytes_received_total", "counter", "Bytes read from clients.", metrics->bytes_in.load());
+    gauge("quicklane_bytes_sent_total", "counter", "Bytes written to clients.", metrics->bytes_out.load());
+    gauge("quicklane_requests_native_total", "counter", "Requests answered by the core (static, rules, errors).",
+          metrics->native_total.load());
+    gauge("quicklane_requests_host_total", "counter", "Requests answered by host-language handlers.",
+          metrics->host_total.load());
+}
+
+void Server::log_access(const Request &r, uint64_t micros) const {
+    std::string line;
+    line.reserve(256);
+    auto str = [&line](std::string_view v) {
+        line.push_back('"');
+        for (unsigned char c : v) {
+            if (c == '"' || c == '\\') {
+                line.push_back('\\');
+                line.push_back(static_cast<char>(c));
+            } else if (c < 0x20) {
+                char esc[8];
+                snprintf(esc, sizeof esc, "\\u%04x", c);
+                line.append(esc);
+            } else {
+                line.push_back(static_cast<char>(c));
+            }
+        }
+        line.push_back('"');
+    };
+    line.append("{\"time\":");
+    str(r.worker->date);
+    line.append(",\"client\":");
+    str({r.client_ip, r.client_ip_len});
+    line.append(",\"method\":");
+    str(r.method_name);
+    line.append(",\"target\":");
+    str(r.view(r.target));
+    line.append(",\"route\":");
+    str(r.route ? std::string_view(r.route->pattern) : std::string_view());
+    line.append(",\"status\":").append(std::to_string(r.resp_status));
+    char num[32];
+    snprintf(num, sizeof num, "%.3f", micros / 1000.0);
+    line.append(",\"duration_ms\":").append(num);
+    line.append(",\"native\":").append(r.host_answered ? "false" : "true").append("}\n");
+    fwrite(line.data(), 1, line.size(), stderr);  // one write per line (stderr is unbuffered)
+}
 
 Server::~Server() {
     std::string err;

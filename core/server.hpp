@@ -13,6 +13,7 @@
 
 #include "quicklane.h"
 #include "router.hpp"
+#include "rules.hpp"
 
 namespace ql {
 
@@ -70,6 +71,13 @@ public:
     std::atomic<uint64_t> conns_total{0};
     std::atomic<uint64_t> requests_total{0};
     std::atomic<uint64_t> requests_in_flight{0};
+
+    // Native rules' per-server state.
+    RateLimiter rate_limiter;
+    std::unique_ptr<Metrics> metrics;  // set when the app has a metrics route
+    bool observe = false;              // metrics or access log: time each request
+    void render_metrics(std::string &out) const;
+    void log_access(const Request &r, uint64_t micros) const;
 
 private:
     Request *find(ql_req_id id, Worker **w, std::string *err);

@@ -353,7 +353,10 @@ void Worker::on_stream(Request *r) {
                       r->keep_alive && !stopping_ && r->http_minor != 0, r->http_minor == 0, date, true};
         if (!hp.keep_alive) r->keep_alive = false;
         if (!status_has_body(hp.status)) r->head_only = true;
+        hp.rule_headers = r->rule_headers;
         format_head(r->out_head, hp);
+        r->resp_status = hp.status;
+        r->host_answered = true;
         r->streaming = true;
         r->ready = true;
     }
@@ -392,7 +395,10 @@ void Worker::on_answer(Request *r) {
                   r->keep_alive && !stopping_, r->http_minor == 0, date};
     if (!hp.keep_alive) r->keep_alive = false;
     if (!status_has_body(hp.status)) r->head_only = true;
+    hp.rule_headers = r->rule_headers;
     format_head(r->out_head, hp);
+    r->resp_status = hp.status;
+    r->host_answered = true;
     r->ready = true;
     if (!c->in_read) {
         c->flush();

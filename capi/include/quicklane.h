@@ -418,6 +418,85 @@ QL_API ql_status ql_app_route_queue(ql_app *app, const char *method, size_t meth
                                     const char *pattern, size_t pattern_len, ql_queue *queue,
                                     void *route_data, ql_destroy_fn destroy, ql_error **out_error);
 
+/* ------------------------------------------------------------------------ */
+/* Native rules: the fast path. Answered or decorated in the core, before    */
+/* (and without) the host. Bad rules are refused here or at ql_server_new,   */
+/* never at request time. Like routes, rules reach servers created later.    */
+/* ------------------------------------------------------------------------ */
+
+/* Per-route rules, set on a route added before with exactly this method and
+ * pattern (by ql_app_route, ql_app_route_queue or ql_app_static). */
+typedef struct ql_route_options {
+    uint32_t version;
+    uint32_t rate_limit;          /* token bucket of this many requests per client,
+                                     refilled over rate_window_ms; over it: 429 with
+                                     Retry-After. 0 = the app's default (ql_app_rate_limit).
+                                     Answers carry RateLimit-Limit/-Remaining/-Reset. */
+    uint32_t rate_window_ms;      /* default 60000; 1 .. 86400000                      */
+    const char *rate_key_header;  /* count per this header's value (e.g. X-Tenant)     */
+    size_t rate_key_header_len;   /* instead of per client IP (the IP when absent)     */
+    uint32_t require_api_key;     /* 1 = one of the app's keys (ql_app_api_keys) must
+                                     come with the request: missing → 401, wrong → 403 */
+} ql_route_options;
+
+#define QL_ROUTE_OPTIONS_VERSION 1
+#define QL_ROUTE_OPTIONS_INIT {QL_ROUTE_OPTIONS_VERSION, 0, 0, NULL, 0, 0}
+QL_API void ql_route_options_init(ql_route_options *options, uint32_t version);
+
+/* Replaces the rules of one route. QL_E_INVALID when no such route exists or
+ * a field is out of range (with a message). */
+QL_API ql_status ql_app_route_options(ql_app *app, const char *method, size_t method_len,
+                                      const char *pattern, size_t pattern_len,
+                                      const ql_route_options *options, ql_error **out_error);
+
+/* The app-wide rate limit: one bucket per client across every route that
+ * has no limit of its own. requests = 0 turns it off. key_header as in
+ * ql_route_options (NULL = per client IP). */
+QL_API ql_status ql_app_rate_limit(ql_app *app, uint32_t requests, uint32_t window_ms,
+                                   const char *key_header, size_t key_header_len,
+                                   ql_error **out_error);
+
+/* CORS for the whole app. A preflight (OPTIONS with Origin and
+ * Access-Control-Request-Method) is answered natively: 204 with the allow
+ * headers, or 400 without them when the origin, method or a requested header
+ * is not allowed. Other requests from an allowed origin get
+ * Access-Control-Allow-Origin (and Vary: Origin) on whatever answers them;
+ * a foreign origin gets no allow headers. options = NULL turns CORS off. */
+typedef struct ql_cors_options {
+    uint32_t version;
+    const char *origins;   /* comma-separated exact origins ("https://app.example"), or "*" */
+    size_t origins_len;
+    const char *methods;   /* comma-separated; default "GET, HEAD, POST"           */
+    size_t methods_len;
+    const char *headers;   /* request headers allowed beyond the CORS-safelisted   */
+    size_t headers_len;    /* ones, comma-separated, or "*"; default none          */
+    const char *expose;    /* Access-Control-Expose-Headers; default none          */
+    size_t expose_len;
+    uint32_t credentials;  /* 1 = Access-Control-Allow-Credentials (not with "*")  */
+    uint32_t max_age_s;    /* preflight cache; 0 = default 600                     */
+} ql_cors_options;
+
+#define QL_CORS_OPTIONS_VERSION 1
+#define QL_CORS_OPTIONS_INIT {QL_CORS_OPTIONS_VERSION, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0}
+QL_API void ql_cors_options_init(ql_cors_options *options, uint32_t version);
+QL_API ql_status ql_app_cors(ql_app *app, const ql_cors_options *options, ql_error **out_error);
+
+/* API keys for routes with require_api_key: looked for in the header (default
+ * "X-API-Key" when header is NULL), then, when query is given, in that query
+ * parameter; compared in constant time. Replaces earlier keys. */
+QL_API ql_status ql_app_api_keys(ql_app *app, const char *header, size_t header_len, const char *query,
+                                 size_t query_len, const ql_str *keys, size_t key_count,
+                                 ql_error **out_error);
+
+/* A GET route answered natively with the server's metrics in Prometheus text
+ * format: requests by route and status, a latency histogram per route, open
+ * connections, bytes in and out, native- vs host-answered requests. */
+QL_API ql_status ql_app_metrics(ql_app *app, const char *pattern, size_t pattern_len, ql_error **out_error);
+
+/* 1 = one JSON line per answered request on stderr (time, client, method,
+ * target, route, status, duration_ms, native). Default 0. */
+QL_API ql_status ql_app_access_log(ql_app *app, uint32_t enabled, ql_error **out_error);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,8 +1,10 @@
 // The C ABI door: converts types, catches every exception, returns statuses.
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "quicklane.h"
 #include "queue.hpp"
@@ -260,6 +262,11 @@ ql_status ql_server_new(const ql_app *app, const ql_server_options *options, ql_
         *out = nullptr;
         ql::Limits limits;
         if (!ql::limits_from_options(options, limits, &msg)) return fail(err, QL_E_INVALID, msg);
+        for (const auto &r : app->router->routes())
+            if (r->rules && r->rules->require_api_key && !app->router->app_rules->api_keys)
+                return fail(err, QL_E_INVALID,
+                            "route " + r->method + " " + r->pattern + " requires an API key, but no keys are set "
+                            "(ql_app_api_keys)");
         std::shared_ptr<const ql::Router> snapshot = app->router->clone();
         *out = new ql_server(std::move(snapshot), std::move(limits));
         return QL_OK;
@@ -412,6 +419,254 @@ ql_status ql_app_route_queue(ql_app *app, const char *method, size_t method_len,
                                         ref, nullptr, &msg);
         if (st != QL_OK) return fail(err, st, msg);  // ref frees qr; route_data stays the caller's
         qr->destroy = destroy;
+        return QL_OK;
+    });
+}
+
+// ---- native rules ------------------------------------------------------
+
+}  // extern "C"
+
+namespace {
+
+std::string_view view_of(const char *p, size_t n) { return p ? std::string_view(p, n) : std::string_view(); }
+
+std::string_view trim_ws(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+// "a, b,c" → {"a","b","c"}; false (with a message) on an empty item.
+bool split_list(std::string_view s, const char *what, std::vector<std::string> &out, std::string &msg) {
+    out.clear();
+    while (true) {
+        size_t comma = s.find(',');
+        std::string_view item = trim_ws(s.substr(0, comma));
+        if (item.empty()) {
+            msg = std::string(what) + ": empty item in a comma-separated list";
+            return false;
+        }
+        out.emplace_back(item);
+        if (comma == std::string_view::npos) return true;
+        s.remove_prefix(comma + 1);
+    }
+}
+
+std::string join(const std::vector<std::string> &v) {
+    std::string out;
+    for (const auto &x : v) {
+        if (!out.empty()) out.append(", ");
+        out.append(x);
+    }
+    return out;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char &c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+// scheme "://" host [":" port], as browsers serialize an Origin.
+bool valid_origin(std::string_view o) {
+    size_t sep = o.find("://");
+    if (sep == std::string_view::npos || sep == 0) return false;
+    for (char c : o.substr(0, sep))
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.')) return false;
+    std::string_view rest = o.substr(sep + 3);
+    if (rest.empty()) return false;
+    for (unsigned char c : rest)
+        if (c <= 0x20 || c >= 0x7f || c == '/' || c == '?' || c == '#' || c == ',') return false;
+    return true;
+}
+
+bool valid_rate(uint32_t requests, uint32_t window_ms, std::string_view key_header, std::string &msg) {
+    if (requests > 10000000) {
+        msg = "rate_limit = " + std::to_string(requests) + " is out of range [0, 10000000]";
+        return false;
+    }
+    if (window_ms > 86400000) {
+        msg = "rate_window_ms = " + std::to_string(window_ms) + " is out of range [1, 86400000]";
+        return false;
+    }
+    if (!key_header.empty() && !ql::valid_token(key_header)) {
+        msg = "rate_key_header \"" + std::string(key_header) + "\" is not a valid header name";
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+extern "C" {
+
+void ql_route_options_init(ql_route_options *o, uint32_t version) {
+    if (!o) return;
+    ql_route_options d = QL_ROUTE_OPTIONS_INIT;
+    d.version = version;
+    *o = d;
+}
+
+void ql_cors_options_init(ql_cors_options *o, uint32_t version) {
+    if (!o) return;
+    ql_cors_options d = QL_CORS_OPTIONS_INIT;
+    d.version = version;
+    *o = d;
+}
+
+ql_status ql_app_route_options(ql_app *app, const char *method, size_t method_len, const char *pattern,
+                               size_t pattern_len, const ql_route_options *o, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!app || !o || o->version < 1)
+            return fail(err, QL_E_INVALID, "app and options are required (use QL_ROUTE_OPTIONS_INIT)");
+        std::string_view m = view_of(method, method_len), p = view_of(pattern, pattern_len);
+        ql::Route *route = app->router->find_route(m, p);
+        if (!route)
+            return fail(err, QL_E_INVALID,
+                        "no route " + std::string(m) + " " + std::string(p) + " (add the route before its options)");
+        std::string_view key = view_of(o->rate_key_header, o->rate_key_header_len);
+        if (!valid_rate(o->rate_limit, o->rate_window_ms, key, msg)) return fail(err, QL_E_INVALID, msg);
+        auto rules = std::make_shared<ql::RouteRules>();
+        rules->rate.requests = o->rate_limit;
+        rules->rate.window_ms = o->rate_window_ms ? o->rate_window_ms : 60000;
+        rules->rate.key_header = lower(key);
+        rules->require_api_key = o->require_api_key != 0;
+        route->rules = std::move(rules);
+        return QL_OK;
+    });
+}
+
+ql_status ql_app_rate_limit(ql_app *app, uint32_t requests, uint32_t window_ms, const char *key_header,
+                            size_t key_header_len, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!app) return fail(err, QL_E_INVALID, "app is NULL");
+        std::string_view key = view_of(key_header, key_header_len);
+        if (!valid_rate(requests, window_ms, key, msg)) return fail(err, QL_E_INVALID, msg);
+        auto rules = std::make_shared<ql::AppRules>(*app->router->app_rules);
+        rules->rate.requests = requests;
+        rules->rate.window_ms = window_ms ? window_ms : 60000;
+        rules->rate.key_header = lower(key);
+        app->router->app_rules = std::move(rules);
+        return QL_OK;
+    });
+}
+
+ql_status ql_app_cors(ql_app *app, const ql_cors_options *o, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!app) return fail(err, QL_E_INVALID, "app is NULL");
+        auto rules = std::make_shared<ql::AppRules>(*app->router->app_rules);
+        if (!o) {
+            rules->cors.reset();
+            app->router->app_rules = std::move(rules);
+            return QL_OK;
+        }
+        if (o->version < 1) return fail(err, QL_E_INVALID, "options.version must be set (use QL_CORS_OPTIONS_INIT)");
+        auto c = std::make_shared<ql::CorsRules>();
+        std::string_view origins = view_of(o->origins, o->origins_len);
+        if (origins.empty()) return fail(err, QL_E_INVALID, "cors origins: at least one origin (or \"*\") is required");
+        if (!split_list(origins, "cors origins", c->origins, msg)) return fail(err, QL_E_INVALID, msg);
+        for (const auto &x : c->origins) {
+            if (x == "*") {
+                c->any_origin = true;
+            } else if (!valid_origin(x)) {
+                return fail(err, QL_E_INVALID,
+                            "cors origins: \"" + x + "\" is not an origin (scheme://host[:port], no path)");
+            }
+        }
+        if (c->any_origin && c->origins.size() > 1)
+            return fail(err, QL_E_INVALID, "cors origins: \"*\" cannot be combined with other origins");
+        if (c->any_origin && o->credentials)
+            return fail(err, QL_E_INVALID, "cors: credentials cannot be allowed for any origin (\"*\")");
+        std::string_view methods = view_of(o->methods, o->methods_len);
+        if (!split_list(methods.empty() ? "GET, HEAD, POST" : methods, "cors methods", c->methods, msg))
+            return fail(err, QL_E_INVALID, msg);
+        for (const auto &x : c->methods)
+            if (!ql::valid_method_token(x)) return fail(err, QL_E_INVALID, "cors methods: \"" + x + "\" is not a method");
+        c->methods_joined = join(c->methods);
+        std::string_view headers = view_of(o->headers, o->headers_len);
+        if (!headers.empty()) {
+            if (!split_list(headers, "cors headers", c->headers, msg)) return fail(err, QL_E_INVALID, msg);
+            for (auto &x : c->headers) {
+                if (x == "*") {
+                    c->any_header = true;
+                } else if (!ql::valid_token(x)) {
+                    return fail(err, QL_E_INVALID, "cors headers: \"" + x + "\" is not a header name");
+                }
+            }
+            c->headers_joined = join(c->headers);
+        }
+        std::string_view expose = view_of(o->expose, o->expose_len);
+        if (!expose.empty()) {
+            std::vector<std::string> ex;
+            if (!split_list(expose, "cors expose", ex, msg)) return fail(err, QL_E_INVALID, msg);
+            for (const auto &x : ex)
+                if (!ql::valid_token(x)) return fail(err, QL_E_INVALID, "cors expose: \"" + x + "\" is not a header name");
+            c->expose = join(ex);
+        }
+        c->credentials = o->credentials != 0;
+        if (o->max_age_s > 86400 * 365) return fail(err, QL_E_INVALID, "cors max_age_s is out of range [0, 31536000]");
+        c->max_age_s = o->max_age_s ? o->max_age_s : 600;
+        rules->cors = std::move(c);
+        app->router->app_rules = std::move(rules);
+        return QL_OK;
+    });
+}
+
+ql_status ql_app_api_keys(ql_app *app, const char *header, size_t header_len, const char *query, size_t query_len,
+                          const ql_str *keys, size_t key_count, ql_error **err) {
+    return guarded(err, [&](std::string &) -> ql_status {
+        if (!app) return fail(err, QL_E_INVALID, "app is NULL");
+        if (!keys || key_count == 0) return fail(err, QL_E_INVALID, "api keys: at least one key is required");
+        auto k = std::make_shared<ql::ApiKeys>();
+        std::string_view h = view_of(header, header_len);
+        if (!h.empty()) {
+            if (!ql::valid_token(h)) return fail(err, QL_E_INVALID, "api keys: \"" + std::string(h) + "\" is not a header name");
+            k->header = lower(h);
+        }
+        std::string_view q = view_of(query, query_len);
+        if (!q.empty()) {
+            for (unsigned char c : q)
+                if (c <= 0x20 || c >= 0x7f || c == '&' || c == '=' || c == '#' || c == '%' || c == '+')
+                    return fail(err, QL_E_INVALID, "api keys: query parameter name \"" + std::string(q) + "\" is not plain");
+            k->query.assign(q);
+        }
+        for (size_t i = 0; i < key_count; ++i) {
+            std::string_view key = view_of(keys[i].data, keys[i].len);
+            if (key.empty() || key.size() > 1024)
+                return fail(err, QL_E_INVALID, "api keys: key " + std::to_string(i) + " is empty or over 1024 bytes");
+            for (unsigned char c : key)
+                if (c <= 0x20 || c >= 0x7f)
+                    return fail(err, QL_E_INVALID,
+                                "api keys: key " + std::to_string(i) + " has a byte a header value cannot carry");
+            k->keys.emplace_back(key);
+        }
+        auto rules = std::make_shared<ql::AppRules>(*app->router->app_rules);
+        rules->api_keys = std::move(k);
+        app->router->app_rules = std::move(rules);
+        return QL_OK;
+    });
+}
+
+ql_status ql_app_metrics(ql_app *app, const char *pattern, size_t pattern_len, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!app) return fail(err, QL_E_INVALID, "app is NULL");
+        if (!pattern && pattern_len) return fail(err, QL_E_INVALID, "pattern is NULL");
+        auto a = std::make_shared<ql::StaticAnswer>();  // placeholder: the route is answered by the core
+        std::string_view p = view_of(pattern, pattern_len);
+        ql_status st = app->router->add("GET", p, nullptr, a, &msg);
+        if (st != QL_OK) return fail(err, st, msg);
+        app->router->find_route("GET", p)->metrics = true;
+        return QL_OK;
+    });
+}
+
+ql_status ql_app_access_log(ql_app *app, uint32_t enabled, ql_error **err) {
+    return guarded(err, [&](std::string &) -> ql_status {
+        if (!app) return fail(err, QL_E_INVALID, "app is NULL");
+        auto rules = std::make_shared<ql::AppRules>(*app->router->app_rules);
+        rules->access_log = enabled != 0;
+        app->router->app_rules = std::move(rules);
         return QL_OK;
     });
 }

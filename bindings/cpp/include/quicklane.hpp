@@ -378,6 +378,24 @@ void destroy_route(void* user_data) noexcept {
 
 }  // namespace detail
 
+// Native rules of one route (see ql_route_options).
+struct RouteRules {
+    std::uint32_t rate_limit = 0;      // requests per window per client; 0 = the app's default
+    std::uint32_t rate_window_ms = 0;  // default 60000
+    std::string rate_key_header{};     // count per this header's value instead of the client IP
+    bool require_api_key = false;
+};
+
+// CORS for the app (see ql_cors_options); lists are comma-separated.
+struct Cors {
+    std::string origins;            // exact origins, or "*"
+    std::string methods{};          // default "GET, HEAD, POST"
+    std::string headers{};          // allowed request headers, or "*"
+    std::string expose{};
+    bool credentials = false;
+    std::uint32_t max_age_s = 0;    // default 600
+};
+
 // Routes, declared before a Server is created from the app (routes added later
 // do not reach existing servers). Move-only.
 class App {
@@ -428,6 +446,76 @@ public:
                                  pattern.size(), res, err.out());
         });
         detail::check(st, err, "ql_app_static");
+        return *this;
+    }
+
+    // ---- native rules (the fast path) -------------------------------------
+
+    // Rate limit and API-key requirement of a route added before.
+    App& route_rules(std::string_view method, std::string_view pattern, const RouteRules& rules) {
+        ql_route_options o = QL_ROUTE_OPTIONS_INIT;
+        o.rate_limit = rules.rate_limit;
+        o.rate_window_ms = rules.rate_window_ms;
+        o.rate_key_header = rules.rate_key_header.data();
+        o.rate_key_header_len = rules.rate_key_header.size();
+        o.require_api_key = rules.require_api_key ? 1 : 0;
+        detail::ErrorSlot err;
+        detail::check(ql_app_route_options(native_checked(), method.data(), method.size(), pattern.data(),
+                                           pattern.size(), &o, err.out()),
+                      err, "ql_app_route_options");
+        return *this;
+    }
+
+    // App-wide rate limit (requests per window per client); 0 turns it off.
+    App& rate_limit(std::uint32_t requests, std::uint32_t window_ms = 60000, std::string_view key_header = {}) {
+        detail::ErrorSlot err;
+        detail::check(ql_app_rate_limit(native_checked(), requests, window_ms, key_header.data(), key_header.size(),
+                                        err.out()),
+                      err, "ql_app_rate_limit");
+        return *this;
+    }
+
+    App& cors(const Cors& c) {
+        ql_cors_options o = QL_CORS_OPTIONS_INIT;
+        o.origins = c.origins.data();
+        o.origins_len = c.origins.size();
+        o.methods = c.methods.data();
+        o.methods_len = c.methods.size();
+        o.headers = c.headers.data();
+        o.headers_len = c.headers.size();
+        o.expose = c.expose.data();
+        o.expose_len = c.expose.size();
+        o.credentials = c.credentials ? 1 : 0;
+        o.max_age_s = c.max_age_s;
+        detail::ErrorSlot err;
+        detail::check(ql_app_cors(native_checked(), &o, err.out()), err, "ql_app_cors");
+        return *this;
+    }
+
+    // Keys for routes with require_api_key, in `header` (default X-API-Key)
+    // or the `query` parameter when given.
+    App& api_keys(const std::vector<std::string>& keys, std::string_view header = {}, std::string_view query = {}) {
+        std::vector<ql_str> v;
+        v.reserve(keys.size());
+        for (const auto& k : keys) v.push_back({k.data(), k.size()});
+        detail::ErrorSlot err;
+        detail::check(ql_app_api_keys(native_checked(), header.data(), header.size(), query.data(), query.size(),
+                                      v.data(), v.size(), err.out()),
+                      err, "ql_app_api_keys");
+        return *this;
+    }
+
+    // GET `pattern` answers the server's metrics (Prometheus text), natively.
+    App& metrics(std::string_view pattern = "/metrics") {
+        detail::ErrorSlot err;
+        detail::check(ql_app_metrics(native_checked(), pattern.data(), pattern.size(), err.out()), err,
+                      "ql_app_metrics");
+        return *this;
+    }
+
+    App& access_log(bool enabled = true) {
+        detail::ErrorSlot err;
+        detail::check(ql_app_access_log(native_checked(), enabled ? 1 : 0, err.out()), err, "ql_app_access_log");
         return *this;
     }
 

@@ -1,0 +1,116 @@
+// Native rules: the parts of an API that are answered (or decorated) in the
+// core before a request would reach a host handler — CORS, API keys, rate
+// limits, metrics, the access log. Configuration is immutable once a server
+// snapshots the router; per-server state (buckets, counters) lives in
+// RulesState, owned by the Server.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace ql {
+
+struct CorsRules {
+    bool any_origin = false;
+    std::vector<std::string> origins;        // exact, case-sensitive (RFC 6454 serialization)
+    std::vector<std::string> methods;        // upper-case
+    std::string methods_joined;              // "GET, POST"
+    bool any_header = false;
+    std::vector<std::string> headers;        // lower-case
+    std::string headers_joined;
+    std::string expose;                      // "X-A, X-B" or empty
+    bool credentials = false;
+    uint32_t max_age_s = 600;
+
+    bool origin_allowed(std::string_view origin) const;
+    bool method_allowed(std::string_view m) const;
+    bool headers_allowed(std::string_view requested) const;  // Access-Control-Request-Headers
+    // Headers for an actual (non-preflight) response from an allowed origin.
+    void actual_headers(std::string_view origin, std::string &out) const;
+    void preflight_headers(std::string_view origin, std::string_view req_headers, std::string &out) const;
+};
+
+struct ApiKeys {
+    std::string header = "x-api-key";  // lower-case
+    std::string query;                 // optional query parameter
+    std::vector<std::string> keys;
+    // Constant time in the candidate and every key: no early exit.
+    bool accepts(std::string_view candidate) const;
+};
+
+struct RateRule {
+    uint32_t requests = 0;     // bucket size; 0 = none
+    uint32_t window_ms = 60000;
+    std::string key_header;    // lower-case; empty = client IP
+};
+
+struct RouteRules {
+    RateRule rate;             // requests == 0: the app's default applies
+    bool require_api_key = false;
+};
+
+struct AppRules {
+    std::shared_ptr<const CorsRules> cors;
+    std::shared_ptr<const ApiKeys> api_keys;
+    RateRule rate;             // default for every route without its own
+    bool access_log = false;
+};
+
+// Token buckets keyed by client (IP or header value), sharded by hash so
+// loops rarely share a lock; bounded: full (idle) buckets are dropped first.
+class RateLimiter {
+public:
+    explicit RateLimiter(size_t max_keys = 100000) : max_per_shard_(max_keys / kShards + 1) {}
+    struct Verdict {
+        bool allowed;
+        uint32_t remaining;
+        uint32_t reset_s;        // seconds until the bucket is full again
+        uint32_t retry_after_s;  // seconds until one request is allowed (429)
+    };
+    Verdict take(uint32_t scope, std::string_view key, const RateRule &rule, uint64_t now_ms);
+
+private:
+    static constexpr size_t kShards = 16;
+    struct Bucket {
+        double tokens;
+        uint64_t last_ms;
+    };
+    struct Shard {
+        std::mutex mu;
+        std::unordered_map<std::string, Bucket> map;
+    };
+    std::array<Shard, kShards> shards_;
+    size_t max_per_shard_;
+};
+
+// Counters for /metrics: per route (index; the last slot is "no route"),
+// by status, plus a latency histogram. Relaxed atomics: loops only add.
+class Metrics {
+public:
+    static constexpr size_t kStatusSlots = 24;
+    static constexpr std::array<double, 12> kBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                     0.05,   0.1,   0.25,   0.5,   1.0,  5.0};
+    explicit Metrics(size_t routes);
+    void record(size_t route, int status, uint64_t micros, bool native);
+    struct Route {
+        std::array<std::atomic<uint32_t>, kStatusSlots> status{};  // 0 = free slot
+        std::array<std::atomic<uint64_t>, kStatusSlots> count{};
+        std::array<std::atomic<uint64_t>, kBuckets.size() + 1> hist{};  // last = +Inf
+        std::atomic<uint64_t> micros_sum{0};
+    };
+    std::vector<std::unique_ptr<Route>> routes;
+    std::atomic<uint64_t> native_total{0}, host_total{0};
+    std::atomic<uint64_t> bytes_in{0}, bytes_out{0};
+};
+
+// Escapes a Prometheus label value.
+void prom_label(std::string &out, std::string_view v);
+
+}  // namespace ql

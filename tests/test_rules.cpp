@@ -1,0 +1,270 @@
+// Native rules (the fast path): CORS, API keys, rate limits, metrics, the
+// access log. Requests a rule answers never reach the handler: every test
+// counts handler calls.
+#include <doctest.h>
+#include <quicklane.hpp>
+
+#include "test_support.hpp"
+
+#include <atomic>
+#include <string>
+#include <thread>
+
+namespace ql = quicklane;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Counted {
+    std::atomic<int> calls{0};
+    ql::Handler handler(std::string body = "ok") {
+        return [this, body](ql::Request&) {
+            ++calls;
+            return ql::Response::text(body);
+        };
+    }
+};
+
+ql::Server serve(const ql::App& app) {
+    ql::Server s(app, {.host = "127.0.0.1", .port = 0, .workers = 2});
+    s.start();
+    return s;
+}
+
+std::optional<qlt::Response> get(uint16_t port, std::string_view target, std::string_view extra = {},
+                                 std::string_view method = "GET") {
+    return qlt::fetch(port, method, target, {}, extra);
+}
+
+template <class F>
+void expect_refused(F&& f, std::string_view needle) {
+    try {
+        f();
+        FAIL("expected quicklane::Error mentioning ", needle);
+    } catch (const ql::Error& e) {
+        INFO(e.what());
+        CHECK(std::string(e.what()).find(needle) != std::string::npos);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("api key: missing 401, wrong 403, right 200, from header or query; other routes open") {
+    Counted h, open;
+    ql::App app;
+    app.get("/private", h.handler("secret"));
+    app.get("/public", open.handler("public"));
+    app.route_rules("GET", "/private", {.require_api_key = true});
+    app.api_keys({"secret-key", "second-key"}, {}, "api_key");
+    ql::Server s = serve(app);
+
+    auto r = get(s.port(), "/private");
+    REQUIRE(r);
+    CHECK(r->status == 401);
+    CHECK(r->body == R"({"detail":"Not authenticated"})");
+    r = get(s.port(), "/private", "X-API-Key: nope\r\n");
+    CHECK(r->status == 403);
+    r = get(s.port(), "/private", "X-API-Key: secret-key-longer\r\n");
+    CHECK(r->status == 403);
+    r = get(s.port(), "/private", "X-API-Key: secret-ke\r\n");
+    CHECK(r->status == 403);
+    CHECK(h.calls == 0);
+    r = get(s.port(), "/private", "x-api-key: secret-key\r\n");
+    CHECK(r->status == 200);
+    CHECK(r->body == "secret");
+    r = get(s.port(), "/private", "X-API-Key: second-key\r\n");
+    CHECK(r->status == 200);
+    r = get(s.port(), "/private?x=1&api_key=secret%2Dkey");
+    CHECK(r->status == 200);
+    r = get(s.port(), "/private?api_key=wrong");
+    CHECK(r->status == 403);
+    CHECK(h.calls == 3);
+    CHECK(get(s.port(), "/public")->status == 200);
+}
+
+TEST_CASE("api key: a route that needs a key with no keys set is refused at server creation") {
+    Counted h;
+    ql::App app;
+    app.get("/private", h.handler());
+    app.route_rules("GET", "/private", {.require_api_key = true});
+    expect_refused([&] { ql::Server s(app); }, "requires an API key");
+    expect_refused([&] { app.api_keys({}); }, "at least one key");
+    expect_refused([&] { app.api_keys({"has space"}); }, "key 0");
+    expect_refused([&] { app.api_keys({"k"}, "bad header"); }, "not a header name");
+    expect_refused([&] { app.route_rules("GET", "/nope", {.require_api_key = true}); }, "no route GET /nope");
+}
+
+TEST_CASE("rate limit per route and client: 5 then 429 with Retry-After and RateLimit headers") {
+    Counted h, other;
+    ql::App app;
+    app.get("/limited", h.handler());
+    app.get("/other", other.handler());
+    app.route_rules("GET", "/limited", {.rate_limit = 5, .rate_window_ms = 60000});
+    ql::Server s = serve(app);
+    for (int i = 0; i < 5; ++i) {
+        auto r = get(s.port(), "/limited");
+        REQUIRE(r);
+        CHECK(r->status == 200);
+        CHECK(r->header("RateLimit-Limit") == "5");
+        CHECK(r->header("RateLimit-Remaining") == std::to_string(4 - i));
+    }
+    auto r = get(s.port(), "/limited");
+    REQUIRE(r);
+    CHECK(r->status == 429);
+    CHECK(r->body == R"({"detail":"Too Many Requests"})");
+    CHECK(r->header("Retry-After") == "12");  // one request per 60/5 s
+    CHECK(r->header("RateLimit-Remaining") == "0");
+    CHECK(h.calls == 5);
+    CHECK(get(s.port(), "/other")->status == 200);  // its own route is not limited
+    CHECK(!get(s.port(), "/other")->has("RateLimit-Limit"));
+}
+
+TEST_CASE("rate limit: the bucket refills; a key header separates clients; the app default covers all routes") {
+    Counted a, b;
+    ql::App app;
+    app.get("/a", a.handler());
+    app.get("/b", b.handler());
+    app.rate_limit(2, 200, "X-Tenant");  // 2 per 200 ms per tenant, across /a and /b
+    ql::Server s = serve(app);
+    CHECK(get(s.port(), "/a", "X-Tenant: one\r\n")->status == 200);
+    CHECK(get(s.port(), "/b", "X-Tenant: one\r\n")->status == 200);
+    CHECK(get(s.port(), "/a", "X-Tenant: one\r\n")->status == 429);
+    CHECK(get(s.port(), "/a", "X-Tenant: two\r\n")->status == 200);  // another bucket
+    // Refill: one token per 100 ms; wait for it, without timing anything.
+    CHECK(qlt::wait_until([&] { return get(s.port(), "/b", "X-Tenant: one\r\n")->status == 200; }, 3000));
+    expect_refused([&] { app.rate_limit(1, 90000000); }, "rate_window_ms");
+    expect_refused([&] { app.rate_limit(1, 1000, "bad header"); }, "rate_key_header");
+}
+
+TEST_CASE("CORS: preflight answered natively; allowed origin gets headers; foreign origin gets none") {
+    Counted h;
+    ql::App app;
+    app.get("/items", h.handler("[]"));
+    app.post("/items", h.handler("{}"));
+    app.cors({.origins = "https://app.example", .methods = "GET, POST", .headers = "X-Token"});
+    ql::Server s = serve(app);
+
+    auto pre = get(s.port(), "/items",
+                   "Origin: https://app.example\r\nAccess-Control-Request-Method: POST\r\n"
+                   "Access-Control-Request-Headers: x-token, content-type\r\n",
+                   "OPTIONS");
+    REQUIRE(pre);
+    CHECK(pre->status == 204);
+    CHECK(pre->header("Access-Control-Allow-Origin") == "https://app.example");
+    CHECK(pre->header("Access-Control-Allow-Methods") == "GET, POST");
+    CHECK(pre->header("Access-Control-Allow-Headers") == "X-Token");
+    CHECK(pre->header("Access-Control-Max-Age") == "600");
+    CHECK(pre->body.empty());
+
+    // Preflight for a path with no OPTIONS route, from a foreign origin, a bad method or header.
+    auto bad = get(s.port(), "/items", "Origin: https://evil.example\r\nAccess-Control-Request-Method: GET\r\n",
+                   "OPTIONS");
+    CHECK(bad->status == 400);
+    CHECK(!bad->has("Access-Control-Allow-Origin"));
+    bad = get(s.port(), "/items", "Origin: https://app.example\r\nAccess-Control-Request-Method: DELETE\r\n",
+              "OPTIONS");
+    CHECK(bad->status == 400);
+    bad = get(s.port(), "/items",
+              "Origin: https://app.example\r\nAccess-Control-Request-Method: GET\r\n"
+              "Access-Control-Request-Headers: X-Other\r\n",
+              "OPTIONS");
+    CHECK(bad->status == 400);
+
+    auto ok = get(s.port(), "/items", "Origin: https://app.example\r\n");
+    CHECK(ok->status == 200);
+    CHECK(ok->header("Access-Control-Allow-Origin") == "https://app.example");
+    CHECK(ok->header("Vary") == "Origin");
+    auto foreign = get(s.port(), "/items", "Origin: https://evil.example\r\n");
+    CHECK(foreign->status == 200);
+    CHECK(!foreign->has("Access-Control-Allow-Origin"));
+    auto none = get(s.port(), "/items");
+    CHECK(!none->has("Access-Control-Allow-Origin"));
+    // Errors answered by the core carry the headers too (the browser can read them).
+    auto missing = get(s.port(), "/nope", "Origin: https://app.example\r\n");
+    CHECK(missing->status == 404);
+    CHECK(missing->header("Access-Control-Allow-Origin") == "https://app.example");
+    CHECK(h.calls == 3);  // the three GETs; no preflight reached the handler
+}
+
+TEST_CASE("CORS: wildcard, credentials and bad options") {
+    Counted h;
+    ql::App app;
+    app.get("/x", h.handler());
+    app.cors({.origins = "*", .expose = "X-Request-Id"});
+    {
+        ql::Server s = serve(app);
+        auto r = get(s.port(), "/x", "Origin: https://anything.example\r\n");
+        CHECK(r->header("Access-Control-Allow-Origin") == "*");
+        CHECK(r->header("Access-Control-Expose-Headers") == "X-Request-Id");
+    }
+    app.cors({.origins = "https://a.example, http://localhost:3000", .credentials = true, .max_age_s = 60});
+    {
+        ql::Server s = serve(app);
+        auto r = get(s.port(), "/x", "Origin: http://localhost:3000\r\n");
+        CHECK(r->header("Access-Control-Allow-Origin") == "http://localhost:3000");
+        CHECK(r->header("Access-Control-Allow-Credentials") == "true");
+    }
+    expect_refused([&] { app.cors({.origins = "*", .credentials = true}); }, "credentials");
+    expect_refused([&] { app.cors({.origins = "https://a.example/path"}); }, "not an origin");
+    expect_refused([&] { app.cors({.origins = ""}); }, "at least one origin");
+    expect_refused([&] { app.cors({.origins = "https://a.example,,"}); }, "empty item");
+    expect_refused([&] { app.cors({.origins = "*", .methods = "GET, B@D"}); }, "not a method");
+}
+
+TEST_CASE("metrics: Prometheus text with requests by route and status, histogram, native vs host") {
+    Counted h;
+    ql::App app;
+    app.static_route("GET", "/ping", ql::Response::text("pong"));
+    app.get("/hello/{name}", h.handler());
+    app.metrics("/metrics");
+    ql::Server s = serve(app);
+    for (int i = 0; i < 3; ++i) CHECK(get(s.port(), "/hello/x")->status == 200);
+    CHECK(get(s.port(), "/ping")->status == 200);
+    CHECK(get(s.port(), "/nope")->status == 404);
+    auto m = get(s.port(), "/metrics");
+    REQUIRE(m);
+    CHECK(m->status == 200);
+    CHECK(m->header("Content-Type")->find("text/plain; version=0.0.4") == 0);
+    const std::string& b = m->body;
+    INFO(b);
+    CHECK(b.find(R"(quicklane_requests_total{method="GET",route="/hello/{name}",status="200"} 3)") != std::string::npos);
+    CHECK(b.find(R"(quicklane_requests_total{method="GET",route="/ping",status="200"} 1)") != std::string::npos);
+    CHECK(b.find(R"(quicklane_requests_total{method="",route="",status="404"} 1)") != std::string::npos);
+    CHECK(b.find(R"(quicklane_request_duration_seconds_bucket{method="GET",route="/hello/{name}",le="+Inf"} 3)") !=
+          std::string::npos);
+    CHECK(b.find("quicklane_requests_host_total 3") != std::string::npos);
+    CHECK(b.find("quicklane_requests_native_total 2") != std::string::npos);
+    CHECK(b.find("quicklane_connections_open 1") != std::string::npos);
+    CHECK(b.find("quicklane_bytes_received_total ") != std::string::npos);
+}
+
+TEST_CASE("access log: one JSON line per answered request on stderr") {
+    Counted h;
+    ql::App app;
+    app.get("/hello/{name}", h.handler());
+    app.access_log(true);
+    // Capture fd 2 in a pipe while the server answers two requests.
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    int saved = ::dup(2);
+    ::dup2(fds[1], 2);
+    {
+        ql::Server s = serve(app);
+        CHECK(get(s.port(), "/hello/a%22b?q=1")->status == 200);
+        CHECK(get(s.port(), "/missing")->status == 404);
+    }
+    ::dup2(saved, 2);
+    ::close(saved);
+    ::close(fds[1]);
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    ::close(fds[0]);
+    INFO(out);
+    CHECK(out.find(R"("client":"127.0.0.1","method":"GET","target":"/hello/a%22b?q=1","route":"/hello/{name}","status":200,"duration_ms":)") !=
+          std::string::npos);
+    CHECK(out.find(R"("target":"/missing","route":"","status":404)") != std::string::npos);
+    CHECK(out.find(R"("native":false})") != std::string::npos);
+    CHECK(out.find(R"("native":true})") != std::string::npos);
+}
