@@ -44,6 +44,8 @@ class Req:
         self.body = r.read()
         self.target = r.url.raw_path.decode("ascii")
         self.headers = [(k, v) for k, v in r.headers.raw if k.lower() not in (b"host", b"content-length")]
+        if not any(k.lower() == b"user-agent" for k, _ in self.headers):
+            self.headers.append((b"User-Agent", b"compat/1"))  # test clients add their own otherwise
 
     def str_headers(self) -> list[tuple[str, str]]:
         return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
@@ -75,7 +77,15 @@ def via_httpx_client(client: Any, req: Req) -> Res:
 
 
 def via_flask(client: Any, req: Req) -> Res:
-    r = client.open(req.target, method=req.method, headers=req.str_headers(), data=req.body)
+    headers = []
+    for k, v in req.str_headers():
+        if k.lower() == "cookie":  # werkzeug's client sends its cookie jar, not a Cookie header
+            for part in v.split(";"):
+                name, _, value = part.strip().partition("=")
+                client.set_cookie(name, value)
+        else:
+            headers.append((k, v))
+    r = client.open(req.target, method=req.method, headers=headers, data=req.body)
     return Res(r.status_code, list(r.headers.items()), r.get_data())
 
 
