@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
+import sys
 import threading
 import time
 from typing import Any, AsyncIterator, Iterator, Optional
@@ -33,6 +35,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     events["lifespan"].append("startup")
     yield {"db": "connected", "n": 42}
     events["lifespan"].append("shutdown")
+    print("fw_apps: lifespan shutdown", file=sys.stderr, flush=True)
 
 
 fastapi_app = FastAPI(lifespan=lifespan)
@@ -180,6 +183,21 @@ async def size(request: Request) -> dict[str, Any]:
         h.update(c)
         chunks += 1
     return {"size": n, "sha256": h.hexdigest(), "chunked": chunks > 1}
+
+
+@fastapi_app.get("/pid")
+async def pid() -> dict[str, int]:
+    return {"pid": os.getpid()}
+
+
+@fastapi_app.get("/slow-stream")
+async def slow_stream() -> StreamingResponse:
+    async def gen() -> AsyncIterator[bytes]:
+        yield b"first;"
+        await asyncio.sleep(0.5)
+        yield b"last"
+
+    return StreamingResponse(gen(), media_type="text/plain")
 
 
 @fastapi_app.get("/big/{kb}")
@@ -366,6 +384,11 @@ def f_size() -> Any:
         n += len(c)
         h.update(c)
     return jsonify(size=n, sha256=h.hexdigest())
+
+
+@flask_app.route("/pid")
+def f_pid() -> Any:
+    return jsonify(pid=os.getpid())
 
 
 @flask_app.route("/big/<int:kb>")
