@@ -268,6 +268,11 @@ async def misuse_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     elif path == "/raise":
         raise RuntimeError("app crashed")
+    elif path == "/receive-after":
+        first = await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": first["body"]})
+        events["after"] = (await receive())["type"]  # the response is complete: http.disconnect
     else:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": b"ok"})

@@ -218,6 +218,13 @@ def test_protocol_misuse_is_answered_and_server_lives(caplog: pytest.LogCaptureF
             r = over_socket(srv.port, Req("GET", path))
             assert r.status == 500, path
         assert over_socket(srv.port, Req("GET", "/fine")).body == b"ok"
+        fw_apps.events["after"] = None
+        assert over_socket(srv.port, Req("POST", "/receive-after", content=b"body!")).body == b"body!"
+        for _ in range(100):
+            if fw_apps.events["after"] is not None:
+                break
+            time.sleep(0.01)
+        assert fw_apps.events["after"] == "http.disconnect"
         assert settle(srv) == 0
     text = caplog.text
     assert "before http.response.start" in text and "sent twice" in text

@@ -140,15 +140,11 @@ class _Cycle:
             if not ev.finished:
                 ev.discard()  # frees an aborted request, ends an unfinished stream
             cycles.pop(ev.id, None)
-            w = self.waiter
-            if w is not None and not w.done():
-                w.set_result(None)
+            self._wake()
 
     def on_disconnect(self) -> None:
         self.disconnected = True
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        self._wake()
 
     async def receive(self) -> Message:
         if self.body_left and not self.disconnected and not self.ev.finished:
@@ -170,60 +166,9 @@ class _Cycle:
     async def send(self, message: Message) -> None:
         t = message["type"]
         if t == "http.response.body":
-            if not self.started:
-                raise RuntimeError("ASGI: http.response.body before http.response.start")
+            await self._body(message)
             if self.complete:
-                raise RuntimeError("ASGI: http.response.body after the response was complete")
-            body = message.get("body", b"")
-            more = message.get("more_body", False)
-            if self.disconnected:
-                if not more:
-                    self.complete = True
-                return  # the client left: nothing to write (as uvicorn)
-            if not self.native_started:
-                if not more and self.gather is None:
-                    self.complete = True
-                    self._answer(self.status, self.headers, body)
-                    return
-                if self.gather is None and _small_length(self.headers):
-                    self.gather = []
-                if self.gather is not None:
-                    if body:
-                        self.gather.append(bytes(body))
-                    if not more:
-                        self.complete = True
-                        self._answer(self.status, self.headers, b"".join(self.gather))
-                    return
-                self.native_started = True
-                try:
-                    st = self.ev.stream_start(self.status, self.headers, body)
-                except ValueError as e:
-                    self.complete = True
-                    logger.error("quicklane: invalid ASGI response head: %s", e)
-                    self.native_started = False
-                    self.ev.respond_app(500, _ERROR_HEADERS, _ERROR_BODY)
-                    return
-                self._log(self.status)
-                if st != _native.OK:
-                    self.on_disconnect()
-                    return
-                if not more:
-                    self.complete = True
-                    self.ev.stream_end()
-                return
-            ev = self.ev
-            buffered = ev.stream_write(body) if body else 0
-            if not more:
-                self.complete = True
-                if buffered >= 0:
-                    ev.stream_end()
-                else:
-                    self.on_disconnect()
-                return
-            if buffered < 0:
-                self.on_disconnect()
-            elif buffered > HIGH_WATER:
-                await self._drain()
+                self._wake()  # a pending receive() now gives http.disconnect (as uvicorn)
         elif t == "http.response.start":
             if self.started:
                 raise RuntimeError("ASGI: http.response.start sent twice")
@@ -232,6 +177,67 @@ class _Cycle:
             self.headers = message.get("headers")
         else:
             raise RuntimeError(f"ASGI: unexpected message type {t!r} for an HTTP request")
+
+    def _wake(self) -> None:
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def _body(self, message: Message) -> None:
+        if not self.started:
+            raise RuntimeError("ASGI: http.response.body before http.response.start")
+        if self.complete:
+            raise RuntimeError("ASGI: http.response.body after the response was complete")
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        if self.disconnected:
+            if not more:
+                self.complete = True
+            return  # the client left: nothing to write (as uvicorn)
+        if not self.native_started:
+            if not more and self.gather is None:
+                self.complete = True
+                self._answer(self.status, self.headers, body)
+                return
+            if self.gather is None and _small_length(self.headers):
+                self.gather = []
+            if self.gather is not None:
+                if body:
+                    self.gather.append(bytes(body))
+                if not more:
+                    self.complete = True
+                    self._answer(self.status, self.headers, b"".join(self.gather))
+                return
+            self.native_started = True
+            try:
+                st = self.ev.stream_start(self.status, self.headers, body)
+            except ValueError as e:
+                self.complete = True
+                logger.error("quicklane: invalid ASGI response head: %s", e)
+                self.native_started = False
+                self.ev.respond_app(500, _ERROR_HEADERS, _ERROR_BODY)
+                return
+            self._log(self.status)
+            if st != _native.OK:
+                self.on_disconnect()
+                return
+            if not more:
+                self.complete = True
+                self.ev.stream_end()
+            return
+        ev = self.ev
+        buffered = ev.stream_write(body) if body else 0
+        if not more:
+            self.complete = True
+            if buffered >= 0:
+                ev.stream_end()
+            else:
+                self.on_disconnect()
+            return
+        if buffered < 0:
+            self.on_disconnect()
+        elif buffered > HIGH_WATER:
+            await self._drain()
 
     async def _drain(self) -> None:
         """Waits (bounded polls) until the core's buffer for this answer is small."""
