@@ -418,3 +418,9 @@ def slow_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     time.sleep(0.3)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"slow done"]
+
+
+async def failing_startup_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    assert scope["type"] == "lifespan"
+    await receive()
+    await send({"type": "lifespan.startup.failed", "message": "no database"})

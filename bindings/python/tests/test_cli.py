@@ -114,5 +114,8 @@ def test_cli_errors() -> None:
     r = subprocess.run([sys.executable, "-m", "quicklane", "fw_apps:nothere", "--app-dir", str(HERE)],
                        capture_output=True, text=True, timeout=30, cwd=str(HERE))
     assert r.returncode != 0 and "attribute 'nothere' not found" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "quicklane", "fw_apps:failing_startup_app", "--port", "0",
+                        "--app-dir", str(HERE)], capture_output=True, text=True, timeout=30, cwd=str(HERE))
+    assert r.returncode == 3 and "lifespan startup failed: no database" in r.stderr
     r = subprocess.run([sys.executable, "-m", "quicklane", "--help"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and "--workers" in r.stdout and "--root-path" in r.stdout

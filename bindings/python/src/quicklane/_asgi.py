@@ -61,7 +61,7 @@ class AsgiAdapter:
         """Called once the server listens: the constant part of every scope."""
         self.engine = engine
         self.base = {"type": "http", "asgi": _ASGI, "scheme": "http", "root_path": self.root_path,
-                     "server": (host, port), "extensions": {}}
+                     "server": (host, port)}
         self.log_access = (self.access_log if self.access_log is not None else True) and \
             access_logger.isEnabledFor(logging.INFO)
 

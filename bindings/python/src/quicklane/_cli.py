@@ -113,10 +113,12 @@ def supervise(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 c.send_signal(signal.SIGTERM)
 
     children: list[subprocess.Popen[bytes]] = []
+    born: list[float] = []
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     for _ in range(args.workers):
         children.append(subprocess.Popen(child_argv))
+        born.append(time.monotonic())
     log.info("quicklane: %d worker processes on http://%s:%d (pids %s)", args.workers, args.host, args.port,
              " ".join(str(c.pid) for c in children))
     restarts = 0
@@ -125,10 +127,14 @@ def supervise(args: argparse.Namespace, argv: Sequence[str]) -> int:
             break
         if not stopping:
             for i, c in enumerate(children):
-                if c.poll() is not None and restarts < 10 * args.workers:
+                # A worker that dies while serving is replaced; one that fails at
+                # startup (import error, port refused) is not.
+                if c.poll() is not None and c.returncode != 0 and time.monotonic() - born[i] > 5.0 \
+                        and restarts < 10 * args.workers:
                     log.warning("quicklane: worker %d exited with %s; starting another", c.pid, c.returncode)
                     restarts += 1
                     children[i] = subprocess.Popen(child_argv)
+                    born[i] = time.monotonic()
         time.sleep(0.1)
     codes = [c.returncode for c in children]
     return 0 if stopping or all(rc == 0 for rc in codes) else 1
@@ -143,7 +149,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.workers > 1:
         # The children get the same flags (the last --workers wins: 1).
         return supervise(args, raw)
-    serve(args)
+    try:
+        serve(args)
+    except RuntimeError as e:  # lifespan startup failed, port in use, ...
+        logging.getLogger("quicklane").error("quicklane: %s", e)
+        return 3
     return 0
 
 
