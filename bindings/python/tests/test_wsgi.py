@@ -132,3 +132,25 @@ def test_wsgi_errors_are_500_and_logged(caplog: pytest.LogCaptureFixture) -> Non
             assert over_socket(srv.port, Req("GET", "/")).status == 500
             assert settle(srv) == 0
     assert "without calling start_response" in caplog.text and "invalid WSGI response" in caplog.text
+
+
+def test_flask_example_contract() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "examples" / "python" / "flask_app.py"
+    spec = importlib.util.spec_from_file_location("flask_example", path)
+    assert spec is not None and spec.loader is not None
+    mod: Any = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with mod.app.start(port=0, workers=1) as srv:
+        p = srv.port
+        assert over_socket(p, Req("GET", "/ping")).body == b'{"message":"pong"}'
+        assert json.loads(over_socket(p, Req("GET", "/hello/w%C3%B6rld")).body) == {"hello": "wörld"}
+        r = over_socket(p, Req("POST", "/echo", content=b'{"a":[1,2]}'))
+        assert r.status == 200 and json.loads(r.body) == {"a": [1, 2]}
+        assert over_socket(p, Req("POST", "/echo", content=b"{bad")).status == 400
+        r = over_socket(p, Req("GET", "/nope"))
+        assert r.status == 404 and r.get("content-type") == "application/json"
+        r = over_socket(p, Req("DELETE", "/hello/x"))
+        assert r.status == 405 and "GET" in (r.get("allow") or "")
