@@ -242,6 +242,9 @@ def test_mount_behind_native_routes() -> None:
     qa.mount(fw_apps.fastapi_app)
     with qa.start(port=0, workers=1) as srv:
         assert over_socket(srv.port, Req("GET", "/ping")).body == b'{"message":"native"}'
+        r = over_socket(srv.port, Req("HEAD", "/ping"))  # the core answers HEAD from its GET route
+        assert r.status == 200 and r.body == b"" and r.get("content-length") == "20"
+        assert over_socket(srv.port, Req("POST", "/ping")).body == b'{"detail":"Not Found"}'  # FastAPI's
         assert over_socket(srv.port, Req("GET", "/py/x")).body == b'{"py":"x"}'
         r = over_socket(srv.port, Req("GET", "/items/5?q=z"))
         assert r.status == 200 and b'"item_id":5' in r.body and b'"q":"z"' in r.body
