@@ -47,6 +47,14 @@ class Item(BaseModel):
     tags: list[str] = []
 
 
+@fastapi_app.middleware("http")
+async def add_header(request: Request, call_next: Any) -> Any:
+    # A BaseHTTPMiddleware in front of every route (common in real apps).
+    response = await call_next(request)
+    response.headers["X-Middleware"] = request.method
+    return response
+
+
 @fastapi_app.exception_handler(Teapot)
 async def teapot_handler(request: Request, exc: Teapot) -> JSONResponse:
     return JSONResponse({"teapot": exc.name}, status_code=418, headers={"X-Teapot": "yes"})
