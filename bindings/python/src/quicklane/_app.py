@@ -245,7 +245,7 @@ class App:
 
     def run(self, host: str = "127.0.0.1", port: int = 8080, workers: int = 0, *,
             threads: int = DEFAULT_THREADS, batch: int = DEFAULT_BATCH, shutdown_timeout: float = 5.0,
-            ready: Optional[Callable[[int], Any]] = None, **limits: int) -> None:
+            **limits: int) -> None:
         """Serves until SIGINT (Ctrl-C) or SIGTERM, then stops gracefully:
         in-flight requests get up to shutdown_timeout seconds."""
 
@@ -258,8 +258,6 @@ class App:
             await engine.startup()
             engine.start(loop)
             logger.info("quicklane: serving on http://%s:%d", host, engine.port)
-            if ready is not None:
-                ready(engine.port)
             try:
                 await stop.wait()
                 logger.info("quicklane: shutting down (in-flight requests get %.1f s)", shutdown_timeout)
