@@ -284,3 +284,22 @@ def _sha(b: bytes) -> str:
 
 def test_res_helper() -> None:
     assert Res(200, [("A", "1")], b"").get("a") == "1" and _sha(b"") != ""
+
+
+def test_http10_stream_is_close_delimited(fa: tuple[int, TestClient]) -> None:
+    from conftest import raw
+
+    port, _ = fa
+    out = raw(port, b"GET /stream HTTP/1.0\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") and b"Transfer-Encoding" not in head and b"Connection: close" in head
+    assert body == b"".join(f"chunk {i}\n".encode() for i in range(5))
+
+
+def test_http10_scope_version(st: tuple[int, TestClient]) -> None:
+    from conftest import raw
+    import json
+
+    port, _ = st
+    out = raw(port, b"GET /scope/v HTTP/1.0\r\n\r\n")
+    assert json.loads(out.partition(b"\r\n\r\n")[2])["http_version"] == "1.0"
