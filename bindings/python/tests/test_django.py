@@ -58,3 +58,12 @@ def test_django_details(dj: tuple[int, Any]) -> None:
     assert r.status == 200 and r.body == b"".join(f"chunk {i}\n".encode() for i in range(5))
     r = over_socket(port, Req("GET", "/path/caf%C3%A9?x=1"))
     assert json.loads(r.body)["rest"] == "café"
+
+
+def test_django_chunked_request_body(dj: tuple[int, Any]) -> None:
+    from conftest import raw
+
+    port, _ = dj
+    out = raw(port, b"POST /size HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200") and b'"size": 11' in out

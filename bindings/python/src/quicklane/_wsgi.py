@@ -60,7 +60,13 @@ class WsgiAdapter:
         """Runs the app for one request on the calling pool thread and answers it."""
         try:
             env = ev.wsgi_environ(self.base)
-            env["wsgi.input"] = io.BytesIO(ev.body_part(0, ev.body_size()))
+            size = ev.body_size()
+            env["wsgi.input"] = io.BytesIO(ev.body_part(0, size))
+            if "HTTP_TRANSFER_ENCODING" in env:
+                # The core de-chunked the body: describe it as the bytes it now is
+                # (Django reads CONTENT_LENGTH bytes only).
+                del env["HTTP_TRANSFER_ENCODING"]
+                env["CONTENT_LENGTH"] = str(size)
         except Exception:  # noqa: BLE001
             logger.exception("quicklane: could not build the WSGI environ")
             ev.respond_app(500, _ERROR_HEADERS, _ERROR_BODY)
