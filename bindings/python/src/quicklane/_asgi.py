@@ -116,26 +116,26 @@ class _Cycle:
 
     async def run(self, cycles: dict[int, "_Cycle"]) -> None:
         ev = self.ev
+        failed = False
         try:
             await self.adapter.app(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
+            failed = True
             if not self.complete and not self.disconnected:
                 logger.warning("quicklane: ASGI task cancelled before its response was complete")
         except BaseException as e:  # noqa: BLE001 - the server lives on
+            failed = True
             logger.error("quicklane: exception in ASGI application", exc_info=(type(e), e, e.__traceback__))
-            if not self.native_started and not self.complete and not self.disconnected:
-                self.complete = True
-                self._answer(500, _ERROR_HEADERS, _ERROR_BODY)
         finally:
             if not self.complete and not self.disconnected:
-                if not self.started:
-                    logger.error("quicklane: ASGI callable returned without starting a response")
+                if not failed:
+                    logger.error("quicklane: ASGI callable returned without %s a response",
+                                 "completing" if self.started else "starting")
+                if not self.native_started:
+                    # Nothing sent yet: a clean 500 (a gathered body is dropped).
                     self._answer(500, _ERROR_HEADERS, _ERROR_BODY)
-                elif self.native_started:
-                    logger.error("quicklane: ASGI callable returned without completing its response")
-                else:
-                    logger.error("quicklane: ASGI callable returned without completing its response")
-                    self._answer(500, _ERROR_HEADERS, _ERROR_BODY)
+                # A streamed answer already under way is ended by discard() below;
+                # the C ABI cannot close the connection instead (yet).
             self.complete = True
             if not ev.finished:
                 ev.discard()  # frees an aborted request, ends an unfinished stream
