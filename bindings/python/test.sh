@@ -21,6 +21,13 @@ if [ ! -f "$tools_stamp" ]; then
   "$py" -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" "pytest>=7" "mypy>=1.8" "orjson>=3.9"
   touch "$tools_stamp"
 fi
+# The frameworks the ASGI/WSGI tests run unchanged under quicklane (and compare
+# with their own in-process test clients).
+apps_stamp="$venv/.ql-apps-1"
+if [ ! -f "$apps_stamp" ]; then
+  "$py" -m pip install -q fastapi starlette httpx python-multipart flask django
+  touch "$apps_stamp"
+fi
 
 # Rebuild when anything the extension is made of changed.
 src_hash="$(cd "$root" && cat core/*.cpp core/*.hpp core/sources.txt capi/src/* capi/include/quicklane.h \
@@ -35,7 +42,9 @@ if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$src_hash" ] || ! "$py" -c "import qu
 fi
 
 cd "$root"
-echo "python: mypy --strict examples/python/hello.py"
-"$py" -m mypy --strict --cache-dir "$venv/.mypy_cache" examples/python/hello.py
+echo "python: mypy --strict examples/python/{hello,fastapi_app,flask_app}.py and the package"
+"$py" -m mypy --strict --cache-dir "$venv/.mypy_cache" examples/python/hello.py examples/python/fastapi_app.py \
+  examples/python/flask_app.py
+"$py" -m mypy --strict --cache-dir "$venv/.mypy_cache" -p quicklane
 echo "python: pytest bindings/python/tests"
 "$py" -m pytest -q -p no:cacheprovider "$here/tests" "$@"

@@ -13,7 +13,7 @@
 #include <quicklane.hpp>
 
 #include <array>
-#include <optional>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -67,6 +67,206 @@ py::str to_latin1(ql_str s) {
     return py::reinterpret_steal<py::str>(o);
 }
 
+// ---- ASGI / WSGI helpers: built natively so a request crosses once ----------
+
+PyObject *intern(const char *s) {
+    PyObject *o = PyUnicode_InternFromString(s);
+    if (!o) throw py::error_already_set();
+    return o;  // immortal for our purposes: kept for the process's life
+}
+
+struct Keys {
+    PyObject *type, *http_version, *method, *path, *raw_path, *query_string, *headers, *client, *state;
+    PyObject *v10, *v11;
+    PyObject *request_method, *script_name, *path_info, *query_string_w, *content_type_w, *content_length_w,
+        *server_protocol, *remote_addr, *remote_port, *proto10, *proto11;
+};
+
+Keys &keys() {
+    static Keys *k = [] {
+        auto *x = new Keys;
+        x->type = intern("type");
+        x->http_version = intern("http_version");
+        x->method = intern("method");
+        x->path = intern("path");
+        x->raw_path = intern("raw_path");
+        x->query_string = intern("query_string");
+        x->headers = intern("headers");
+        x->client = intern("client");
+        x->state = intern("state");
+        x->v10 = intern("1.0");
+        x->v11 = intern("1.1");
+        x->request_method = intern("REQUEST_METHOD");
+        x->script_name = intern("SCRIPT_NAME");
+        x->path_info = intern("PATH_INFO");
+        x->query_string_w = intern("QUERY_STRING");
+        x->content_type_w = intern("CONTENT_TYPE");
+        x->content_length_w = intern("CONTENT_LENGTH");
+        x->server_protocol = intern("SERVER_PROTOCOL");
+        x->remote_addr = intern("REMOTE_ADDR");
+        x->remote_port = intern("REMOTE_PORT");
+        x->proto10 = intern("HTTP/1.0");
+        x->proto11 = intern("HTTP/1.1");
+        return x;
+    }();
+    return *k;
+}
+
+// Common methods as interned str (no allocation per request).
+PyObject *method_str(ql_str m) {
+    static const char *names[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"};
+    static PyObject *objs[7] = {};
+    for (int i = 0; i < 7; ++i) {
+        size_t n = std::strlen(names[i]);
+        if (m.len == n && std::memcmp(m.data, names[i], n) == 0) {
+            if (!objs[i]) objs[i] = intern(names[i]);
+            Py_INCREF(objs[i]);
+            return objs[i];
+        }
+    }
+    PyObject *o = PyUnicode_DecodeLatin1(m.data, static_cast<Py_ssize_t>(m.len), nullptr);
+    if (!o) throw py::error_already_set();
+    return o;
+}
+
+// Common header names: their lower-case bytes (ASGI) and CGI key (WSGI), made once.
+struct KnownHeader {
+    const char *lower;
+    PyObject *bytes = nullptr;
+    PyObject *cgi = nullptr;
+};
+
+KnownHeader *known_headers(size_t &count) {
+    static KnownHeader table[] = {
+        {"host"}, {"user-agent"}, {"accept"}, {"accept-encoding"}, {"accept-language"}, {"content-type"},
+        {"content-length"}, {"connection"}, {"cookie"}, {"authorization"}, {"origin"}, {"referer"},
+        {"cache-control"}, {"x-forwarded-for"}, {"x-forwarded-proto"}, {"x-request-id"}, {"pragma"},
+        {"upgrade-insecure-requests"}, {"if-none-match"}, {"if-modified-since"}, {"sec-fetch-mode"},
+    };
+    count = sizeof table / sizeof table[0];
+    return table;
+}
+
+// Lower-cases name into buf (ASCII only; header names are tokens).
+void lower_into(ql_str name, std::string &buf) {
+    buf.resize(name.len);
+    for (size_t i = 0; i < name.len; ++i) {
+        char c = name.data[i];
+        buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    }
+}
+
+KnownHeader *find_known(const std::string &lower) {
+    size_t n = 0;
+    KnownHeader *t = known_headers(n);
+    for (size_t i = 0; i < n; ++i)
+        if (lower.size() == std::strlen(t[i].lower) && std::memcmp(lower.data(), t[i].lower, lower.size()) == 0)
+            return &t[i];
+    return nullptr;
+}
+
+PyObject *new_bytes(const char *d, size_t n) {
+    PyObject *o = PyBytes_FromStringAndSize(d, static_cast<Py_ssize_t>(n));
+    if (!o) throw py::error_already_set();
+    return o;
+}
+
+// ASGI header name: lower-case bytes (cached for common names).
+PyObject *asgi_name(ql_str name) {
+    static thread_local std::string buf;
+    lower_into(name, buf);
+    if (KnownHeader *k = find_known(buf)) {
+        if (!k->bytes) k->bytes = new_bytes(k->lower, std::strlen(k->lower));
+        Py_INCREF(k->bytes);
+        return k->bytes;
+    }
+    return new_bytes(buf.data(), buf.size());
+}
+
+// CGI variable for a header ("HTTP_USER_AGENT", "CONTENT_TYPE"), as str.
+PyObject *cgi_name(ql_str name) {
+    static thread_local std::string buf, key;
+    lower_into(name, buf);
+    auto make = [](const std::string &lower, std::string &out) {
+        out.clear();
+        if (lower != "content-type" && lower != "content-length") out = "HTTP_";
+        for (char c : lower) out.push_back(c == '-' ? '_' : (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c);
+    };
+    if (KnownHeader *k = find_known(buf)) {
+        if (!k->cgi) {
+            make(buf, key);
+            k->cgi = intern(key.c_str());
+        }
+        Py_INCREF(k->cgi);
+        return k->cgi;
+    }
+    make(buf, key);
+    PyObject *o = PyUnicode_DecodeLatin1(key.data(), static_cast<Py_ssize_t>(key.size()), nullptr);
+    if (!o) throw py::error_already_set();
+    return o;
+}
+
+int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// Percent-decodes a path ('+' stays '+'); invalid escapes are kept as-is.
+const std::string &unquote(ql_str s) {
+    static thread_local std::string out;
+    out.clear();
+    out.reserve(s.len);
+    for (size_t i = 0; i < s.len; ++i) {
+        char c = s.data[i];
+        if (c == '%' && i + 2 < s.len) {
+            int h = hexval(s.data[i + 1]), l = hexval(s.data[i + 2]);
+            if (h >= 0 && l >= 0) {
+                out.push_back(static_cast<char>(h * 16 + l));
+                i += 2;
+                continue;
+            }
+        }
+        out.push_back(c);
+    }
+    return out;
+}
+
+bool has_percent(ql_str s) { return std::memchr(s.data, '%', s.len) != nullptr; }
+
+// Steals a new reference into the dict under key (borrowed).
+void set_steal(PyObject *d, PyObject *key, PyObject *value) {
+    if (!value) throw py::error_already_set();
+    int r = PyDict_SetItem(d, key, value);
+    Py_DECREF(value);
+    if (r < 0) throw py::error_already_set();
+}
+
+bool iequals(const char *a, size_t an, const char *b) {
+    size_t bn = std::strlen(b);
+    if (an != bn) return false;
+    for (size_t i = 0; i < an; ++i) {
+        char c = a[i];
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+        if (c != b[i]) return false;
+    }
+    return true;
+}
+
+// Headers the core writes itself: an app's copy is dropped (Content-Length is
+// read to size HEAD answers and to choose between buffered and streamed).
+bool core_owned(const char *n, size_t len) {
+    switch (len) {
+    case 4: return iequals(n, len, "date");
+    case 6: return iequals(n, len, "server");
+    case 10: return iequals(n, len, "connection") || iequals(n, len, "keep-alive");
+    case 14: return iequals(n, len, "content-length");
+    case 17: return iequals(n, len, "transfer-encoding");
+    default: return false;
+    }
+}
+
 // Builds a ql_response over Python objects and calls fn with it.
 template <class Fn>
 ql_status with_response(int status, const py::handle &content_type, const py::handle &headers,
@@ -92,6 +292,52 @@ ql_status with_response(int status, const py::handle &content_type, const py::ha
             keep.emplace_back(pair[0]);
             keep.emplace_back(pair[1]);
             hs.push_back(ql_header{keep[2 * i].data, keep[2 * i].len, keep[2 * i + 1].data, keep[2 * i + 1].len});
+        }
+        res.headers = hs.data();
+        res.header_count = hs.size();
+    }
+    return fn(&res);
+}
+
+// Like with_response, for headers given by an ASGI/WSGI app: pairs of
+// bytes or str, core-owned names dropped; *content_length gets a declared
+// Content-Length (or -1).
+template <class Fn>
+ql_status with_app_response(int status, const py::handle &headers, const char *body, size_t body_len,
+                            int64_t *content_length, Fn &&fn) {
+    ql_response res = QL_RESPONSE_INIT;
+    res.status = status;
+    res.body = body;
+    res.body_len = body_len;
+    *content_length = -1;
+    std::vector<Bytes> keep;
+    std::vector<ql_header> hs;
+    if (!headers.is_none()) {
+        py::sequence seq = py::reinterpret_borrow<py::sequence>(headers);
+        size_t n = seq.size();
+        keep.reserve(2 * n);
+        hs.reserve(n);
+        for (size_t i = 0; i < n; ++i) {
+            py::sequence pair = seq[i];
+            if (pair.size() != 2) throw py::value_error("headers must be (name, value) pairs");
+            Bytes name(pair[0]);
+            if (core_owned(name.data, name.len)) {
+                if (name.len == 14) {
+                    Bytes v(pair[1]);
+                    int64_t x = 0;
+                    bool ok = v.len > 0 && v.len < 19;
+                    for (size_t j = 0; ok && j < v.len; ++j) {
+                        if (v.data[j] < '0' || v.data[j] > '9') ok = false;
+                        else x = x * 10 + (v.data[j] - '0');
+                    }
+                    if (ok) *content_length = x;
+                }
+                continue;
+            }
+            keep.push_back(std::move(name));
+            keep.emplace_back(pair[1]);
+            const Bytes &k = keep[keep.size() - 2], &v = keep.back();
+            hs.push_back(ql_header{k.data, k.len, v.data, v.len});
         }
         res.headers = hs.data();
         res.header_count = hs.size();
@@ -178,9 +424,206 @@ public:
         return st;
     }
 
+    size_t body_size() const { return ql_request_body(live()).len; }
+    py::bytes body_part(size_t offset, size_t size) const {
+        ql_str b = ql_request_body(live());
+        if (offset > b.len) offset = b.len;
+        if (size > b.len - offset) size = b.len - offset;
+        return py::bytes(b.data + offset, size);
+    }
+
+    // The ASGI HTTP scope: a copy of `base` (the constant keys) plus this
+    // request's keys, built in one crossing. `state` (when not empty) is
+    // copied shallowly into scope["state"]; `root` prefixes path and raw_path.
+    py::dict asgi_scope(const py::dict &base, const py::dict &state, const py::bytes &root) const {
+        const ql_request *r = live();
+        Keys &k = keys();
+        PyObject *d = PyDict_Copy(base.ptr());
+        if (!d) throw py::error_already_set();
+        py::dict scope = py::reinterpret_steal<py::dict>(d);
+        PyObject *v = ql_request_http_minor(r) == 1 ? k.v11 : k.v10;
+        Py_INCREF(v);
+        set_steal(d, k.http_version, v);
+        set_steal(d, k.method, method_str(ql_request_method(r)));
+        ql_str path = ql_request_path(r);
+        char *rootp = nullptr;
+        Py_ssize_t rootn = 0;
+        PyBytes_AsStringAndSize(root.ptr(), &rootp, &rootn);
+        const char *pd = path.data;
+        size_t pn = path.len;
+        std::string decoded;
+        if (rootn > 0 || has_percent(path)) {
+            decoded.assign(rootp, static_cast<size_t>(rootn));
+            if (has_percent(path)) decoded += unquote(path);
+            else decoded.append(path.data, path.len);
+            pd = decoded.data();
+            pn = decoded.size();
+        }
+        set_steal(d, k.path, PyUnicode_DecodeUTF8(pd, static_cast<Py_ssize_t>(pn), "replace"));
+        if (rootn > 0) {
+            std::string rp(rootp, static_cast<size_t>(rootn));
+            rp.append(path.data, path.len);
+            set_steal(d, k.raw_path, new_bytes(rp.data(), rp.size()));
+        } else {
+            set_steal(d, k.raw_path, new_bytes(path.data, path.len));
+        }
+        ql_str qs = ql_request_query_string(r);
+        set_steal(d, k.query_string, new_bytes(qs.data, qs.len));
+        size_t n = ql_request_header_count(r);
+        PyObject *hl = PyList_New(static_cast<Py_ssize_t>(n));
+        if (!hl) throw py::error_already_set();
+        set_steal(d, k.headers, hl);  // the dict holds it; filled below
+        for (size_t i = 0; i < n; ++i) {
+            ql_str hk{}, hv{};
+            ql_request_header_at(r, i, &hk, &hv);
+            PyObject *name = asgi_name(hk);
+            PyObject *val = PyBytes_FromStringAndSize(hv.data, static_cast<Py_ssize_t>(hv.len));
+            if (!val) {
+                Py_DECREF(name);
+                throw py::error_already_set();
+            }
+            PyObject *t = PyTuple_New(2);
+            if (!t) throw py::error_already_set();
+            PyTuple_SET_ITEM(t, 0, name);
+            PyTuple_SET_ITEM(t, 1, val);
+            PyList_SET_ITEM(hl, static_cast<Py_ssize_t>(i), t);
+        }
+        ql_str ip = ql_request_client_ip(r);
+        PyObject *host = PyUnicode_DecodeLatin1(ip.data, static_cast<Py_ssize_t>(ip.len), nullptr);
+        if (!host) throw py::error_already_set();
+        set_steal(d, k.client, Py_BuildValue("(Ni)", host, static_cast<int>(ql_request_client_port(r))));
+        if (PyDict_GET_SIZE(state.ptr()) > 0) set_steal(d, k.state, PyDict_Copy(state.ptr()));
+        return scope;
+    }
+
+    // The WSGI environ (PEP 3333): a copy of `base` plus this request's CGI
+    // variables; str values are latin-1 ("bytes as str"), PATH_INFO decoded.
+    py::dict wsgi_environ(const py::dict &base) const {
+        const ql_request *r = live();
+        Keys &k = keys();
+        PyObject *d = PyDict_Copy(base.ptr());
+        if (!d) throw py::error_already_set();
+        py::dict env = py::reinterpret_steal<py::dict>(d);
+        set_steal(d, k.request_method, method_str(ql_request_method(r)));
+        ql_str path = ql_request_path(r);
+        if (has_percent(path)) {
+            const std::string &u = unquote(path);
+            set_steal(d, k.path_info, PyUnicode_DecodeLatin1(u.data(), static_cast<Py_ssize_t>(u.size()), nullptr));
+        } else {
+            set_steal(d, k.path_info, PyUnicode_DecodeLatin1(path.data, static_cast<Py_ssize_t>(path.len), nullptr));
+        }
+        ql_str qs = ql_request_query_string(r);
+        set_steal(d, k.query_string_w, PyUnicode_DecodeLatin1(qs.data, static_cast<Py_ssize_t>(qs.len), nullptr));
+        PyObject *proto = ql_request_http_minor(r) == 1 ? k.proto11 : k.proto10;
+        Py_INCREF(proto);
+        set_steal(d, k.server_protocol, proto);
+        size_t n = ql_request_header_count(r);
+        for (size_t i = 0; i < n; ++i) {
+            ql_str hk{}, hv{};
+            ql_request_header_at(r, i, &hk, &hv);
+            PyObject *key = cgi_name(hk);
+            PyObject *val = PyUnicode_DecodeLatin1(hv.data, static_cast<Py_ssize_t>(hv.len), nullptr);
+            if (!val) {
+                Py_DECREF(key);
+                throw py::error_already_set();
+            }
+            PyObject *old = PyDict_GetItemWithError(d, key);  // borrowed
+            if (old && PyUnicode_Check(old) && PyUnicode_GET_LENGTH(old) > 0 &&
+                PyUnicode_CompareWithASCIIString(key, "HTTP_HOST") != 0) {
+                // Repeated header: values joined (cookies with "; ", others with ",").
+                bool cookie = PyUnicode_CompareWithASCIIString(key, "HTTP_COOKIE") == 0;
+                PyObject *sep = PyUnicode_FromString(cookie ? "; " : ",");
+                PyObject *a = sep ? PyUnicode_Concat(old, sep) : nullptr;
+                Py_XDECREF(sep);
+                PyObject *joined = a ? PyUnicode_Concat(a, val) : nullptr;
+                Py_XDECREF(a);
+                Py_DECREF(val);
+                val = joined;
+            }
+            if (!val) {
+                Py_DECREF(key);
+                throw py::error_already_set();
+            }
+            int rc = PyDict_SetItem(d, key, val);
+            Py_DECREF(key);
+            Py_DECREF(val);
+            if (rc < 0) throw py::error_already_set();
+        }
+        ql_str ip = ql_request_client_ip(r);
+        set_steal(d, k.remote_addr, PyUnicode_DecodeLatin1(ip.data, static_cast<Py_ssize_t>(ip.len), nullptr));
+        set_steal(d, k.remote_port, PyUnicode_FromFormat("%d", static_cast<int>(ql_request_client_port(r))));
+        return env;
+    }
+
+    // Answers with an app's status, headers ((name, value) pairs of bytes or
+    // str, core-owned names dropped) and whole body. A HEAD answer keeps the
+    // app's Content-Length. Returns the ql_status like respond().
+    int respond_app(int status, const py::handle &headers, const py::handle &body) {
+        if (!req_) return QL_E_ALREADY_SENT;
+        if (streaming_) return QL_E_ALREADY_SENT;
+        Bytes b(body);
+        ql_error *err = nullptr;
+        int64_t clen = -1;
+        std::string filler;
+        ql_str m = ql_request_method(req_);
+        bool head = m.len == 4 && std::memcmp(m.data, "HEAD", 4) == 0;
+        ql_status st = with_app_response(status, headers, b.data, b.len, &clen, [&](ql_response *res) {
+            if (head && res->body_len == 0 && clen > 0 && clen <= (int64_t{64} << 20)) {
+                // The core sizes Content-Length from the body and sends none for HEAD.
+                filler.assign(static_cast<size_t>(clen), '\0');
+                res->body = filler.data();
+                res->body_len = filler.size();
+            }
+            return ql_respond(server_, id_, res, &err);
+        });
+        return finish_or_raise(st, err, true);
+    }
+
+    // Streamed answer: head (+ first bytes), then write()s, then end().
+    int stream_start(int status, const py::handle &headers, const py::handle &body) {
+        if (!req_) return QL_E_ALREADY_SENT;
+        if (streaming_) return QL_E_ALREADY_SENT;
+        Bytes b(body);
+        ql_error *err = nullptr;
+        int64_t clen = -1;
+        ql_status st = with_app_response(status, headers, b.data, b.len, &clen, [&](ql_response *res) {
+            return ql_respond_start(server_, id_, res, &err);
+        });
+        if (st == QL_OK) {
+            streaming_ = true;
+            ql_error_free(&err);
+            return st;
+        }
+        return finish_or_raise(st, err, true);
+    }
+    // Adds bytes; returns the bytes buffered in the core (>= 0) or a status (< 0).
+    int64_t stream_write(const py::handle &data) {
+        if (!req_ || !streaming_) return QL_E_STATE;
+        Bytes b(data);
+        uint64_t buffered = 0;
+        ql_status st;
+        if (b.len >= 65536) {
+            py::gil_scoped_release nogil;
+            st = ql_respond_write(server_, id_, b.data, b.len, &buffered, nullptr);
+        } else {
+            st = ql_respond_write(server_, id_, b.data, b.len, &buffered, nullptr);
+        }
+        if (st == QL_E_GONE) req_ = nullptr;
+        if (st != QL_OK) return st;
+        return static_cast<int64_t>(buffered);
+    }
+    int stream_end() {
+        if (!req_ || !streaming_) return QL_E_STATE;
+        ql_status st = ql_respond_end(server_, id_, nullptr);
+        req_ = nullptr;
+        return st;
+    }
+    bool streaming() const { return streaming_; }
+
     // Frees a request nobody will answer (its client left): QL_E_GONE or OK.
     int discard() {
         if (!req_) return QL_E_ALREADY_SENT;
+        if (streaming_) return stream_end();
         ql_response res = QL_RESPONSE_INIT;
         res.status = 503;
         ql_status st = ql_respond(server_, id_, &res, nullptr);
@@ -189,6 +632,16 @@ public:
     }
 
 private:
+    int finish_or_raise(ql_status st, ql_error *err, bool) {
+        if (st == QL_E_INVALID) {
+            std::string msg = err ? ql_error_message(err) : "invalid response";
+            ql_error_free(&err);
+            throw py::value_error(msg);
+        }
+        ql_error_free(&err);
+        req_ = nullptr;
+        return st;
+    }
     const ql_request *live() const {
         if (!req_) throw py::value_error("quicklane: request data used after the request was answered");
         return req_;
@@ -197,6 +650,7 @@ private:
     ql_server *server_;
     ql_req_id id_;
     int route_;
+    bool streaming_ = false;
 };
 
 class Queue {
@@ -271,11 +725,17 @@ private:
     quicklane::App app_;
 };
 
+// The server, over the C ABI directly (the C++ wrapper's options predate
+// reuse_port).
 class Server {
 public:
     Server(const App &app, const std::string &host, uint16_t port, uint32_t workers, py::dict limits) {
-        quicklane::ServerOptions o;
-        o.host = host;
+        ql_server_options o = QL_SERVER_OPTIONS_INIT;
+        host_ = host;
+        if (!host_.empty()) {
+            o.host = host_.data();
+            o.host_len = host_.size();
+        }
         o.port = port;
         o.workers = workers;
         for (auto item : limits) {
@@ -291,36 +751,42 @@ public:
             else if (k == "max_pipeline") o.max_pipeline = static_cast<uint32_t>(v);
             else if (k == "backlog") o.backlog = static_cast<uint32_t>(v);
             else if (k == "handler_timeout_ms") o.handler_timeout_ms = static_cast<uint32_t>(v);
+            else if (k == "reuse_port") o.reuse_port = v ? 1 : 0;
             else throw py::value_error("unknown server option: " + k);
         }
-        server_.emplace(app.cpp(), o);
+        ql_error *err = nullptr;
+        ql_status st = ql_server_new(app.cpp().native(), &o, &server_, &err);
+        if (st != QL_OK) raise_status(st, err, "ql_server_new");
     }
+    ~Server() { free_server(); }
     void start() {
-        py::gil_scoped_release nogil;
-        // The loop threads inherit this mask: SIGINT/SIGTERM stay with Python.
-        sigset_t set, old;
-        sigemptyset(&set);
-        sigaddset(&set, SIGINT);
-        sigaddset(&set, SIGTERM);
-        pthread_sigmask(SIG_BLOCK, &set, &old);
-        try {
-            server_->start();
-        } catch (...) {
+        if (!server_) throw quicklane::Error(QL_E_STATE, "quicklane: server closed");
+        ql_status st;
+        ql_error *err = nullptr;
+        {
+            py::gil_scoped_release nogil;
+            // The loop threads inherit this mask: SIGINT/SIGTERM stay with Python.
+            sigset_t set, old;
+            sigemptyset(&set);
+            sigaddset(&set, SIGINT);
+            sigaddset(&set, SIGTERM);
+            pthread_sigmask(SIG_BLOCK, &set, &old);
+            st = ql_server_start(server_, &err);
             pthread_sigmask(SIG_SETMASK, &old, nullptr);
-            throw;
         }
-        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        if (st != QL_OK) raise_status(st, err, "ql_server_start");
     }
-    uint16_t port() const { return server_ ? server_->port() : 0; }
+    uint16_t port() const { return server_ ? ql_server_port(server_) : 0; }
     void stop(uint32_t timeout_ms) {
         if (!server_) return;
         py::gil_scoped_release nogil;
-        server_->stop(timeout_ms);
+        ql_server_stop(server_, timeout_ms, nullptr);
     }
     py::dict stats() const {
         py::dict d;
         if (!server_) return d;
-        auto s = server_->stats();
+        ql_server_stats s = QL_SERVER_STATS_INIT;
+        if (ql_server_stats_get(server_, &s, nullptr) != QL_OK) return d;
         d["connections_open"] = s.connections_open;
         d["connections_total"] = s.connections_total;
         d["requests_total"] = s.requests_total;
@@ -330,11 +796,13 @@ public:
     // Frees the server; every request it held is gone afterwards.
     void close() {
         py::gil_scoped_release nogil;
-        server_.reset();
+        free_server();
     }
 
 private:
-    std::optional<quicklane::Server> server_;
+    void free_server() { ql_server_free(&server_); }
+    std::string host_;
+    ql_server *server_ = nullptr;
 };
 
 }  // namespace
@@ -347,6 +815,7 @@ PYBIND11_MODULE(_native, m) {
     m.attr("OK") = static_cast<int>(QL_OK);
     m.attr("E_GONE") = static_cast<int>(QL_E_GONE);
     m.attr("E_ALREADY_SENT") = static_cast<int>(QL_E_ALREADY_SENT);
+    m.attr("E_STATE") = static_cast<int>(QL_E_STATE);
 
     py::class_<NativeRequest>(m, "NativeRequest")
         .def_property_readonly("route", &NativeRequest::route)
@@ -365,7 +834,16 @@ PYBIND11_MODULE(_native, m) {
         .def("header", &NativeRequest::header)
         .def("client", &NativeRequest::client)
         .def("respond", &NativeRequest::respond)
-        .def("discard", &NativeRequest::discard);
+        .def("discard", &NativeRequest::discard)
+        .def("body_size", &NativeRequest::body_size)
+        .def("body_part", &NativeRequest::body_part)
+        .def("asgi_scope", &NativeRequest::asgi_scope)
+        .def("wsgi_environ", &NativeRequest::wsgi_environ)
+        .def("respond_app", &NativeRequest::respond_app)
+        .def("stream_start", &NativeRequest::stream_start)
+        .def("stream_write", &NativeRequest::stream_write)
+        .def("stream_end", &NativeRequest::stream_end)
+        .def_property_readonly("streaming", &NativeRequest::streaming);
 
     py::class_<Queue>(m, "Queue")
         .def(py::init<>())

@@ -31,6 +31,8 @@ DEFAULT_THREADS = 40  # like anyio's default limiter (FastAPI's sync handlers)
 # Most requests one sync pool thread takes per poll (docs/python.md has the
 # measurements). The rest of a batch is shared: see _Engine._sync_worker.
 DEFAULT_BATCH = 32
+# Methods a mounted app receives (others get the core's 405).
+MOUNT_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 
 def _render(result: Any) -> tuple[int, Optional[str], Optional[list[tuple[str, str]]], Any]:
@@ -51,13 +53,14 @@ def _error_parts(e: HTTPError) -> tuple[int, Optional[str], Optional[list[tuple[
 
 
 class _Route:
-    __slots__ = ("method", "pattern", "fn", "is_async", "req_name", "converters")
+    __slots__ = ("method", "pattern", "fn", "is_async", "req_name", "converters", "adapter")
 
     def __init__(self, method: str, pattern: str, fn: Callable[..., Any]) -> None:
         self.method = method
         self.pattern = pattern
         self.fn = fn
         self.is_async = _is_async(fn)
+        self.adapter: Any = None
         names = _param_names(pattern)
         sig = inspect.signature(fn)
         ps = sig.parameters
@@ -87,6 +90,14 @@ class _Route:
             elif not var_kw:
                 raise TypeError(f"{fn.__qualname__} has no parameter for path parameter {n!r} of {pattern}")
         self.converters = converters
+
+    @classmethod
+    def mounted(cls, method: str, pattern: str, adapter: Any, is_async: bool) -> "_Route":
+        """A route whose requests go, whole, to a mounted ASGI or WSGI app."""
+        r = cls.__new__(cls)
+        r.method, r.pattern, r.fn, r.is_async = method, pattern, adapter, is_async
+        r.req_name, r.converters, r.adapter = None, {}, adapter
+        return r
 
     def kwargs(self, req: Request) -> dict[str, Any]:
         kw: dict[str, Any] = dict(req.params)
@@ -132,6 +143,37 @@ class App:
     def __init__(self) -> None:
         self._routes: list[_Route] = []
         self._statics: list[tuple[str, str, Response]] = []
+        self._mounts: list[Any] = []
+
+    def mount(self, app: Any, *, interface: str = "auto", root_path: str = "", lifespan: str = "auto",
+              access_log: Optional[bool] = None, methods: Sequence[str] = MOUNT_METHODS) -> None:
+        """Sends every request that no native or Python route of this App
+        matches to an existing ASGI (FastAPI, Starlette, Django's ASGI handler)
+        or WSGI (Flask, Django) application, unchanged.
+
+        interface: "asgi", "wsgi" or "auto" (an async callable is ASGI).
+        root_path: the prefix the app is mounted under behind a proxy (ASGI
+        root_path / WSGI SCRIPT_NAME). lifespan: "auto", "on" or "off"
+        (ASGI startup/shutdown events). access_log: one line per request on
+        the "quicklane.access" logger (default on, when that logger logs INFO).
+        """
+        from ._asgi import AsgiAdapter, is_asgi
+        from ._wsgi import WsgiAdapter
+
+        if interface == "auto":
+            interface = "asgi" if is_asgi(app) else "wsgi"
+        adapter: Any
+        if interface == "asgi":
+            adapter = AsgiAdapter(app, root_path, lifespan, access_log)
+        elif interface == "wsgi":
+            adapter = WsgiAdapter(app, root_path, access_log)
+        else:
+            raise ValueError("interface must be 'asgi', 'wsgi' or 'auto'")
+        if self._mounts:
+            raise ValueError("quicklane: one app can be mounted per App")
+        self._mounts.append(adapter)
+        for m in methods:
+            self._routes.append(_Route.mounted(m.upper(), "/{path...}", adapter, interface == "asgi"))
 
     # -- declaring routes ---------------------------------------------------
     def static(self, method: str, path: str, body: Any = b"", *, status: int = 200,
@@ -191,6 +233,7 @@ class App:
         task is cancelled, then stops gracefully. started(port) is called once
         listening."""
         engine = _Engine(self, host, port, workers, threads, batch, limits)
+        await engine.startup()
         engine.start(asyncio.get_running_loop())
         try:
             if started is not None:
@@ -198,6 +241,7 @@ class App:
             await asyncio.Event().wait()  # until cancelled
         finally:
             await engine.stop(shutdown_timeout)
+            await engine.shutdown()
 
     def run(self, host: str = "127.0.0.1", port: int = 8080, workers: int = 0, *,
             threads: int = DEFAULT_THREADS, batch: int = DEFAULT_BATCH, shutdown_timeout: float = 5.0,
@@ -211,12 +255,15 @@ class App:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             engine = _Engine(self, host, port, workers, threads, batch, limits)
+            await engine.startup()
             engine.start(loop)
             logger.info("quicklane: serving on http://%s:%d", host, engine.port)
             try:
                 await stop.wait()
+                logger.info("quicklane: shutting down (in-flight requests get %.1f s)", shutdown_timeout)
             finally:
                 await engine.stop(shutdown_timeout)
+                await engine.shutdown()
 
         asyncio.run(main())
 
@@ -231,6 +278,8 @@ class _Engine:
             raise ValueError("threads and batch must be at least 1")
         self.routes = list(app._routes)
         self.statics = list(app._statics)
+        self.mounts = list(app._mounts)
+        self.cycles: dict[int, Any] = {}  # ASGI request cycles by request id
         self.host, self.req_port, self.workers = host, port, workers
         self.threads, self.batch, self.limits = threads, batch, limits
         self.port = 0
@@ -246,6 +295,16 @@ class _Engine:
         self.poll_lock = threading.Lock()  # held by the one sync thread polling the native queue
 
     # -- lifecycle -------------------------------------------------------------
+    async def startup(self) -> None:
+        """Lifespan startup of mounted ASGI apps (before listening)."""
+        for m in self.mounts:
+            await m.startup()
+
+    async def shutdown(self) -> None:
+        """Lifespan shutdown of mounted ASGI apps (after the drain)."""
+        for m in reversed(self.mounts):
+            await m.shutdown()
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         nat = _native.App()
@@ -263,6 +322,8 @@ class _Engine:
         server.start()
         self.server = server
         self.port = server.port()
+        for m in self.mounts:
+            m.bind(self, self.host, self.port)
         if self.sync_q is not None:
             for i in range(self.threads):
                 t = threading.Thread(target=self._sync_worker, args=(_native.Poller(self.sync_q),),
@@ -290,6 +351,14 @@ class _Engine:
                 task.cancel()
             if self.tasks:
                 await asyncio.wait([t for t, _ in self.tasks.values()], timeout=timeout + 1.0)
+            if self.cycles:  # ASGI apps finish their background work, then are cancelled
+                pending = [c.task for c in self.cycles.values() if c.task is not None]
+                if pending:
+                    _, left = await asyncio.wait(pending, timeout=timeout)
+                    for t in left:
+                        t.cancel()
+                    if left:
+                        await asyncio.wait(left, timeout=1.0)
             self.async_q.close()
         if self.sync_q is not None:
             self.sync_q.close()
@@ -299,11 +368,11 @@ class _Engine:
         else:
             stuck = []
         self.server = None
-        if stuck or self.tasks:
+        if stuck or self.tasks or self.cycles:
             # A handler still runs and will answer through this server: freeing
             # it now would be a use-after-free, so it is kept (and leaked).
             logger.warning("quicklane: %d handler(s) still running after stop; the server is not freed",
-                           len(stuck) + len(self.tasks))
+                           len(stuck) + len(self.tasks) + len(self.cycles))
             _kept_servers.append(server)
             return
         server.close()
@@ -341,6 +410,9 @@ class _Engine:
                 ev.discard()
                 continue
             route = routes[ev.route]
+            if route.adapter is not None:
+                route.adapter.handle(ev)  # a mounted WSGI app (answers every request itself)
+                continue
             req = Request(ev, False)
             try:
                 _answer(ev, route.fn(**route.kwargs(req)), route)
@@ -353,9 +425,13 @@ class _Engine:
         events = self.apoller.poll(256, 0)
         if not events:
             return
-        routes, tasks, loop = self.routes, self.tasks, self.loop
+        routes, tasks, loop, cycles = self.routes, self.tasks, self.loop, self.cycles
         for ev in events:
             if isinstance(ev, int):
+                cycle = cycles.get(ev)
+                if cycle is not None:
+                    cycle.on_disconnect()  # receive() gives http.disconnect; the app decides
+                    continue
                 entry = tasks.pop(ev, None)
                 if entry is not None:
                     task, nreq = entry
@@ -366,6 +442,9 @@ class _Engine:
                 ev.discard()
                 continue
             route = routes[ev.route]
+            if route.adapter is not None:
+                route.adapter.dispatch(ev, loop, cycles)
+                continue
             tasks[ev.id] = (loop.create_task(self._run_async(route, ev)), ev)
 
     async def _run_async(self, route: _Route, ev: _native.NativeRequest) -> None:
@@ -460,6 +539,7 @@ class Server:
     async def _run(self) -> None:
         self._stop = asyncio.Event()
         try:
+            await self._engine.startup()
             self._engine.start(asyncio.get_running_loop())
         except BaseException as e:
             self._error = e
@@ -470,6 +550,7 @@ class Server:
             await self._stop.wait()
         finally:
             await self._engine.stop(self._timeout)
+            await self._engine.shutdown()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Graceful stop (in-flight requests get up to timeout seconds); waits for it."""

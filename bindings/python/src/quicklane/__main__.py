@@ -1,0 +1,6 @@
+"""`python -m quicklane module:app`: the same as the `quicklane` command."""
+import sys
+
+from ._cli import main
+
+sys.exit(main())
