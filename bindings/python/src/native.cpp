@@ -719,6 +719,23 @@ public:
                                           pattern.size(), queue.native(), data, nullptr, &err);
         if (st != QL_OK) raise_status(st, err, "ql_app_route_queue");
     }
+    // Native rules: each raises NativeError with the core's message when refused.
+    void route_rules(const std::string &method, const std::string &pattern, uint32_t rate_limit,
+                     uint32_t rate_window_ms, const std::string &rate_key_header, bool require_api_key) {
+        app_.route_rules(method, pattern, {rate_limit, rate_window_ms, rate_key_header, require_api_key});
+    }
+    void rate_limit(uint32_t requests, uint32_t window_ms, const std::string &key_header) {
+        app_.rate_limit(requests, window_ms, key_header);
+    }
+    void cors(const std::string &origins, const std::string &methods, const std::string &headers,
+              const std::string &expose, bool credentials, uint32_t max_age_s) {
+        app_.cors({origins, methods, headers, expose, credentials, max_age_s});
+    }
+    void api_keys(const std::vector<std::string> &keys, const std::string &header, const std::string &query) {
+        app_.api_keys(keys, header, query);
+    }
+    void metrics(const std::string &pattern) { app_.metrics(pattern); }
+    void access_log(bool enabled) { app_.access_log(enabled); }
     const quicklane::App &cpp() const { return app_; }
 
 private:
@@ -857,7 +874,13 @@ PYBIND11_MODULE(_native, m) {
     py::class_<App>(m, "App")
         .def(py::init<>())
         .def("static_route", &App::static_route)
-        .def("route_queue", &App::route_queue);
+        .def("route_queue", &App::route_queue)
+        .def("route_rules", &App::route_rules)
+        .def("rate_limit", &App::rate_limit)
+        .def("cors", &App::cors)
+        .def("api_keys", &App::api_keys)
+        .def("metrics", &App::metrics)
+        .def("access_log", &App::access_log);
 
     py::class_<Server>(m, "Server")
         .def(py::init<const App &, const std::string &, uint16_t, uint32_t, py::dict>())

@@ -111,6 +111,13 @@ class _Route:
         return kw
 
 
+def _window_ms(per: float) -> int:
+    ms = round(per * 1000)
+    if not 1 <= ms <= 86_400_000:
+        raise ValueError("per must be between 0.001 and 86400 seconds")
+    return ms
+
+
 def _is_async(fn: Callable[..., Any]) -> bool:
     if inspect.iscoroutinefunction(fn):
         return True
@@ -144,6 +151,8 @@ class App:
         self._routes: list[_Route] = []
         self._statics: list[tuple[str, str, Response]] = []
         self._mounts: list[Any] = []
+        # Native rules, applied to the native app at start, in order.
+        self._native_rules: list[Callable[[_native.App], None]] = []
 
     def mount(self, app: Any, *, interface: str = "auto", root_path: str = "", lifespan: str = "auto",
               access_log: Optional[bool] = None, methods: Sequence[str] = MOUNT_METHODS) -> None:
@@ -177,44 +186,94 @@ class App:
 
     # -- declaring routes ---------------------------------------------------
     def static(self, method: str, path: str, body: Any = b"", *, status: int = 200,
-               headers: HeadersArg = None, media_type: Optional[str] = None) -> None:
+               headers: HeadersArg = None, media_type: Optional[str] = None,
+               rate_limit: int = 0, per: float = 60.0, rate_key: Optional[str] = None,
+               api_key: bool = False) -> None:
         """A route answered entirely in the native core with a fixed response:
         no Python runs per request. body: dict/list → JSON, str → text, bytes raw,
-        or a Response."""
+        or a Response. Native rules as for route()."""
         res = body if isinstance(body, Response) else Response(body, status, headers, media_type)
         self._statics.append((method.upper(), path, res))
+        self._route_rules(method.upper(), path, rate_limit, per, rate_key, api_key)
 
-    def route(self, path: str, methods: Sequence[str] = ("GET",)) -> Callable[[F], F]:
+    def route(self, path: str, methods: Sequence[str] = ("GET",), *, rate_limit: int = 0, per: float = 60.0,
+              rate_key: Optional[str] = None, api_key: bool = False) -> Callable[[F], F]:
         """Registers the decorated function (def or async def) for path and methods.
-        Path parameters ("{name}", "{rest...}") arrive as keyword arguments."""
+        Path parameters ("{name}", "{rest...}") arrive as keyword arguments.
+
+        Native rules, checked in the core before Python runs: rate_limit
+        requests per `per` seconds per client IP (or per value of the
+        rate_key header) → 429 with Retry-After; api_key=True → one of
+        app.api_keys() must come with the request (401 missing, 403 wrong)."""
 
         def deco(fn: F) -> F:
             for m in methods:
                 self.add_route(m, path, fn)
+                self._route_rules(m.upper(), path, rate_limit, per, rate_key, api_key)
             return fn
 
         return deco
 
+    def _route_rules(self, method: str, path: str, rate_limit: int, per: float, rate_key: Optional[str],
+                     api_key: bool) -> None:
+        if not rate_limit and not api_key:
+            return
+        window_ms = _window_ms(per)
+        self._native_rules.append(
+            lambda nat: nat.route_rules(method, path, rate_limit, window_ms, rate_key or "", api_key))
+
+    # -- native rules (the fast path) ---------------------------------------
+    def cors(self, origins: Sequence[str], *, methods: Sequence[str] = ("GET", "HEAD", "POST"),
+             headers: Sequence[str] = (), expose: Sequence[str] = (), credentials: bool = False,
+             max_age: int = 600) -> None:
+        """CORS in the core (as Starlette's CORSMiddleware): preflights are
+        answered natively; responses to allowed origins get the allow headers;
+        a foreign origin gets none. origins: exact origins or ["*"]."""
+        args = (", ".join(origins), ", ".join(methods), ", ".join(headers), ", ".join(expose),
+                credentials, max_age)
+        self._native_rules.append(lambda nat: nat.cors(*args))
+
+    def api_keys(self, keys: Sequence[str], *, header: str = "X-API-Key", query: Optional[str] = None) -> None:
+        """The keys routes declared with api_key=True accept, from the header
+        (or the query parameter when given); compared in constant time."""
+        ks = list(keys)
+        self._native_rules.append(lambda nat: nat.api_keys(ks, header, query or ""))
+
+    def rate_limit(self, requests: int, per: float = 60.0, *, key: Optional[str] = None) -> None:
+        """An app-wide rate limit for every route without its own: requests
+        per `per` seconds per client IP (or per value of the `key` header)."""
+        window_ms = _window_ms(per)
+        self._native_rules.append(lambda nat: nat.rate_limit(requests, window_ms, key or ""))
+
+    def metrics(self, path: str = "/metrics") -> None:
+        """GET path answers Prometheus metrics natively (requests by route and
+        status, latency histograms, connections, bytes, native vs Python)."""
+        self._native_rules.append(lambda nat: nat.metrics(path))
+
+    def access_log(self, enabled: bool = True) -> None:
+        """One JSON line per answered request on stderr, written by the core."""
+        self._native_rules.append(lambda nat: nat.access_log(enabled))
+
     def add_route(self, method: str, path: str, fn: Callable[..., Any]) -> None:
         self._routes.append(_Route(method.upper(), path, fn))
 
-    def get(self, path: str) -> Callable[[F], F]:
-        return self.route(path, ("GET",))
+    def get(self, path: str, **rules: Any) -> Callable[[F], F]:
+        return self.route(path, ("GET",), **rules)
 
-    def post(self, path: str) -> Callable[[F], F]:
-        return self.route(path, ("POST",))
+    def post(self, path: str, **rules: Any) -> Callable[[F], F]:
+        return self.route(path, ("POST",), **rules)
 
-    def put(self, path: str) -> Callable[[F], F]:
-        return self.route(path, ("PUT",))
+    def put(self, path: str, **rules: Any) -> Callable[[F], F]:
+        return self.route(path, ("PUT",), **rules)
 
-    def delete(self, path: str) -> Callable[[F], F]:
-        return self.route(path, ("DELETE",))
+    def delete(self, path: str, **rules: Any) -> Callable[[F], F]:
+        return self.route(path, ("DELETE",), **rules)
 
-    def patch(self, path: str) -> Callable[[F], F]:
-        return self.route(path, ("PATCH",))
+    def patch(self, path: str, **rules: Any) -> Callable[[F], F]:
+        return self.route(path, ("PATCH",), **rules)
 
-    def options(self, path: str) -> Callable[[F], F]:
-        return self.route(path, ("OPTIONS",))
+    def options(self, path: str, **rules: Any) -> Callable[[F], F]:
+        return self.route(path, ("OPTIONS",), **rules)
 
     # -- serving -------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 8080, workers: int = 0, *,
@@ -279,6 +338,7 @@ class _Engine:
         self.routes = list(app._routes)
         self.statics = list(app._statics)
         self.mounts = list(app._mounts)
+        self.native_rules = list(app._native_rules)
         self.cycles: dict[int, Any] = {}  # ASGI request cycles by request id
         self.host, self.req_port, self.workers = host, port, workers
         self.threads, self.batch, self.limits = threads, batch, limits
@@ -318,6 +378,8 @@ class _Engine:
             q = self.async_q if r.is_async else self.sync_q
             assert q is not None
             nat.route_queue(r.method, r.pattern, q, i)
+        for rule in self.native_rules:
+            rule(nat)
         server = _native.Server(nat, self.host, self.req_port, self.workers, dict(self.limits))
         server.start()
         self.server = server

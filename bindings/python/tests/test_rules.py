@@ -1,0 +1,57 @@
+"""Native rules declared from Python: answered in the core, no Python runs."""
+from __future__ import annotations
+
+import pytest
+
+import quicklane
+from conftest import fetch
+
+
+def test_rules_from_python() -> None:
+    app = quicklane.App()
+    calls = {"n": 0}
+
+    @app.get("/limited", rate_limit=5, per=60)
+    def limited() -> str:
+        calls["n"] += 1
+        return "ok"
+
+    @app.get("/private", api_key=True)
+    async def private() -> dict[str, bool]:
+        calls["n"] += 1
+        return {"private": True}
+
+    app.static("GET", "/ping", {"message": "pong"})
+    app.api_keys(["secret-key"])
+    app.cors(["https://app.example"], methods=["GET", "POST"])
+    app.metrics("/metrics")
+    with app.start("127.0.0.1", 0, workers=1) as srv:
+        codes = [fetch(srv.port, "GET", "/limited").status for _ in range(6)]
+        assert codes == [200] * 5 + [429]
+        r = fetch(srv.port, "GET", "/limited")
+        assert r.headers["retry-after"] == "12" and r.json() == {"detail": "Too Many Requests"}
+        assert fetch(srv.port, "GET", "/private").status == 401
+        assert fetch(srv.port, "GET", "/private", headers={"X-API-Key": "wrong"}).status == 403
+        assert fetch(srv.port, "GET", "/private", headers={"X-API-Key": "secret-key"}).json() == {"private": True}
+        assert calls["n"] == 6
+        pre = fetch(srv.port, "OPTIONS", "/private", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "GET"})
+        assert pre.status == 204 and pre.headers["access-control-allow-origin"] == "https://app.example"
+        foreign = fetch(srv.port, "GET", "/ping", headers={"Origin": "https://evil.example"})
+        assert foreign.status == 200 and "access-control-allow-origin" not in foreign.headers
+        m = fetch(srv.port, "GET", "/metrics").body.decode()
+        assert 'quicklane_requests_total{method="GET",route="/limited",status="429"} 2' in m
+        assert "quicklane_requests_host_total 6" in m
+
+
+def test_bad_rules_are_refused_at_start() -> None:
+    app = quicklane.App()
+    app.static("GET", "/private", "x", api_key=True)  # no keys set
+    with pytest.raises(quicklane.NativeError, match="requires an API key"):
+        app.start("127.0.0.1", 0, workers=1)
+    app2 = quicklane.App()
+    app2.cors(["*"], credentials=True)
+    with pytest.raises(quicklane.NativeError, match="credentials"):
+        app2.start("127.0.0.1", 0, workers=1)
+    with pytest.raises(ValueError, match="per must be"):
+        quicklane.App().rate_limit(5, per=0)
