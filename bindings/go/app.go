@@ -66,6 +66,7 @@ const (
 )
 
 type route struct {
+	rules       routeRules
 	kind        routeKind
 	method      string
 	pattern     string
@@ -88,6 +89,7 @@ type App struct {
 
 	mu     sync.Mutex
 	routes []route
+	native []func(*C.ql_app) error // app-wide native rules, in order
 	srv    *server
 }
 
@@ -102,35 +104,48 @@ func New(opts ...Option) *App {
 
 // Static registers a route answered entirely by the native core with a fixed
 // response (status 200): the request never enters Go.
-func (a *App) Static(method, path, contentType string, body []byte) {
+func (a *App) Static(method, path, contentType string, body []byte, rules ...Rule) {
 	a.add(route{kind: routeStatic, method: method, pattern: path, contentType: contentType,
-		body: append([]byte(nil), body...)})
+		body: append([]byte(nil), body...), rules: makeRules(rules)})
 }
 
 // Handle registers h for method and pattern. Patterns use "{name}" (or
 // ":name") for a path segment and a trailing "{name...}" (or "*name") for
 // the rest of the path. Conflicting routes are reported by Start/Listen.
-func (a *App) Handle(method, pattern string, h HandlerFunc) {
-	a.add(route{kind: routeGo, method: method, pattern: pattern, handler: h})
+// Rules (RateLimit, RequireAPIKey) are checked in the core before Go runs.
+func (a *App) Handle(method, pattern string, h HandlerFunc, rules ...Rule) {
+	a.add(route{kind: routeGo, method: method, pattern: pattern, handler: h, rules: makeRules(rules)})
 }
 
 // GET registers h for GET (HEAD requests are answered from it by the core).
-func (a *App) GET(pattern string, h HandlerFunc) { a.Handle("GET", pattern, h) }
+func (a *App) GET(pattern string, h HandlerFunc, rules ...Rule) {
+	a.Handle("GET", pattern, h, rules...)
+}
 
 // POST registers h for POST.
-func (a *App) POST(pattern string, h HandlerFunc) { a.Handle("POST", pattern, h) }
+func (a *App) POST(pattern string, h HandlerFunc, rules ...Rule) {
+	a.Handle("POST", pattern, h, rules...)
+}
 
 // PUT registers h for PUT.
-func (a *App) PUT(pattern string, h HandlerFunc) { a.Handle("PUT", pattern, h) }
+func (a *App) PUT(pattern string, h HandlerFunc, rules ...Rule) {
+	a.Handle("PUT", pattern, h, rules...)
+}
 
 // PATCH registers h for PATCH.
-func (a *App) PATCH(pattern string, h HandlerFunc) { a.Handle("PATCH", pattern, h) }
+func (a *App) PATCH(pattern string, h HandlerFunc, rules ...Rule) {
+	a.Handle("PATCH", pattern, h, rules...)
+}
 
 // DELETE registers h for DELETE.
-func (a *App) DELETE(pattern string, h HandlerFunc) { a.Handle("DELETE", pattern, h) }
+func (a *App) DELETE(pattern string, h HandlerFunc, rules ...Rule) {
+	a.Handle("DELETE", pattern, h, rules...)
+}
 
 // OPTIONS registers h for OPTIONS.
-func (a *App) OPTIONS(pattern string, h HandlerFunc) { a.Handle("OPTIONS", pattern, h) }
+func (a *App) OPTIONS(pattern string, h HandlerFunc, rules ...Rule) {
+	a.Handle("OPTIONS", pattern, h, rules...)
+}
 
 // AnyMethods are the methods Any registers (HEAD comes from GET).
 var AnyMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -288,6 +303,14 @@ func newServer(a *App, host string, port uint16) (_ *server, err error) {
 		}
 		if st != C.QL_OK {
 			return nil, statusError(st, cerr)
+		}
+		if err := r.rules.apply(s.capp, r.method, r.pattern); err != nil {
+			return nil, err
+		}
+	}
+	for _, apply := range a.native {
+		if err := apply(s.capp); err != nil {
+			return nil, err
 		}
 	}
 	workers := a.workers

@@ -125,4 +125,66 @@ static inline ql_status qlgo_poll(ql_queue *q, ql_event *evs, qlgo_info *infos, 
 }
 
 static inline uintptr_t qlgo_event_route(const ql_event *e) { return (uintptr_t)e->route_data; }
+// ---- native rules ----
+
+static inline ql_status qlgo_route_rules(ql_app *app, _GoString_ method, _GoString_ pattern, uint32_t max,
+                                         uint32_t window_ms, _GoString_ key, int api_key, ql_error **err) {
+	ql_route_options o = QL_ROUTE_OPTIONS_INIT;
+	o.rate_limit = max;
+	o.rate_window_ms = window_ms;
+	o.rate_key_header = _GoStringPtr(key);
+	o.rate_key_header_len = _GoStringLen(key);
+	o.require_api_key = api_key != 0;
+	return ql_app_route_options(app, _GoStringPtr(method), _GoStringLen(method), _GoStringPtr(pattern),
+	                            _GoStringLen(pattern), &o, err);
+}
+
+static inline ql_status qlgo_rate_limit(ql_app *app, uint32_t max, uint32_t window_ms, _GoString_ key,
+                                        ql_error **err) {
+	return ql_app_rate_limit(app, max, window_ms, _GoStringPtr(key), _GoStringLen(key), err);
+}
+
+static inline ql_status qlgo_cors(ql_app *app, _GoString_ origins, _GoString_ methods, _GoString_ headers,
+                                  _GoString_ expose, int credentials, uint32_t max_age_s, ql_error **err) {
+	ql_cors_options o = QL_CORS_OPTIONS_INIT;
+	o.origins = _GoStringPtr(origins);
+	o.origins_len = _GoStringLen(origins);
+	o.methods = _GoStringPtr(methods);
+	o.methods_len = _GoStringLen(methods);
+	o.headers = _GoStringPtr(headers);
+	o.headers_len = _GoStringLen(headers);
+	o.expose = _GoStringPtr(expose);
+	o.expose_len = _GoStringLen(expose);
+	o.credentials = credentials != 0;
+	o.max_age_s = max_age_s;
+	return ql_app_cors(app, &o, err);
+}
+
+// keys: newline-separated (a key cannot contain control characters).
+static inline ql_status qlgo_api_keys(ql_app *app, _GoString_ header, _GoString_ query, _GoString_ keys,
+                                      ql_error **err) {
+	const char *p = _GoStringPtr(keys);
+	size_t len = _GoStringLen(keys), n = len ? 1 : 0;
+	for (size_t i = 0; i < len; i++) n += p[i] == '\n';
+	ql_str *v = (ql_str *)calloc(n ? n : 1, sizeof(ql_str));
+	if (!v) return ql_app_api_keys(app, NULL, 0, NULL, 0, NULL, 0, err);
+	size_t k = 0, start = 0;
+	for (size_t i = 0; i <= len && n; i++) {
+		if (i == len || p[i] == '\n') {
+			v[k].data = p + start;
+			v[k].len = i - start;
+			k++;
+			start = i + 1;
+		}
+	}
+	ql_status st = ql_app_api_keys(app, _GoStringPtr(header), _GoStringLen(header), _GoStringPtr(query),
+	                               _GoStringLen(query), v, n, err);
+	free(v);
+	return st;
+}
+
+static inline ql_status qlgo_metrics(ql_app *app, _GoString_ pattern, ql_error **err) {
+	return ql_app_metrics(app, _GoStringPtr(pattern), _GoStringLen(pattern), err);
+}
+
 #endif

@@ -25,16 +25,35 @@ export interface ListenOptions {
   handlerTimeoutMs?: number;
 }
 
-export interface StaticOptions {
+/** Native rules of a route, checked in the core before JS runs. */
+export interface RuleOptions {
+  /** Token bucket per client IP (or per keyHeader value): over it → 429 with Retry-After. */
+  rateLimit?: { max: number; timeWindow?: number; keyHeader?: string };
+  /** One of app.apiKeys() must come with the request: missing → 401, wrong → 403. */
+  apiKey?: boolean;
+}
+
+export interface StaticOptions extends RuleOptions {
   status?: number;
   contentType?: string;
   headers?: Record<string, string | number>;
 }
 
-export interface RouteOptions {
+export interface RouteOptions extends RuleOptions {
   method: string | string[];
   url: string;
   handler: Handler;
+}
+
+export interface CorsOptions {
+  /** Exact origins, or '*' for any. */
+  origin: string | string[];
+  methods?: string | string[];
+  allowedHeaders?: string | string[];
+  exposedHeaders?: string | string[];
+  credentials?: boolean;
+  /** Preflight cache in seconds (default 600). */
+  maxAge?: number;
 }
 
 export interface Stats {
@@ -93,14 +112,32 @@ export declare class App {
   /** A route answered entirely by the core with a fixed response (never enters JS). */
   static(method: string, path: string, body: unknown, options?: StaticOptions): this;
   route(method: string, path: string, handler: Handler): this;
+  route(method: string, path: string, options: RuleOptions, handler: Handler): this;
   route(options: RouteOptions): this;
   get(path: string, handler: Handler): this;
+  get(path: string, options: RuleOptions, handler: Handler): this;
   post(path: string, handler: Handler): this;
+  post(path: string, options: RuleOptions, handler: Handler): this;
   put(path: string, handler: Handler): this;
+  put(path: string, options: RuleOptions, handler: Handler): this;
   patch(path: string, handler: Handler): this;
+  patch(path: string, options: RuleOptions, handler: Handler): this;
   delete(path: string, handler: Handler): this;
+  delete(path: string, options: RuleOptions, handler: Handler): this;
   head(path: string, handler: Handler): this;
+  head(path: string, options: RuleOptions, handler: Handler): this;
   options(path: string, handler: Handler): this;
+  options(path: string, options: RuleOptions, handler: Handler): this;
+  /** CORS answered in the core: preflights natively, allow headers for allowed origins only. */
+  cors(options: CorsOptions): this;
+  /** Keys for routes with { apiKey: true }; header defaults to X-API-Key. */
+  apiKeys(keys: string[], options?: { header?: string; query?: string }): this;
+  /** App-wide rate limit for routes without their own (timeWindow in ms, default 60000). */
+  rateLimit(options: { max: number; timeWindow?: number; keyHeader?: string }): this;
+  /** GET path answers Prometheus metrics natively (default '/metrics'). */
+  metrics(path?: string): this;
+  /** One JSON line per answered request on stderr. */
+  accessLog(enabled?: boolean): this;
   all(path: string, handler: Handler): this;
   /** Resolves with the address, e.g. "http://127.0.0.1:8080". */
   listen(options?: ListenOptions | number, callback?: (err: Error | null, address?: string) => void): Promise<string>;

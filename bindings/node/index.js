@@ -354,6 +354,11 @@ function staticResponse(body, opts) {
   return [status, type, headers, payload];
 }
 
+function u32(v, name) {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${name} must be an integer from 0 to 4294967295`);
+  return v;
+}
+
 class App {
   constructor(options) {
     this._options = Object.assign({}, options);
@@ -369,17 +374,69 @@ class App {
   static(method, path, body, opts) {
     const [status, type, headers, payload] = staticResponse(body, opts);
     native.static(this._app, String(method).toUpperCase(), corePattern(path), status, type, headers, payload);
+    if (opts) this._routeRules(method, path, opts);
     return this;
   }
 
-  /** Adds a route; the handler gets (req, reply) and may return a value or a Promise. */
-  route(method, path, handler) {
+  // Native rules of one route: { rateLimit: { max, timeWindow (ms), keyHeader }, apiKey: true }.
+  _routeRules(method, path, opts) {
+    const rl = opts.rateLimit;
+    if (!rl && !opts.apiKey) return;
+    if (rl !== undefined && (typeof rl !== 'object' || rl === null)) throw new TypeError('rateLimit must be { max, timeWindow }');
+    native.routeRules(this._app, String(method).toUpperCase(), corePattern(path), rl ? u32(rl.max, 'rateLimit.max') : 0,
+      rl ? u32(rl.timeWindow === undefined ? 60000 : rl.timeWindow, 'rateLimit.timeWindow') : 0,
+      rl && rl.keyHeader ? String(rl.keyHeader) : '', Boolean(opts.apiKey));
+  }
+
+  /** CORS in the core (@fastify/cors names): { origin: string | string[] ('*' for any),
+   * methods, allowedHeaders, exposedHeaders, credentials, maxAge (s) }. */
+  cors(opts) {
+    const list = (v, def) => (v === undefined ? def : Array.isArray(v) ? v.join(', ') : String(v));
+    native.cors(this._app, list(opts && opts.origin, ''), list(opts.methods, ''), list(opts.allowedHeaders, ''),
+      list(opts.exposedHeaders, ''), Boolean(opts.credentials), u32(opts.maxAge || 0, 'maxAge'));
+    return this;
+  }
+
+  /** Keys accepted by routes declared with { apiKey: true }: header (default
+   * X-API-Key) or the query parameter `query`; compared in constant time. */
+  apiKeys(keys, opts = {}) {
+    if (!Array.isArray(keys)) throw new TypeError('keys must be an array of strings');
+    native.apiKeys(this._app, keys.map(String), opts.header ? String(opts.header) : '', opts.query ? String(opts.query) : '');
+    return this;
+  }
+
+  /** App-wide rate limit for routes without their own: { max, timeWindow (ms), keyHeader }. */
+  rateLimit(opts) {
+    native.rateLimit(this._app, u32(opts.max, 'max'), u32(opts.timeWindow === undefined ? 60000 : opts.timeWindow, 'timeWindow'),
+      opts.keyHeader ? String(opts.keyHeader) : '');
+    return this;
+  }
+
+  /** GET path answers Prometheus metrics natively. */
+  metrics(path = '/metrics') {
+    native.metrics(this._app, corePattern(path));
+    return this;
+  }
+
+  /** One JSON line per answered request on stderr, written by the core. */
+  accessLog(enabled = true) {
+    native.accessLog(this._app, Boolean(enabled));
+    return this;
+  }
+
+  /** Adds a route; the handler gets (req, reply) and may return a value or a Promise.
+   * Optional native rules, as in Fastify: route(method, path, { rateLimit, apiKey }, handler). */
+  route(method, path, opts, handler) {
     if (typeof method === 'object' && method !== null) {
-      // Fastify style: app.route({ method, url, handler })
+      // Fastify style: app.route({ method, url, handler, rateLimit, apiKey })
       const o = method;
       const methods = Array.isArray(o.method) ? o.method : [o.method];
-      for (const m of methods) this.route(m, o.url || o.path, o.handler);
+      for (const m of methods) this.route(m, o.url || o.path, o, o.handler);
       return this;
+    }
+    if (handler === undefined && typeof opts === 'function') {
+      handler = opts;
+      opts = undefined;
     }
     if (typeof handler !== 'function') throw new TypeError('handler must be a function');
     if (this._server !== undefined) throw new Error('quicklane: routes must be added before listen()');
@@ -391,15 +448,16 @@ class App {
       routes[id] = undefined;
       throw e;
     }
+    if (opts) this._routeRules(method, path, opts);
     return this;
   }
-  get(path, handler) { return this.route('GET', path, handler); }
-  post(path, handler) { return this.route('POST', path, handler); }
-  put(path, handler) { return this.route('PUT', path, handler); }
-  patch(path, handler) { return this.route('PATCH', path, handler); }
-  delete(path, handler) { return this.route('DELETE', path, handler); }
-  head(path, handler) { return this.route('HEAD', path, handler); }
-  options(path, handler) { return this.route('OPTIONS', path, handler); }
+  get(path, opts, handler) { return this.route('GET', path, opts, handler); }
+  post(path, opts, handler) { return this.route('POST', path, opts, handler); }
+  put(path, opts, handler) { return this.route('PUT', path, opts, handler); }
+  patch(path, opts, handler) { return this.route('PATCH', path, opts, handler); }
+  delete(path, opts, handler) { return this.route('DELETE', path, opts, handler); }
+  head(path, opts, handler) { return this.route('HEAD', path, opts, handler); }
+  options(path, opts, handler) { return this.route('OPTIONS', path, opts, handler); }
   all(path, handler) {
     for (const m of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) this.route(m, path, handler);
     return this;

@@ -353,6 +353,98 @@ Napi::Value AppStatic(const Napi::CallbackInfo &info) {
     return env.Undefined();
 }
 
+// ---- native rules --------------------------------------------------------------
+
+// routeRules(app, method, pattern, max, windowMs, keyHeader, apiKey)
+Napi::Value AppRouteRules(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
+    std::string method = str_arg(info[1]), pattern = str_arg(info[2]), key = str_arg(info[5]);
+    ql_route_options o = QL_ROUTE_OPTIONS_INIT;
+    o.rate_limit = info[3].As<Napi::Number>().Uint32Value();
+    o.rate_window_ms = info[4].As<Napi::Number>().Uint32Value();
+    o.rate_key_header = key.data();
+    o.rate_key_header_len = key.size();
+    o.require_api_key = info[6].ToBoolean().Value() ? 1 : 0;
+    ql_error *err = nullptr;
+    ql_status st = ql_app_route_options(box->app, method.data(), method.size(), pattern.data(), pattern.size(), &o, &err);
+    if (st != QL_OK) throw_ql(env, st, err);
+    return env.Undefined();
+}
+
+// rateLimit(app, max, windowMs, keyHeader)
+Napi::Value AppRateLimit(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
+    std::string key = str_arg(info[3]);
+    ql_error *err = nullptr;
+    ql_status st = ql_app_rate_limit(box->app, info[1].As<Napi::Number>().Uint32Value(),
+                                     info[2].As<Napi::Number>().Uint32Value(), key.data(), key.size(), &err);
+    if (st != QL_OK) throw_ql(env, st, err);
+    return env.Undefined();
+}
+
+// cors(app, origins, methods, headers, expose, credentials, maxAge)
+Napi::Value AppCors(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
+    std::string origins = str_arg(info[1]), methods = str_arg(info[2]), headers = str_arg(info[3]),
+                expose = str_arg(info[4]);
+    ql_cors_options o = QL_CORS_OPTIONS_INIT;
+    o.origins = origins.data();
+    o.origins_len = origins.size();
+    o.methods = methods.data();
+    o.methods_len = methods.size();
+    o.headers = headers.data();
+    o.headers_len = headers.size();
+    o.expose = expose.data();
+    o.expose_len = expose.size();
+    o.credentials = info[5].ToBoolean().Value() ? 1 : 0;
+    o.max_age_s = info[6].As<Napi::Number>().Uint32Value();
+    ql_error *err = nullptr;
+    ql_status st = ql_app_cors(box->app, &o, &err);
+    if (st != QL_OK) throw_ql(env, st, err);
+    return env.Undefined();
+}
+
+// apiKeys(app, [keys], header, query)
+Napi::Value AppApiKeys(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
+    Napi::Array arr = info[1].As<Napi::Array>();
+    std::vector<std::string> keys;
+    for (uint32_t i = 0; i < arr.Length(); ++i) keys.push_back(str_arg(arr.Get(i)));
+    std::vector<ql_str> v;
+    for (const auto &k : keys) v.push_back({k.data(), k.size()});
+    std::string header = str_arg(info[2]), query = str_arg(info[3]);
+    ql_error *err = nullptr;
+    ql_status st = ql_app_api_keys(box->app, header.data(), header.size(), query.data(), query.size(), v.data(),
+                                   v.size(), &err);
+    if (st != QL_OK) throw_ql(env, st, err);
+    return env.Undefined();
+}
+
+// metrics(app, pattern)
+Napi::Value AppMetrics(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
+    std::string pattern = str_arg(info[1]);
+    ql_error *err = nullptr;
+    ql_status st = ql_app_metrics(box->app, pattern.data(), pattern.size(), &err);
+    if (st != QL_OK) throw_ql(env, st, err);
+    return env.Undefined();
+}
+
+// accessLog(app, enabled)
+Napi::Value AppAccessLog(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
+    ql_error *err = nullptr;
+    ql_status st = ql_app_access_log(box->app, info[1].ToBoolean().Value() ? 1 : 0, &err);
+    if (st != QL_OK) throw_ql(env, st, err);
+    return env.Undefined();
+}
+
 // ---- servers -----------------------------------------------------------------
 
 // listen(app, host, port, {maxBodyBytes, ..., reusePort}) -> External<ServerBox>
@@ -727,6 +819,12 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
     fn("appNew", AppNew);
     fn("route", AppRoute);
     fn("static", AppStatic);
+    fn("routeRules", AppRouteRules);
+    fn("rateLimit", AppRateLimit);
+    fn("cors", AppCors);
+    fn("apiKeys", AppApiKeys);
+    fn("metrics", AppMetrics);
+    fn("accessLog", AppAccessLog);
     fn("listen", Listen);
     fn("port", Port);
     fn("close", Close);

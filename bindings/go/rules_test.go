@@ -1,0 +1,68 @@
+package quicklane_test
+
+import (
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	quicklane "github.com/quicklane/quicklane/bindings/go"
+)
+
+func TestNativeRules(t *testing.T) {
+	app := quicklane.New(quiet, quicklane.WithWorkers(1))
+	var calls atomic.Int32
+	app.GET("/limited", func(c *quicklane.Context) error { calls.Add(1); return c.String(200, "ok") },
+		quicklane.RateLimit(5, time.Minute))
+	app.GET("/private", func(c *quicklane.Context) error { calls.Add(1); return c.String(200, "private") },
+		quicklane.RequireAPIKey())
+	app.Static("GET", "/ping", "application/json", []byte(`{"message":"pong"}`))
+	app.APIKeys([]string{"secret-key"}, "", "")
+	app.CORS(quicklane.CORS{Origins: []string{"https://app.example"}, Methods: []string{"GET", "POST"}})
+	app.Metrics("/metrics")
+	base := start(t, app)
+	for i := 0; i < 5; i++ {
+		expect(t, do(t, "GET", base+"/limited", ""), 200, "ok")
+	}
+	r := do(t, "GET", base+"/limited", "")
+	expect(t, r, 429, `{"detail":"Too Many Requests"}`)
+	if r.header.Get("Retry-After") != "12" {
+		t.Fatalf("Retry-After = %q", r.header.Get("Retry-After"))
+	}
+	expect(t, do(t, "GET", base+"/private", ""), 401, `{"detail":"Not authenticated"}`)
+	expect(t, do(t, "GET", base+"/private", "", "X-API-Key", "nope"), 403, `{"detail":"Invalid API key"}`)
+	expect(t, do(t, "GET", base+"/private", "", "X-API-Key", "secret-key"), 200, "private")
+	pre := do(t, "OPTIONS", base+"/private", "", "Origin", "https://app.example", "Access-Control-Request-Method", "GET")
+	if pre.status != 204 || pre.header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Fatalf("preflight: %d %v", pre.status, pre.header)
+	}
+	if h := do(t, "GET", base+"/ping", "", "Origin", "https://evil.example").header; h.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("a foreign origin got allow headers: %v", h)
+	}
+	m := do(t, "GET", base+"/metrics", "").body
+	if !strings.Contains(m, `quicklane_requests_total{method="GET",route="/limited",status="429"} 1`) ||
+		!strings.Contains(m, "quicklane_requests_host_total 6") {
+		t.Fatalf("metrics:\n%s", m)
+	}
+	if calls.Load() != 6 {
+		t.Fatalf("handler calls = %d, want 6", calls.Load())
+	}
+}
+
+func TestNativeRulesRefused(t *testing.T) {
+	app := quicklane.New(quiet)
+	app.GET("/private", func(c *quicklane.Context) error { return nil }, quicklane.RequireAPIKey())
+	if err := app.Start("127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "requires an API key") {
+		t.Fatalf("err = %v", err)
+	}
+	app2 := quicklane.New(quiet)
+	app2.CORS(quicklane.CORS{Origins: []string{"*"}, Credentials: true})
+	if err := app2.Start("127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "credentials") {
+		t.Fatalf("err = %v", err)
+	}
+	app3 := quicklane.New(quiet)
+	app3.GET("/x", func(c *quicklane.Context) error { return nil }, quicklane.RateLimit(0, time.Second))
+	if err := app3.Start("127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "RateLimit") {
+		t.Fatalf("err = %v", err)
+	}
+}
