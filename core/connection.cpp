@@ -448,6 +448,10 @@ void Connection::dispatch(Request *r) {
         r->ready = true;
         return;
     }
+    if (const RouteRules *rr = m.route->rules.get(); rr && rr->cache_ttl_ms && srv.cache &&
+                                                      (r->head_only || std::strcmp(r->method_name, "GET") == 0)) {
+        if (cache_lookup(r, *rr)) return;  // a hit, or waiting for the leader's answer
+    }
     static thread_local std::string tmp;
     for (size_t i = 0; i < m.param_count; ++i) {
         std::string_view raw = m.params[i].raw;
@@ -514,6 +518,50 @@ bool Connection::cors(Request *r, const CorsRules &c) {
         return true;
     }
     if (allowed) c.actual_headers(origin, r->rule_headers);
+    return false;
+}
+
+// Response cache: true when answered from it or waiting on the leader.
+bool Connection::cache_lookup(Request *r, const RouteRules &rr) {
+    std::string &key = r->cache_key;
+    key.assign("GET ");
+    key.append(r->view(r->target));
+    for (const std::string &h : rr.cache_vary) {
+        key.push_back('\n');
+        key.append(h).push_back(':');
+        key.append(find_header(*r, h));
+    }
+    Server &srv = w.server;
+    ResponseCache::Lookup l =
+        srv.cache->lookup(key, ResponseCache::now_ms(), srv.limits().handler_timeout_ms, r->id());
+    switch (l.outcome) {
+    case ResponseCache::Outcome::Hit: {
+        const CachedAnswer &a = *l.answer;
+        r->cached = std::move(l.answer);
+        r->pending_headers.assign(a.headers);
+        r->pending_headers.append("Age: ")
+            .append(std::to_string((ResponseCache::now_ms() - a.stored_ms) / 1000))
+            .append("\r\n");
+        r->body_ref = a.body;
+        if (!status_has_body(a.status)) r->head_only = true;
+        HeadParams hp{a.status, a.content_type, r->pending_headers, a.body.size(), r->keep_alive,
+                      r->http_minor == 0, w.date};
+        hp.rule_headers = r->rule_headers;
+        format_head(r->out_head, hp);
+        r->resp_status = a.status;
+        r->ready = true;
+        return true;
+    }
+    case ResponseCache::Outcome::Wait:
+        r->cache_wait = true;
+        r->dispatched = true;
+        r->dispatched_ms = w.now_ms();
+        srv.requests_in_flight.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    case ResponseCache::Outcome::Lead:
+        r->cache_lead = true;
+        return false;
+    }
     return false;
 }
 
@@ -734,12 +782,21 @@ void Connection::detach(Request *r) {
     if (r->ready || !r->dispatched) {
         w.release(r);
     } else if (!(old & RS_ANSWERED)) {
-        notify_abort(r);
+        abandon(r);
     }
     // else: an answer is queued for the loop; on_answer frees it.
 }
 
-// The host still owns the request: tell it once; its ql_respond frees it.
+// A dispatched request lost its client (or timed out): the host is told once
+// and its ql_respond frees it; a cache waiter, which no host holds, is freed
+// now (the cache's later answer finds a new generation and does nothing).
+void Connection::abandon(Request *r) {
+    if (r->cache_wait)
+        w.release(r);
+    else
+        notify_abort(r);
+}
+
 void Connection::notify_abort(Request *r) {
     const ql_handler &h = r->route->handler->h;
     if (h.on_abort) h.on_abort(h.user_data, r->id(), r->tag);
@@ -779,7 +836,7 @@ void Connection::expire_handlers(uint64_t now) {
         std::fprintf(stderr, "quicklane: %s %.*s: no answer after %llu ms; sent 503\n", r->method_name,
                      static_cast<int>(r->path.len), r->arena.data() + r->path.off,
                      static_cast<unsigned long long>(limit));
-        notify_abort(r);
+        abandon(r);
         r = e;
     }
 }

@@ -64,6 +64,8 @@ private:
     bool admit(Request *r, const Route &route, const AppRules &app);
     void observe(Request *r);
     void notify_abort(Request *r);
+    void abandon(Request *r);
+    bool cache_lookup(Request *r, const RouteRules &rr);
     void expire_handlers(uint64_t now);
     bool head_limit(Request *r, size_t more);
 

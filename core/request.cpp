@@ -24,6 +24,10 @@ void Request::reset_for_reuse() {
     resp_status = 0;
     host_answered = false;
     t0_ns = 0;
+    cache_key.clear();
+    cache_lead = false;
+    cache_wait = false;
+    cached.reset();
     // Large one-off buffers are given back; typical ones keep their capacity.
     if (arena.capacity() > 64 * 1024) std::string().swap(arena);
     else arena.clear();

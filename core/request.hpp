@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <cstdint>
 #include <string>
@@ -16,6 +17,7 @@
 
 #include "quicklane.h"
 #include "router.hpp"
+#include "rules.hpp"
 
 namespace ql {
 
@@ -69,6 +71,12 @@ struct Request {
     int resp_status = 0;
     bool host_answered = false;
     uint64_t t0_ns = 0;
+    // Response cache: the key; leader (the host answers for every waiter) or
+    // waiter (answered with the leader's answer); a hit's stored answer.
+    std::string cache_key;
+    bool cache_lead = false;
+    bool cache_wait = false;
+    std::shared_ptr<const CachedAnswer> cached;
 
     // request bytes
     std::string arena;

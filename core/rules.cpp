@@ -1,6 +1,7 @@
 #include "rules.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <functional>
 
@@ -125,6 +126,90 @@ RateLimiter::Verdict RateLimiter::take(uint32_t scope, std::string_view key, con
     v.reset_s = static_cast<uint32_t>(std::ceil((cap - b.tokens) / per_ms / 1000.0));
     v.retry_after_s = v.allowed ? 0 : std::max(1u, static_cast<uint32_t>(std::ceil((1.0 - b.tokens) / per_ms / 1000.0)));
     return v;
+}
+
+// ---- response cache --------------------------------------------------------
+
+uint64_t ResponseCache::now_ms() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+}
+
+ResponseCache::Lookup ResponseCache::lookup(const std::string &key, uint64_t now, uint64_t pending_limit,
+                                            uint64_t waiter) {
+    std::lock_guard lk(mu_);
+    auto it = map_.find(key);
+    if (it != map_.end()) {
+        Entry &e = it->second;
+        if (e.answer) {
+            if (now < e.answer->expires_ms) {
+                lru_.splice(lru_.begin(), lru_, e.lru);
+                return {Outcome::Hit, e.answer};
+            }
+            // Expired: this request leads the refresh.
+            lru_.erase(e.lru);
+            bytes_ -= e.size;
+            e.answer.reset();
+            e.size = 0;
+            e.pending_since = now;
+            return {Outcome::Lead, nullptr};
+        }
+        if (now - e.pending_since < pending_limit) {
+            e.waiters.push_back(waiter);
+            return {Outcome::Wait, nullptr};
+        }
+        // The leader never answered (its handler timed out): lead anew. The
+        // old waiters keep their own handler timeout.
+        e.pending_since = now;
+        return {Outcome::Lead, nullptr};
+    }
+    Entry &e = map_[key];
+    e.pending_since = now;
+    return {Outcome::Lead, nullptr};
+}
+
+std::vector<uint64_t> ResponseCache::fill(const std::string &key, std::shared_ptr<CachedAnswer> answer,
+                                          bool cacheable) {
+    std::lock_guard lk(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end()) return {};
+    Entry &e = it->second;
+    std::vector<uint64_t> waiters;
+    waiters.swap(e.waiters);
+    if (e.answer) return waiters;  // a newer leader already stored one
+    uint64_t size = key.size() + answer->body.size() + answer->headers.size() + answer->content_type.size() + 128;
+    if (!cacheable || size > max_bytes_) {
+        map_.erase(it);
+        return waiters;
+    }
+    e.answer = std::move(answer);
+    e.size = size;
+    lru_.push_front(key);
+    e.lru = lru_.begin();
+    bytes_ += size;
+    evict_locked();
+    return waiters;
+}
+
+void ResponseCache::evict_locked() {
+    while (bytes_ > max_bytes_ && !lru_.empty()) {
+        auto it = map_.find(lru_.back());
+        lru_.pop_back();
+        if (it == map_.end()) continue;
+        bytes_ -= it->second.size;
+        if (it->second.waiters.empty()) {
+            map_.erase(it);
+        } else {  // keep the waiters' pending entry
+            it->second.answer.reset();
+            it->second.size = 0;
+        }
+    }
+}
+
+uint64_t ResponseCache::bytes() const {
+    std::lock_guard lk(mu_);
+    return bytes_;
 }
 
 // ---- metrics -------------------------------------------------------------

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <list>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -54,6 +55,8 @@ struct RateRule {
 struct RouteRules {
     RateRule rate;             // requests == 0: the app's default applies
     bool require_api_key = false;
+    uint32_t cache_ttl_ms = 0;         // 0 = not cached
+    std::vector<std::string> cache_vary;  // lower-case header names in the key
 };
 
 struct AppRules {
@@ -61,6 +64,52 @@ struct AppRules {
     std::shared_ptr<const ApiKeys> api_keys;
     RateRule rate;             // default for every route without its own
     bool access_log = false;
+    uint64_t cache_max_bytes = 64ull << 20;
+};
+
+// A stored answer, shared by every hit that is still writing it.
+struct CachedAnswer {
+    int status = 200;
+    std::string content_type;
+    std::string headers;  // "Name: value\r\n" lines, Cache-Control included
+    std::string body;
+    uint64_t stored_ms = 0;
+    uint64_t expires_ms = 0;
+};
+
+// The response cache of one server: key → answer, LRU-bounded by bytes.
+// The first miss of a key becomes its leader (the host runs once); misses
+// while the leader runs wait on the entry and get the leader's answer.
+class ResponseCache {
+public:
+    explicit ResponseCache(uint64_t max_bytes) : max_bytes_(max_bytes) {}
+    enum class Outcome { Hit, Wait, Lead };
+    struct Lookup {
+        Outcome outcome;
+        std::shared_ptr<const CachedAnswer> answer;  // Hit
+    };
+    // waiter: the request id to answer when the leader's answer comes.
+    Lookup lookup(const std::string &key, uint64_t now_ms, uint64_t pending_limit_ms, uint64_t waiter);
+    // The leader's answer: stored when cacheable (ttl_ms), and the ids
+    // waiting on it returned (to be answered with it) either way.
+    std::vector<uint64_t> fill(const std::string &key, std::shared_ptr<CachedAnswer> answer, bool cacheable);
+    uint64_t bytes() const;
+    static uint64_t now_ms();
+
+private:
+    struct Entry {
+        std::shared_ptr<const CachedAnswer> answer;  // null while pending
+        uint64_t pending_since = 0;
+        std::vector<uint64_t> waiters;
+        std::list<std::string>::iterator lru;
+        uint64_t size = 0;
+    };
+    void evict_locked();
+    mutable std::mutex mu_;
+    std::unordered_map<std::string, Entry> map_;
+    std::list<std::string> lru_;  // front = most recent (stored entries only)
+    uint64_t bytes_ = 0;
+    uint64_t max_bytes_;
 };
 
 // Token buckets keyed by client (IP or header value), sharded by hash so

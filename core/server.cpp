@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "connection.hpp"
+#include "response_writer.hpp"
 #include "request.hpp"
 #include "worker.hpp"
 
@@ -76,8 +77,11 @@ bool limits_from_options(const ql_server_options *o, Limits &l, std::string *err
 
 Server::Server(std::shared_ptr<const Router> router, Limits limits)
     : router_(std::move(router)), limits_(std::move(limits)) {
-    for (const auto &r : router_->routes())
+    for (const auto &r : router_->routes()) {
         if (r->metrics) metrics = std::make_unique<Metrics>(router_->size());
+        if (r->rules && r->rules->cache_ttl_ms && !cache)
+            cache = std::make_unique<ResponseCache>(router_->app_rules->cache_max_bytes);
+    }
     observe = metrics || router_->app_rules->access_log;
 }
 
@@ -470,6 +474,9 @@ ql_status Server::answer(ql_req_id id, const ql_response *resp, bool stream, std
     if (!render_response_fields(resp, type, headers, err)) return QL_E_INVALID;
     bool gone = false;
     if (ql_status st = claim(r, id, &gone, err); st != QL_OK) return st;
+    // A cache leader's answer serves its waiters too, even when its own
+    // client has gone (or its handler timed out).
+    if (r->cache_lead) fill_cache(r, resp, stream, type, headers);
     if (!gone) {
         // This thread owns these fields until the loop takes the request;
         // a stream's are also read by ql_respond_write callers, under the lock.
@@ -531,6 +538,54 @@ ql_status Server::respond_write(ql_req_id id, const char *data, size_t len, bool
         return QL_E_GONE;
     }
     return QL_OK;
+}
+
+void Server::fill_cache(Request *r, const ql_response *resp, bool stream, std::string &type,
+                        std::string &headers) {
+    const RouteRules &rr = *r->route->rules;
+    bool has_cc = false;
+    for (size_t p = 0; p < headers.size();) {
+        size_t e = headers.find("\r\n", p);
+        if (e == std::string::npos) break;
+        if (headers.size() - p >= 14 && iequals(std::string_view(headers).substr(p, 14), "cache-control:")) has_cc = true;
+        p = e + 2;
+    }
+    if (!has_cc) headers.append("Cache-Control: max-age=").append(std::to_string(rr.cache_ttl_ms / 1000)).append("\r\n");
+    auto a = std::make_shared<CachedAnswer>();
+    bool cacheable = !stream && resp->status >= 200 && resp->status < 300;
+    if (stream) {
+        // Waiters cannot share a stream: they are told to retry.
+        a->status = 503;
+        a->content_type = "application/json";
+        a->headers = "Retry-After: 0\r\n";
+        a->body = error_body("the cached route answered with a stream; retry");
+    } else {
+        a->status = resp->status;
+        a->content_type = type;
+        a->headers = headers;
+        a->body.assign(resp->body ? resp->body : "", resp->body_len);
+    }
+    a->stored_ms = ResponseCache::now_ms();
+    a->expires_ms = a->stored_ms + rr.cache_ttl_ms;
+    std::shared_ptr<const CachedAnswer> shared = a;
+    for (uint64_t waiter : cache->fill(r->cache_key, std::move(a), cacheable)) answer_cached(waiter, shared);
+}
+
+// Answers a request that waited on a cache entry with the leader's answer.
+void Server::answer_cached(uint64_t id, const std::shared_ptr<const CachedAnswer> &a) {
+    Worker *w = nullptr;
+    std::string err;
+    Request *r = find(id, &w, &err);
+    if (!r) return;
+    bool gone = false;
+    if (claim(r, id, &gone, &err) != QL_OK) return;  // recycled: its client left
+    if (!gone) {
+        r->pending_status = a->status;
+        r->pending_type = a->content_type;
+        r->pending_headers = a->headers;
+        r->out_body = a->body;
+    }
+    w->hand(r, r->generation());
 }
 
 bool Server::on_loop_thread() const {

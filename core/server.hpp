@@ -75,6 +75,7 @@ public:
     // Native rules' per-server state.
     RateLimiter rate_limiter;
     std::unique_ptr<Metrics> metrics;  // set when the app has a metrics route
+    std::unique_ptr<ResponseCache> cache;  // set when a route is cached
     bool observe = false;              // metrics or access log: time each request
     void render_metrics(std::string &out) const;
     void log_access(const Request &r, uint64_t micros) const;
@@ -83,6 +84,8 @@ private:
     Request *find(ql_req_id id, Worker **w, std::string *err);
     ql_status claim(Request *r, ql_req_id id, bool *gone, std::string *err);
     ql_status answer(ql_req_id id, const ql_response *resp, bool stream, std::string *err);
+    void fill_cache(Request *r, const ql_response *resp, bool stream, std::string &type, std::string &headers);
+    void answer_cached(uint64_t id, const std::shared_ptr<const CachedAnswer> &a);
     std::shared_ptr<const Router> router_;
     Limits limits_;
     std::vector<std::unique_ptr<Worker>> workers_;

@@ -398,7 +398,7 @@ void Worker::on_answer(Request *r) {
     hp.rule_headers = r->rule_headers;
     format_head(r->out_head, hp);
     r->resp_status = hp.status;
-    r->host_answered = true;
+    r->host_answered = !r->cache_wait;
     r->ready = true;
     if (!c->in_read) {
         c->flush();

@@ -268,3 +268,84 @@ TEST_CASE("access log: one JSON line per answered request on stderr") {
     CHECK(out.find(R"("native":false})") != std::string::npos);
     CHECK(out.find(R"("native":true})") != std::string::npos);
 }
+
+TEST_CASE("cache: the host runs once per key per TTL; hits carry Age and Cache-Control") {
+    std::atomic<int> calls{0};
+    ql::App app;
+    app.get("/cached/{key}", [&](ql::Request& req) {
+        int n = ++calls;
+        return ql::Response::json(std::string(R"({"key":")") + std::string(req.param("key").value_or("")) +
+                                  R"(","calls":)" + std::to_string(n) + "}");
+    });
+    app.get("/err", [&](ql::Request&) {
+        ++calls;
+        return ql::Response::text("no", 500);
+    });
+    app.route_rules("GET", "/cached/{key}", {.cache_ttl_ms = 300});
+    app.route_rules("GET", "/err", {.cache_ttl_ms = 60000, .cache_vary = "Accept-Language"});
+    ql::Server s = serve(app);
+    auto a = get(s.port(), "/cached/a");
+    REQUIRE(a);
+    CHECK(a->body == R"({"key":"a","calls":1})");
+    CHECK(a->header("Cache-Control") == "max-age=0");  // 300 ms rounds down to 0 s
+    auto hit = get(s.port(), "/cached/a");
+    CHECK(hit->body == R"({"key":"a","calls":1})");
+    CHECK(hit->header("Age") == "0");
+    CHECK(hit->header("Content-Type") == "application/json");
+    auto head = get(s.port(), "/cached/a", {}, "HEAD");
+    CHECK(head->status == 200);
+    CHECK(get(s.port(), "/cached/b")->body == R"({"key":"b","calls":2})");
+    CHECK(get(s.port(), "/cached/a?x=1")->body == R"({"key":"a","calls":3})");  // the query is in the key
+    CHECK(calls == 3);
+    // Expiry: the next request after the TTL runs the host again (waited for, not timed).
+    CHECK(qlt::wait_until([&] { return get(s.port(), "/cached/a")->body != R"({"key":"a","calls":1})"; }, 3000));
+    // Non-2xx answers are not stored.
+    int before = calls;
+    CHECK(get(s.port(), "/err")->status == 500);
+    CHECK(get(s.port(), "/err")->status == 500);
+    CHECK(calls == before + 2);
+    expect_refused([&] { app.route_rules("GET", "/err", {.cache_ttl_ms = 90000000}); }, "cache_ttl_ms");
+    expect_refused([&] { app.route_rules("GET", "/err", {.cache_ttl_ms = 1, .cache_vary = "a b"}); }, "cache_vary");
+    expect_refused([&] { app.cache_size(10); }, "out of range");
+}
+
+TEST_CASE("cache: concurrent misses of one key run the host once and all get its answer") {
+    std::atomic<int> calls{0};
+    std::mutex mu;
+    std::vector<ql::Responder> held;
+    ql::App app;
+    app.route_async("GET", "/slow", [&](ql::Request&, ql::Responder res) {
+        ++calls;
+        std::lock_guard lk(mu);
+        held.push_back(res);
+    });
+    app.route_rules("GET", "/slow", {.cache_ttl_ms = 60000});
+    ql::Server s = serve(app);
+    constexpr int kClients = 20;
+    std::vector<qlt::Client> clients;
+    for (int i = 0; i < kClients; ++i) {
+        clients.emplace_back(s.port());
+        REQUIRE(clients.back().send(qlt::request("GET", "/slow")));
+    }
+    // A client that leaves while waiting must not disturb the others.
+    qlt::Client leaver(s.port());
+    REQUIRE(leaver.send(qlt::request("GET", "/slow")));
+    REQUIRE(qlt::wait_until([&] { return s.stats().requests_in_flight == kClients + 1; }));
+    leaver.reset();
+    REQUIRE(qlt::wait_until([&] { return s.stats().requests_in_flight == kClients; }));
+    CHECK(calls == 1);
+    {
+        std::lock_guard lk(mu);
+        REQUIRE(held.size() == 1);
+        CHECK(held[0].send(ql::Response::text("once")) == QL_OK);
+    }
+    for (auto& c : clients) {
+        auto r = c.read_response(5000);
+        REQUIRE(r);
+        CHECK(r->status == 200);
+        CHECK(r->body == "once");
+    }
+    CHECK(get(s.port(), "/slow")->body == "once");
+    CHECK(calls == 1);
+    CHECK(qlt::wait_until([&] { return s.stats().requests_in_flight == 0; }));
+}

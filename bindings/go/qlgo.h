@@ -128,13 +128,17 @@ static inline uintptr_t qlgo_event_route(const ql_event *e) { return (uintptr_t)
 // ---- native rules ----
 
 static inline ql_status qlgo_route_rules(ql_app *app, _GoString_ method, _GoString_ pattern, uint32_t max,
-                                         uint32_t window_ms, _GoString_ key, int api_key, ql_error **err) {
+                                         uint32_t window_ms, _GoString_ key, int api_key, uint32_t cache_ttl_ms,
+                                         _GoString_ vary, ql_error **err) {
 	ql_route_options o = QL_ROUTE_OPTIONS_INIT;
 	o.rate_limit = max;
 	o.rate_window_ms = window_ms;
 	o.rate_key_header = _GoStringPtr(key);
 	o.rate_key_header_len = _GoStringLen(key);
 	o.require_api_key = api_key != 0;
+	o.cache_ttl_ms = cache_ttl_ms;
+	o.cache_vary = _GoStringPtr(vary);
+	o.cache_vary_len = _GoStringLen(vary);
 	return ql_app_route_options(app, _GoStringPtr(method), _GoStringLen(method), _GoStringPtr(pattern),
 	                            _GoStringLen(pattern), &o, err);
 }

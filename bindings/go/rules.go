@@ -21,6 +21,8 @@ type routeRules struct {
 	per       time.Duration
 	keyHeader string
 	apiKey    bool
+	cacheTTL  time.Duration
+	vary      []string
 	err       error
 }
 
@@ -44,6 +46,19 @@ func RateLimitBy(header string, max int, per time.Duration) Rule {
 // without one gets 401, one with a wrong key 403.
 func RequireAPIKey() Rule { return func(r *routeRules) { r.apiKey = true } }
 
+// Cache keeps the route's GET answers in the core for ttl, keyed by path and
+// query (and the values of the vary headers): the handler runs once per key
+// per ttl, and concurrent misses of one key wait for that one run. Only 2xx
+// answers are stored; hits carry Age and Cache-Control.
+func Cache(ttl time.Duration, vary ...string) Rule {
+	return func(r *routeRules) {
+		r.cacheTTL, r.vary = ttl, vary
+		if ttl < time.Millisecond || ttl > 24*time.Hour {
+			r.err = fmt.Errorf("quicklane: Cache(%v): ttl must be 1ms..24h", ttl)
+		}
+	}
+}
+
 func makeRules(rules []Rule) routeRules {
 	var r routeRules
 	for _, f := range rules {
@@ -56,12 +71,12 @@ func (r *routeRules) apply(app *C.ql_app, method, pattern string) error {
 	if r.err != nil {
 		return r.err
 	}
-	if r.max == 0 && !r.apiKey {
+	if r.max == 0 && !r.apiKey && r.cacheTTL == 0 {
 		return nil
 	}
 	var cerr *C.ql_error
 	st := C.qlgo_route_rules(app, method, pattern, C.uint32_t(r.max), C.uint32_t(r.per.Milliseconds()),
-		r.keyHeader, boolInt(r.apiKey), &cerr)
+		r.keyHeader, boolInt(r.apiKey), C.uint32_t(r.cacheTTL.Milliseconds()), strings.Join(r.vary, ", "), &cerr)
 	return statusError(st, cerr)
 }
 

@@ -49,6 +49,22 @@ func TestNativeRules(t *testing.T) {
 	}
 }
 
+func TestCache(t *testing.T) {
+	app := quicklane.New(quiet, quicklane.WithWorkers(1))
+	var calls atomic.Int32
+	app.GET("/cached/{key}", func(c *quicklane.Context) error {
+		return c.JSON(200, map[string]any{"key": c.Param("key"), "calls": calls.Add(1)})
+	}, quicklane.Cache(time.Minute))
+	base := start(t, app)
+	expect(t, do(t, "GET", base+"/cached/a", ""), 200, `{"calls":1,"key":"a"}`)
+	hit := do(t, "GET", base+"/cached/a", "")
+	expect(t, hit, 200, `{"calls":1,"key":"a"}`)
+	if hit.header.Get("Age") != "0" || hit.header.Get("Cache-Control") != "max-age=60" {
+		t.Fatalf("hit headers: %v", hit.header)
+	}
+	expect(t, do(t, "GET", base+"/cached/b", ""), 200, `{"calls":2,"key":"b"}`)
+}
+
 func TestNativeRulesRefused(t *testing.T) {
 	app := quicklane.New(quiet)
 	app.GET("/private", func(c *quicklane.Context) error { return nil }, quicklane.RequireAPIKey())

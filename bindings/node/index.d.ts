@@ -31,6 +31,8 @@ export interface RuleOptions {
   rateLimit?: { max: number; timeWindow?: number; keyHeader?: string };
   /** One of app.apiKeys() must come with the request: missing → 401, wrong → 403. */
   apiKey?: boolean;
+  /** GET answers cached natively for ttl ms per path+query (+ vary headers); the handler runs once per key per TTL. */
+  cache?: { ttl: number; vary?: string | string[] };
 }
 
 export interface StaticOptions extends RuleOptions {

@@ -378,14 +378,18 @@ class App {
     return this;
   }
 
-  // Native rules of one route: { rateLimit: { max, timeWindow (ms), keyHeader }, apiKey: true }.
+  // Native rules of one route: { rateLimit: { max, timeWindow (ms), keyHeader }, apiKey: true,
+  // cache: { ttl (ms), vary: [headers] } }.
   _routeRules(method, path, opts) {
     const rl = opts.rateLimit;
-    if (!rl && !opts.apiKey) return;
+    const cache = opts.cache;
+    if (!rl && !opts.apiKey && !cache) return;
+    if (cache !== undefined && (typeof cache !== 'object' || cache === null)) throw new TypeError('cache must be { ttl, vary }');
     if (rl !== undefined && (typeof rl !== 'object' || rl === null)) throw new TypeError('rateLimit must be { max, timeWindow }');
     native.routeRules(this._app, String(method).toUpperCase(), corePattern(path), rl ? u32(rl.max, 'rateLimit.max') : 0,
       rl ? u32(rl.timeWindow === undefined ? 60000 : rl.timeWindow, 'rateLimit.timeWindow') : 0,
-      rl && rl.keyHeader ? String(rl.keyHeader) : '', Boolean(opts.apiKey));
+      rl && rl.keyHeader ? String(rl.keyHeader) : '', Boolean(opts.apiKey), cache ? u32(cache.ttl, 'cache.ttl') : 0,
+      cache && cache.vary ? [].concat(cache.vary).join(', ') : '');
   }
 
   /** CORS in the core (@fastify/cors names): { origin: string | string[] ('*' for any),

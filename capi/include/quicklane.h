@@ -437,10 +437,18 @@ typedef struct ql_route_options {
     size_t rate_key_header_len;   /* instead of per client IP (the IP when absent)     */
     uint32_t require_api_key;     /* 1 = one of the app's keys (ql_app_api_keys) must
                                      come with the request: missing → 401, wrong → 403 */
+    uint32_t cache_ttl_ms;        /* > 0: GET/HEAD answers are cached this long, keyed by
+                                     the request target (+ cache_vary headers). The host
+                                     runs once per key per TTL; concurrent misses of one
+                                     key wait for that one answer. Only 2xx answers are
+                                     stored; hits carry Age, and Cache-Control: max-age
+                                     unless the host set its own. 1 .. 86400000          */
+    const char *cache_vary;       /* comma-separated request headers that are part of the */
+    size_t cache_vary_len;        /* key (e.g. "Accept-Language"); default none           */
 } ql_route_options;
 
 #define QL_ROUTE_OPTIONS_VERSION 1
-#define QL_ROUTE_OPTIONS_INIT {QL_ROUTE_OPTIONS_VERSION, 0, 0, NULL, 0, 0}
+#define QL_ROUTE_OPTIONS_INIT {QL_ROUTE_OPTIONS_VERSION, 0, 0, NULL, 0, 0, 0, NULL, 0}
 QL_API void ql_route_options_init(ql_route_options *options, uint32_t version);
 
 /* Replaces the rules of one route. QL_E_INVALID when no such route exists or
@@ -455,6 +463,10 @@ QL_API ql_status ql_app_route_options(ql_app *app, const char *method, size_t me
 QL_API ql_status ql_app_rate_limit(ql_app *app, uint32_t requests, uint32_t window_ms,
                                    const char *key_header, size_t key_header_len,
                                    ql_error **out_error);
+
+/* The response cache's bound (LRU by bytes: bodies, headers, keys) for
+ * servers created from this app; default 64 MiB; 4 KiB .. 64 GiB. */
+QL_API ql_status ql_app_cache_size(ql_app *app, uint64_t max_bytes, ql_error **out_error);
 
 /* CORS for the whole app. A preflight (OPTIONS with Origin and
  * Access-Control-Request-Method) is answered natively: 204 with the allow

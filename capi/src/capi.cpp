@@ -532,6 +532,22 @@ ql_status ql_app_route_options(ql_app *app, const char *method, size_t method_le
         rules->rate.window_ms = o->rate_window_ms ? o->rate_window_ms : 60000;
         rules->rate.key_header = lower(key);
         rules->require_api_key = o->require_api_key != 0;
+        if (o->cache_ttl_ms > 86400000)
+            return fail(err, QL_E_INVALID,
+                        "cache_ttl_ms = " + std::to_string(o->cache_ttl_ms) + " is out of range [0, 86400000]");
+        if (o->cache_ttl_ms && route->answer)
+            return fail(err, QL_E_INVALID, "a static route is already answered natively: it needs no cache");
+        if (o->cache_ttl_ms && route->method != "GET")
+            return fail(err, QL_E_INVALID, "only GET routes can be cached (HEAD is answered from GET)");
+        rules->cache_ttl_ms = o->cache_ttl_ms;
+        std::string_view vary = view_of(o->cache_vary, o->cache_vary_len);
+        if (!vary.empty()) {
+            if (!split_list(vary, "cache_vary", rules->cache_vary, msg)) return fail(err, QL_E_INVALID, msg);
+            for (auto &h : rules->cache_vary) {
+                if (!ql::valid_token(h)) return fail(err, QL_E_INVALID, "cache_vary: \"" + h + "\" is not a header name");
+                h = lower(h);
+            }
+        }
         route->rules = std::move(rules);
         return QL_OK;
     });
@@ -657,6 +673,19 @@ ql_status ql_app_metrics(ql_app *app, const char *pattern, size_t pattern_len, q
         ql_status st = app->router->add("GET", p, nullptr, a, &msg);
         if (st != QL_OK) return fail(err, st, msg);
         app->router->find_route("GET", p)->metrics = true;
+        return QL_OK;
+    });
+}
+
+ql_status ql_app_cache_size(ql_app *app, uint64_t max_bytes, ql_error **err) {
+    return guarded(err, [&](std::string &) -> ql_status {
+        if (!app) return fail(err, QL_E_INVALID, "app is NULL");
+        if (max_bytes < 4096 || max_bytes > (64ull << 30))
+            return fail(err, QL_E_INVALID, "cache max_bytes = " + std::to_string(max_bytes) +
+                                               " is out of range [4096, 68719476736]");
+        auto rules = std::make_shared<ql::AppRules>(*app->router->app_rules);
+        rules->cache_max_bytes = max_bytes;
+        app->router->app_rules = std::move(rules);
         return QL_OK;
     });
 }

@@ -384,6 +384,8 @@ struct RouteRules {
     std::uint32_t rate_window_ms = 0;  // default 60000
     std::string rate_key_header{};     // count per this header's value instead of the client IP
     bool require_api_key = false;
+    std::uint32_t cache_ttl_ms = 0;    // > 0: GET answers cached natively this long
+    std::string cache_vary{};          // headers in the cache key, comma-separated
 };
 
 // CORS for the app (see ql_cors_options); lists are comma-separated.
@@ -459,6 +461,9 @@ public:
         o.rate_key_header = rules.rate_key_header.data();
         o.rate_key_header_len = rules.rate_key_header.size();
         o.require_api_key = rules.require_api_key ? 1 : 0;
+        o.cache_ttl_ms = rules.cache_ttl_ms;
+        o.cache_vary = rules.cache_vary.data();
+        o.cache_vary_len = rules.cache_vary.size();
         detail::ErrorSlot err;
         detail::check(ql_app_route_options(native_checked(), method.data(), method.size(), pattern.data(),
                                            pattern.size(), &o, err.out()),
@@ -510,6 +515,13 @@ public:
         detail::ErrorSlot err;
         detail::check(ql_app_metrics(native_checked(), pattern.data(), pattern.size(), err.out()), err,
                       "ql_app_metrics");
+        return *this;
+    }
+
+    // The response cache's bound in bytes (default 64 MiB).
+    App& cache_size(std::uint64_t max_bytes) {
+        detail::ErrorSlot err;
+        detail::check(ql_app_cache_size(native_checked(), max_bytes, err.out()), err, "ql_app_cache_size");
         return *this;
     }
 

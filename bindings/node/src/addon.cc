@@ -355,7 +355,7 @@ Napi::Value AppStatic(const Napi::CallbackInfo &info) {
 
 // ---- native rules --------------------------------------------------------------
 
-// routeRules(app, method, pattern, max, windowMs, keyHeader, apiKey)
+// routeRules(app, method, pattern, max, windowMs, keyHeader, apiKey, cacheTtlMs, cacheVary)
 Napi::Value AppRouteRules(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
@@ -366,6 +366,10 @@ Napi::Value AppRouteRules(const Napi::CallbackInfo &info) {
     o.rate_key_header = key.data();
     o.rate_key_header_len = key.size();
     o.require_api_key = info[6].ToBoolean().Value() ? 1 : 0;
+    std::string vary = str_arg(info[8]);
+    o.cache_ttl_ms = info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 0;
+    o.cache_vary = vary.data();
+    o.cache_vary_len = vary.size();
     ql_error *err = nullptr;
     ql_status st = ql_app_route_options(box->app, method.data(), method.size(), pattern.data(), pattern.size(), &o, &err);
     if (st != QL_OK) throw_ql(env, st, err);

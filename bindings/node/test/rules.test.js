@@ -41,6 +41,24 @@ test('rate limit, API key, CORS and metrics from JS', async () => {
   }
 });
 
+test('cache from JS: the handler runs once per key per TTL', async () => {
+  const app = quicklane.app();
+  let calls = 0;
+  app.get('/cached/:key', { cache: { ttl: 60000 } }, (req) => ({ key: req.params.key, calls: ++calls }));
+  await app.listen({ host: '127.0.0.1', port: 0, workers: 1 });
+  try {
+    const first = await request(app.port, get('/cached/a'));
+    assert.deepEqual(JSON.parse(first.body), { key: 'a', calls: 1 });
+    const hit = await request(app.port, get('/cached/a'));
+    assert.deepEqual(JSON.parse(hit.body), { key: 'a', calls: 1 });
+    assert.equal(hit.headers.age, '0');
+    assert.equal(hit.headers['cache-control'], 'max-age=60');
+    assert.deepEqual(JSON.parse((await request(app.port, get('/cached/b'))).body), { key: 'b', calls: 2 });
+  } finally {
+    await app.close();
+  }
+});
+
 test('bad rules are refused with the core message', async () => {
   assert.throws(() => quicklane.app().cors({ origin: '*', credentials: true }), /credentials/);
   assert.throws(() => quicklane.app().get('/x', { rateLimit: { max: -1 } }, () => 'x'), /rateLimit.max/);

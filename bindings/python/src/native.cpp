@@ -721,9 +721,12 @@ public:
     }
     // Native rules: each raises NativeError with the core's message when refused.
     void route_rules(const std::string &method, const std::string &pattern, uint32_t rate_limit,
-                     uint32_t rate_window_ms, const std::string &rate_key_header, bool require_api_key) {
-        app_.route_rules(method, pattern, {rate_limit, rate_window_ms, rate_key_header, require_api_key});
+                     uint32_t rate_window_ms, const std::string &rate_key_header, bool require_api_key,
+                     uint32_t cache_ttl_ms, const std::string &cache_vary) {
+        app_.route_rules(method, pattern,
+                         {rate_limit, rate_window_ms, rate_key_header, require_api_key, cache_ttl_ms, cache_vary});
     }
+    void cache_size(uint64_t max_bytes) { app_.cache_size(max_bytes); }
     void rate_limit(uint32_t requests, uint32_t window_ms, const std::string &key_header) {
         app_.rate_limit(requests, window_ms, key_header);
     }
@@ -880,7 +883,8 @@ PYBIND11_MODULE(_native, m) {
         .def("cors", &App::cors)
         .def("api_keys", &App::api_keys)
         .def("metrics", &App::metrics)
-        .def("access_log", &App::access_log);
+        .def("access_log", &App::access_log)
+        .def("cache_size", &App::cache_size);
 
     py::class_<Server>(m, "Server")
         .def(py::init<const App &, const std::string &, uint16_t, uint32_t, py::dict>())

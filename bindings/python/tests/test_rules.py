@@ -44,6 +44,26 @@ def test_rules_from_python() -> None:
         assert "quicklane_requests_host_total 6" in m
 
 
+def test_cache_from_python() -> None:
+    app = quicklane.App()
+    calls = {"n": 0}
+
+    @app.get("/cached/{key}", cache=60)
+    async def cached(key: str) -> dict[str, object]:
+        calls["n"] += 1
+        return {"key": key, "calls": calls["n"]}
+
+    with app.start("127.0.0.1", 0, workers=1) as srv:
+        first = fetch(srv.port, "GET", "/cached/a")
+        assert first.json() == {"key": "a", "calls": 1}
+        assert first.headers["cache-control"] == "max-age=60"
+        hit = fetch(srv.port, "GET", "/cached/a")
+        assert hit.json() == {"key": "a", "calls": 1} and hit.headers["age"] == "0"
+        assert fetch(srv.port, "GET", "/cached/b").json() == {"key": "b", "calls": 2}
+    with pytest.raises(ValueError, match="cache must be"):
+        quicklane.App().get("/x", cache=100000)(lambda: "x")
+
+
 def test_bad_rules_are_refused_at_start() -> None:
     app = quicklane.App()
     app.static("GET", "/private", "x", api_key=True)  # no keys set

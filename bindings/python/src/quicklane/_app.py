@@ -194,33 +194,44 @@ class App:
         or a Response. Native rules as for route()."""
         res = body if isinstance(body, Response) else Response(body, status, headers, media_type)
         self._statics.append((method.upper(), path, res))
-        self._route_rules(method.upper(), path, rate_limit, per, rate_key, api_key)
+        self._route_rules(method.upper(), path, rate_limit, per, rate_key, api_key, 0.0, ())
 
     def route(self, path: str, methods: Sequence[str] = ("GET",), *, rate_limit: int = 0, per: float = 60.0,
-              rate_key: Optional[str] = None, api_key: bool = False) -> Callable[[F], F]:
+              rate_key: Optional[str] = None, api_key: bool = False, cache: float = 0.0,
+              cache_vary: Sequence[str] = ()) -> Callable[[F], F]:
         """Registers the decorated function (def or async def) for path and methods.
         Path parameters ("{name}", "{rest...}") arrive as keyword arguments.
 
         Native rules, checked in the core before Python runs: rate_limit
         requests per `per` seconds per client IP (or per value of the
         rate_key header) → 429 with Retry-After; api_key=True → one of
-        app.api_keys() must come with the request (401 missing, 403 wrong)."""
+        app.api_keys() must come with the request (401 missing, 403 wrong);
+        cache=seconds → GET answers are cached natively per path and query
+        (and the cache_vary headers): the function runs once per key per TTL."""
 
         def deco(fn: F) -> F:
             for m in methods:
                 self.add_route(m, path, fn)
-                self._route_rules(m.upper(), path, rate_limit, per, rate_key, api_key)
+                self._route_rules(m.upper(), path, rate_limit, per, rate_key, api_key, cache, cache_vary)
             return fn
 
         return deco
 
     def _route_rules(self, method: str, path: str, rate_limit: int, per: float, rate_key: Optional[str],
-                     api_key: bool) -> None:
-        if not rate_limit and not api_key:
+                     api_key: bool, cache: float, cache_vary: Sequence[str]) -> None:
+        if not rate_limit and not api_key and not cache:
             return
         window_ms = _window_ms(per)
+        ttl_ms = round(cache * 1000)
+        if cache and not 1 <= ttl_ms <= 86_400_000:
+            raise ValueError("cache must be between 0.001 and 86400 seconds")
+        vary = ", ".join(cache_vary)
         self._native_rules.append(
-            lambda nat: nat.route_rules(method, path, rate_limit, window_ms, rate_key or "", api_key))
+            lambda nat: nat.route_rules(method, path, rate_limit, window_ms, rate_key or "", api_key, ttl_ms, vary))
+
+    def cache_size(self, max_bytes: int) -> None:
+        """Bounds the native response cache (LRU by bytes; default 64 MiB)."""
+        self._native_rules.append(lambda nat: nat.cache_size(max_bytes))
 
     # -- native rules (the fast path) ---------------------------------------
     def cors(self, origins: Sequence[str], *, methods: Sequence[str] = ("GET", "HEAD", "POST"),
