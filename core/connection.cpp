@@ -138,7 +138,17 @@ void Connection::handle_data(const char *data, size_t len) {
         const char *msg = pending_msg_;
         if (!status) {
             switch (err) {
-            case HPE_INVALID_VERSION: status = 505; msg = "HTTP version not supported"; break;
+            case HPE_INVALID_VERSION:
+                // 505 only for a well-formed HTTP/x.y that is not 1.x; garbage
+                // around or instead of the version is a syntax error.
+                if (std::strcmp(llhttp_get_error_reason(&parser_), "Invalid HTTP version") == 0) {
+                    status = 505;
+                    msg = "HTTP version not supported";
+                } else {
+                    status = 400;
+                    msg = llhttp_get_error_reason(&parser_);
+                }
+                break;
             case HPE_INVALID_METHOD: status = 400; msg = "invalid or unknown method"; break;
             default: status = 400; msg = llhttp_get_error_reason(&parser_); break;
             }
