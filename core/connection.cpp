@@ -125,10 +125,18 @@ void Connection::handle_data(const char *data, size_t len) {
     buf_end_ = data + len;
     // A value that ended inside the previous buffer cannot continue here.
     if (value_end_) value_end_ = reinterpret_cast<const char *>(1);
+    span_end_ = nullptr;
     queue_batch_begin();
     llhttp_errno_t err = llhttp_execute(&parser_, data, len);
     queue_batch_end();
     in_read = false;
+    if (err == HPE_OK && parsing_ && span_seen_ && !crlf_gap(buf_end_)) {
+        // The read ended inside the line breaks of a head: check them now,
+        // the buffer is reused for the next read.
+        pending_status_ = 400;
+        pending_msg_ = "bare LF is not allowed as a line terminator";
+        err = HPE_USER;
+    }
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
         // A request that ends the connection (Connection: close, HTTP/1.0,
         // Upgrade): bytes after it are not HTTP we will read.
@@ -181,12 +189,41 @@ bool Connection::head_limit(Request *r, size_t more) {
     return true;
 }
 
+// Scans the bytes after the last span up to `to` (at most to the LF that ends
+// the head): false on an LF without a CR before it. llhttp 8 accepts a bare
+// LF after the request line and as the empty line ending a head or trailers.
+bool Connection::crlf_gap(const char *to) {
+    for (const char *q = span_end_ ? span_end_ : buf_start_; q < to && gap_lfs_ < 2; ++q) {
+        if (*q == '\n') {
+            if (gap_prev_ != '\r') return false;
+            ++gap_lfs_;
+        }
+        gap_prev_ = *q;
+    }
+    span_end_ = to;
+    return true;
+}
+
+bool Connection::note_span(const char *at, size_t len) {
+    if (span_seen_ && !crlf_gap(at)) {
+        pending_status_ = 400;
+        pending_msg_ = "bare LF is not allowed as a line terminator";
+        return false;
+    }
+    span_seen_ = true;
+    span_end_ = at + len;
+    gap_lfs_ = 0;
+    gap_prev_ = 0;
+    return true;
+}
+
 int Connection::cb_message_begin(llhttp_t *p) {
     Connection *c = self(p);
     Request *r = c->w.acquire();
     r->conn = c;
     c->parsing_ = r;
     c->headers_done_ = false;
+    c->span_seen_ = false;
     c->head_start_ = c->w.now_ms();
     return 0;
 }
@@ -199,7 +236,7 @@ int Connection::cb_url(llhttp_t *p, const char *at, size_t len) {
         c->pending_msg_ = "request target too long";
         return HPE_USER;
     }
-    if (!c->head_limit(r, len)) return HPE_USER;
+    if (!c->head_limit(r, len) || !c->note_span(at, len)) return HPE_USER;
     if (r->target.len == 0) r->target.off = static_cast<uint32_t>(r->arena.size());
     r->arena.append(at, len);
     r->target.len += static_cast<uint32_t>(len);
@@ -209,7 +246,7 @@ int Connection::cb_url(llhttp_t *p, const char *at, size_t len) {
 int Connection::cb_header_field(llhttp_t *p, const char *at, size_t len) {
     Connection *c = self(p);
     Request *r = c->parsing_;
-    if (!c->head_limit(r, len)) return HPE_USER;
+    if (!c->head_limit(r, len) || !c->note_span(at, len)) return HPE_USER;
     if (r->headers.empty() || r->last_was_value) {
         if (r->headers.size() >= c->w.server.limits().max_headers) {
             c->pending_status_ = 431;
@@ -227,7 +264,7 @@ int Connection::cb_header_field(llhttp_t *p, const char *at, size_t len) {
 int Connection::cb_header_value(llhttp_t *p, const char *at, size_t len) {
     Connection *c = self(p);
     Request *r = c->parsing_;
-    if (!c->head_limit(r, len)) return HPE_USER;
+    if (!c->head_limit(r, len) || !c->note_span(at, len)) return HPE_USER;
     if (!r->last_was_value) {
         r->headers.back().value = {static_cast<uint32_t>(r->arena.size()), 0};
         r->last_was_value = true;
@@ -254,11 +291,12 @@ int Connection::cb_headers_complete(llhttp_t *p) {
         return HPE_USER;
     }
     // The empty line ending the head must be CRLF too (llhttp 8 accepts a bare LF).
-    if (c->value_end_ >= c->buf_start_ && c->value_end_ + 2 < c->buf_end_ && c->value_end_[2] == '\n') {
+    if (!c->crlf_gap(c->buf_end_)) {
         c->pending_status_ = 400;
         c->pending_msg_ = "bare LF is not allowed as a line terminator";
         return HPE_USER;
     }
+    c->span_seen_ = false;  // trailers start a new series of spans
     r->http_minor = p->http_minor;
     r->method_name = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
     int hosts = 0;
@@ -342,6 +380,12 @@ int Connection::cb_body(llhttp_t *p, const char *at, size_t len) {
 int Connection::cb_message_complete(llhttp_t *p) {
     Connection *c = self(p);
     Request *r = c->parsing_;
+    if (c->span_seen_ && !c->crlf_gap(c->buf_end_)) {  // after trailers
+        c->pending_status_ = 400;
+        c->pending_msg_ = "bare LF is not allowed as a line terminator";
+        return HPE_USER;
+    }
+    c->span_seen_ = false;
     c->parsing_ = nullptr;
     r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !c->w.stopping();
     c->last_activity_ = c->w.now_ms();

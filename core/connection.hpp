@@ -57,6 +57,8 @@ private:
     void stream_written();
     void detach(Request *r);
     bool head_limit(Request *r, size_t more);
+    bool crlf_gap(const char *to);
+    bool note_span(const char *at, size_t len);
 
     uv_tcp_t tcp_;
     llhttp_t parser_;
@@ -66,6 +68,12 @@ private:
     const char *buf_start_ = nullptr;
     const char *buf_end_ = nullptr;
     const char *value_end_ = nullptr;
+    // Bytes between the spans of a head (and after the last one) carry every
+    // line break; each LF there must follow a CR. Checked across reads.
+    const char *span_end_ = nullptr;  // in the current buffer; nullptr: at its start
+    bool span_seen_ = false;
+    uint8_t gap_lfs_ = 0;
+    char gap_prev_ = 0;
     Request *head_ = nullptr;
     Request *tail_ = nullptr;
     uint32_t fifo_len_ = 0;
