@@ -130,3 +130,72 @@ TEST_CASE("strict HTTP/1.1 catalogue: malformed and smuggled requests never reac
             if (tc.raw.size() <= 4096) run_case(s, rec, tc, true);
     }
 }
+
+// A line break split across two reads: the second write waits until the server has surely read
+// the first, at every split point next to a CR or LF.
+TEST_CASE("line breaks split across reads: a bare LF is caught at every split point") {
+    Recorder rec;
+    Server s(
+        [&](ql_app *app, Server &) {
+            REQUIRE(add_route(app, "GET", "/{path...}", [&rec](ql_request *req) {
+                {
+                    std::lock_guard<std::mutex> lk(rec.mu);
+                    rec.seen.push_back(str(ql_request_target(req)));
+                }
+                respond(req, 200, "application/json", "{}");
+            }) == QL_OK);
+            REQUIRE(add_route(app, "POST", "/{path...}", [&rec](ql_request *req) {
+                {
+                    std::lock_guard<std::mutex> lk(rec.mu);
+                    rec.seen.push_back(str(ql_request_target(req)));
+                }
+                respond(req, 200, "application/json", "{}");
+            }) == QL_OK);
+        },
+        catalogue_options());
+
+    struct Split {
+        const char *name;
+        std::string raw;
+        int status;
+    };
+    const std::vector<Split> cases = {
+        {"bare LF ends the head", "GET /ping HTTP/1.1\r\nHost: x\r\n\n", 400},
+        {"bare LF ends the head after an empty value", "GET /ping HTTP/1.1\r\nHost: x\r\nX-E:\r\n\n", 400},
+        {"bare LF ends a head without fields", "GET /ping HTTP/1.0\r\n\n", 400},
+        {"bare LF after the request line", "GET /ping HTTP/1.1\nHost: x\r\n\r\n", 400},
+        {"bare LF ends the trailers",
+         "POST /e HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: y\r\n\n", 400},
+        {"valid head", "GET /ping HTTP/1.1\r\nHost: x\r\nX-E:\r\n\r\n", 200},
+        {"valid HTTP/1.0 head without fields", "GET /ping HTTP/1.0\r\n\r\n", 200},
+        {"valid trailers", "POST /e HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: y\r\n\r\n", 200},
+    };
+    for (auto &tc : cases) {
+        std::vector<size_t> points;
+        for (size_t i = 0; i < tc.raw.size(); ++i)
+            if (tc.raw[i] == '\r' || tc.raw[i] == '\n') {
+                points.push_back(i);
+                points.push_back(i + 1);
+            }
+        for (size_t at : points) {
+            if (at == 0 || at >= tc.raw.size()) continue;
+            std::string name = tc.name;
+            CAPTURE(name);
+            CAPTURE(at);
+            size_t before = rec.count();
+            Client cl(s.port);
+            REQUIRE(cl.ok());
+            REQUIRE(cl.send(std::string_view(tc.raw).substr(0, at)));
+            sleep_ms(15);
+            cl.send(std::string_view(tc.raw).substr(at));
+            auto r = cl.read_response(4000);
+            REQUIRE_MESSAGE(r, cl.error);
+            CHECK(r->status == tc.status);
+            if (tc.status != 200) {
+                CHECK(cl.wait_closed(3000));
+                sleep_ms(5);
+                CHECK(rec.count() == before);
+            }
+        }
+    }
+}
