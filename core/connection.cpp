@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -49,6 +50,7 @@ const llhttp_settings_t *Connection::settings() {
         llhttp_settings_t st;
         llhttp_settings_init(&st);
         st.on_message_begin = cb_message_begin;
+        st.on_method = cb_method;
         st.on_url = cb_url;
         st.on_header_field = cb_header_field;
         st.on_header_value = cb_header_value;
@@ -120,6 +122,14 @@ void Connection::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 void Connection::handle_data(const char *data, size_t len) {
     if (closing_ || close_after_) return;
     last_activity_ = w.now_ms();
+    if (method_tchars_ >= 0) {
+        // llhttp stopped at an unknown method; read on to the SP after it.
+        if (int status = unknown_method(data, data + len)) {
+            fail(status, status == 501 ? "method not implemented" : "invalid method");
+            flush();
+        }
+        return;
+    }
     in_read = true;
     buf_start_ = data;
     buf_end_ = data + len;
@@ -157,11 +167,20 @@ void Connection::handle_data(const char *data, size_t len) {
                     msg = llhttp_get_error_reason(&parser_);
                 }
                 break;
-            case HPE_INVALID_METHOD: status = 400; msg = "invalid or unknown method"; break;
+            case HPE_INVALID_METHOD: {
+                // The bytes llhttp took before failing are method characters.
+                const char *pos = llhttp_get_error_pos(&parser_);
+                const char *start = parser_._span_pos0 ? static_cast<const char *>(parser_._span_pos0) : pos;
+                if (!pos || pos < buf_start_ || pos > buf_end_ || start > pos) start = pos = buf_end_;
+                method_tchars_ = static_cast<int32_t>(std::min<uint32_t>(method_seen_, 1024) + (pos - start));
+                status = unknown_method(pos, buf_end_);
+                msg = status == 501 ? "method not implemented" : "invalid method";
+                break;
+            }
             default: status = 400; msg = llhttp_get_error_reason(&parser_); break;
             }
         }
-        fail(status, msg ? msg : "malformed request");
+        if (status) fail(status, msg ? msg : "malformed request");
     }
     if (closing_) return;
     flush();
@@ -217,6 +236,21 @@ bool Connection::note_span(const char *at, size_t len) {
     return true;
 }
 
+// 501 for a token then SP, 400 for anything else, 0 while undecided.
+int Connection::unknown_method(const char *from, const char *to) {
+    for (const char *q = from; q < to; ++q) {
+        if (*q == ' ') return method_tchars_ > 0 ? 501 : 400;
+        if (!valid_token(std::string_view(q, 1)) || ++method_tchars_ > 1024) return 400;
+    }
+    return 0;
+}
+
+int Connection::cb_method(llhttp_t *p, const char *, size_t len) {
+    Connection *c = self(p);
+    c->method_seen_ += static_cast<uint32_t>(len);
+    return 0;
+}
+
 int Connection::cb_message_begin(llhttp_t *p) {
     Connection *c = self(p);
     Request *r = c->w.acquire();
@@ -224,6 +258,7 @@ int Connection::cb_message_begin(llhttp_t *p) {
     c->parsing_ = r;
     c->headers_done_ = false;
     c->span_seen_ = false;
+    c->method_seen_ = 0;
     c->head_start_ = c->w.now_ms();
     return 0;
 }

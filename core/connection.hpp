@@ -59,6 +59,8 @@ private:
     bool head_limit(Request *r, size_t more);
     bool crlf_gap(const char *to);
     bool note_span(const char *at, size_t len);
+    int unknown_method(const char *from, const char *to);
+    static int cb_method(llhttp_t *p, const char *at, size_t len);
 
     uv_tcp_t tcp_;
     llhttp_t parser_;
@@ -74,6 +76,10 @@ private:
     bool span_seen_ = false;
     uint8_t gap_lfs_ = 0;
     char gap_prev_ = 0;
+    // A method llhttp does not know: 501 when it is a well-formed token
+    // followed by SP, else 400. Counts its bytes, across reads.
+    uint32_t method_seen_ = 0;  // method bytes of the current message in earlier reads
+    int32_t method_tchars_ = -1;  // >= 0: reading an unknown method to its end
     Request *head_ = nullptr;
     Request *tail_ = nullptr;
     uint32_t fifo_len_ = 0;
