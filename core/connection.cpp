@@ -272,6 +272,12 @@ int Connection::cb_url(llhttp_t *p, const char *at, size_t len) {
         return HPE_USER;
     }
     if (!c->head_limit(r, len) || !c->note_span(at, len)) return HPE_USER;
+    if (std::memchr(at, '#', len)) {
+        // A fragment is not part of a request target (RFC 9112 3.2).
+        c->pending_status_ = 400;
+        c->pending_msg_ = "invalid character in request target";
+        return HPE_USER;
+    }
     if (r->target.len == 0) r->target.off = static_cast<uint32_t>(r->arena.size());
     r->arena.append(at, len);
     r->target.len += static_cast<uint32_t>(len);
