@@ -362,8 +362,30 @@ int Connection::cb_headers_complete(llhttp_t *p) {
                 return HPE_USER;
             }
         }
-        if (iequals(name, "host")) ++hosts;
-        else if (iequals(name, "expect")) expect = r->view(h.value);
+        if (iequals(name, "host")) {
+            ++hosts;
+        } else if (iequals(name, "expect")) {
+            expect = r->view(h.value);
+        } else if (iequals(name, "transfer-encoding")) {
+            // llhttp has checked that chunked is final; any other coding is
+            // one we do not decode (RFC 9112 6.1 and 7: 501), and an HTTP/1.0
+            // message with Transfer-Encoding has faulty framing (400).
+            if (r->http_minor == 0) {
+                c->pending_status_ = 400;
+                c->pending_msg_ = "Transfer-Encoding in an HTTP/1.0 request";
+                return HPE_USER;
+            }
+            std::string_view v = r->view(h.value);
+            while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+            if (!iequals(v, "chunked")) {
+                std::string_view last = v.substr(v.rfind(',') == std::string_view::npos ? 0 : v.rfind(',') + 1);
+                while (!last.empty() && (last.front() == ' ' || last.front() == '\t')) last.remove_prefix(1);
+                bool final_chunked = iequals(last, "chunked");
+                c->pending_status_ = final_chunked ? 501 : 400;
+                c->pending_msg_ = final_chunked ? "unsupported transfer coding" : "chunked must be the final transfer coding";
+                return HPE_USER;
+            }
+        }
     }
     if (r->http_minor == 1 && hosts == 0) {
         c->pending_status_ = 400;
