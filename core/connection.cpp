@@ -19,6 +19,16 @@ constexpr uint32_t kMaxBatch = 16;
 
 Connection *self(llhttp_t *p) { return static_cast<Connection *>(p->data); }
 
+// Host = uri-host [ ":" port ] (RFC 9110 7.2): reg-name, IPv4 or IP-literal
+// characters only; empty is allowed.
+bool valid_host(std::string_view v) {
+    for (unsigned char ch : v) {
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) continue;
+        if (!std::strchr("-._~!$&'()*+,;=%:[]", ch) || ch == 0) return false;
+    }
+    return true;
+}
+
 bool find_path(std::string_view target, size_t &path_off, size_t &path_len) {
     if (!target.empty() && target[0] == '/') {
         path_off = 0;
@@ -364,6 +374,11 @@ int Connection::cb_headers_complete(llhttp_t *p) {
         }
         if (iequals(name, "host")) {
             ++hosts;
+            if (!valid_host(r->view(h.value))) {
+                c->pending_status_ = 400;
+                c->pending_msg_ = "invalid Host header";
+                return HPE_USER;
+            }
         } else if (iequals(name, "expect")) {
             expect = r->view(h.value);
         } else if (iequals(name, "transfer-encoding")) {
