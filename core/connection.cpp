@@ -66,6 +66,7 @@ const llhttp_settings_t *Connection::settings() {
         st.on_header_value = cb_header_value;
         st.on_headers_complete = cb_headers_complete;
         st.on_body = cb_body;
+        st.on_chunk_header = cb_chunk_header;
         st.on_message_complete = cb_message_complete;
         return st;
     }();
@@ -452,6 +453,19 @@ int Connection::cb_body(llhttp_t *p, const char *at, size_t len) {
     }
     r->arena.append(at, len);
     r->body.len += static_cast<uint32_t>(len);
+    return 0;
+}
+
+// A chunk announced past the body limit is refused at once, not after the
+// client has sent up to the limit (or stalled before it).
+int Connection::cb_chunk_header(llhttp_t *p) {
+    Connection *c = self(p);
+    Request *r = c->parsing_;
+    if (p->content_length > c->w.server.limits().max_body_bytes - r->body.len) {
+        c->pending_status_ = 413;
+        c->pending_msg_ = "request body too large";
+        return HPE_USER;
+    }
     return 0;
 }
 

@@ -45,6 +45,7 @@ private:
     static int cb_header_value(llhttp_t *p, const char *at, size_t len);
     static int cb_headers_complete(llhttp_t *p);
     static int cb_body(llhttp_t *p, const char *at, size_t len);
+    static int cb_chunk_header(llhttp_t *p);
     static int cb_message_complete(llhttp_t *p);
     static const llhttp_settings_t *settings();
 
