@@ -224,6 +224,7 @@ bool Connection::head_limit(Request *r, size_t more) {
 // LF after the request line and as the empty line ending a head or trailers.
 bool Connection::crlf_gap(const char *to) {
     for (const char *q = span_end_ ? span_end_ : buf_start_; q < to && gap_lfs_ < 2; ++q) {
+        ++gap_bytes_;
         if (*q == '\n') {
             if (gap_prev_ != '\r') return false;
             ++gap_lfs_;
@@ -240,8 +241,10 @@ bool Connection::note_span(const char *at, size_t len) {
         pending_msg_ = "bare LF is not allowed as a line terminator";
         return false;
     }
+    last_gap_ = span_seen_ ? gap_bytes_ : 1;
     span_seen_ = true;
     span_end_ = at + len;
+    gap_bytes_ = 0;
     gap_lfs_ = 0;
     gap_prev_ = 0;
     return true;
@@ -256,10 +259,10 @@ int Connection::unknown_method(const char *from, const char *to) {
     return 0;
 }
 
-int Connection::cb_method(llhttp_t *p, const char *, size_t len) {
+int Connection::cb_method(llhttp_t *p, const char *at, size_t len) {
     Connection *c = self(p);
     c->method_seen_ += static_cast<uint32_t>(len);
-    return 0;
+    return c->note_span(at, len) ? 0 : HPE_USER;
 }
 
 int Connection::cb_message_begin(llhttp_t *p) {
@@ -283,6 +286,12 @@ int Connection::cb_url(llhttp_t *p, const char *at, size_t len) {
         return HPE_USER;
     }
     if (!c->head_limit(r, len) || !c->note_span(at, len)) return HPE_USER;
+    if (r->target.len == 0 && c->last_gap_ != 1) {
+        // One SP between method and target (RFC 9112 3); llhttp skips several.
+        c->pending_status_ = 400;
+        c->pending_msg_ = "invalid request line";
+        return HPE_USER;
+    }
     if (std::memchr(at, '#', len)) {
         // A fragment is not part of a request target (RFC 9112 3.2).
         c->pending_status_ = 400;

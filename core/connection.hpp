@@ -77,6 +77,8 @@ private:
     bool span_seen_ = false;
     uint8_t gap_lfs_ = 0;
     char gap_prev_ = 0;
+    uint32_t gap_bytes_ = 0;
+    uint32_t last_gap_ = 0;  // bytes between the last two spans
     // A method llhttp does not know: 501 when it is a well-formed token
     // followed by SP, else 400. Counts its bytes, across reads.
     uint32_t method_seen_ = 0;  // method bytes of the current message in earlier reads
