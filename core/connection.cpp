@@ -521,6 +521,15 @@ void Connection::dispatch(Request *r) {
     srv.requests_total.fetch_add(1, std::memory_order_relaxed);
     std::string_view target = r->view(r->target);
     size_t poff = 0, plen = 0;
+    if (target == "*" && std::strcmp(r->method_name, "OPTIONS") == 0) {
+        // asterisk-form: OPTIONS about the server as a whole (RFC 9112 3.2.4).
+        r->out_body.clear();
+        r->body_ref = {};
+        HeadParams hp{200, {}, {}, 0, r->keep_alive, r->http_minor == 0, w.date};
+        format_head(r->out_head, hp);
+        r->ready = true;
+        return;
+    }
     if (!find_path(target, poff, plen)) {
         answer_error(r, 400, "invalid request target");
         return;
