@@ -531,6 +531,7 @@ void Connection::dispatch(Request *r) {
         return;
     }
     if (!find_path(target, poff, plen)) {
+        r->keep_alive = false;  // malformed, not merely unroutable: close after the answer
         answer_error(r, 400, "invalid request target");
         return;
     }
