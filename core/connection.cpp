@@ -62,6 +62,7 @@ const llhttp_settings_t *Connection::settings() {
         st.on_message_begin = cb_message_begin;
         st.on_method = cb_method;
         st.on_url = cb_url;
+        st.on_version = cb_version;
         st.on_header_field = cb_header_field;
         st.on_header_value = cb_header_value;
         st.on_headers_complete = cb_headers_complete;
@@ -263,6 +264,18 @@ int Connection::cb_method(llhttp_t *p, const char *at, size_t len) {
     Connection *c = self(p);
     c->method_seen_ += static_cast<uint32_t>(len);
     return c->note_span(at, len) ? 0 : HPE_USER;
+}
+
+int Connection::cb_version(llhttp_t *p, const char *at, size_t len) {
+    Connection *c = self(p);
+    if (!c->note_span(at, len)) return HPE_USER;
+    if (c->last_gap_ != 0 && c->last_gap_ != sizeof " HTTP/" - 1) {
+        // One SP between target and version (RFC 9112 3); llhttp skips several.
+        c->pending_status_ = 400;
+        c->pending_msg_ = "invalid request line";
+        return HPE_USER;
+    }
+    return 0;
 }
 
 int Connection::cb_message_begin(llhttp_t *p) {

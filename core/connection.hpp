@@ -62,6 +62,7 @@ private:
     bool note_span(const char *at, size_t len);
     int unknown_method(const char *from, const char *to);
     static int cb_method(llhttp_t *p, const char *at, size_t len);
+    static int cb_version(llhttp_t *p, const char *at, size_t len);
 
     uv_tcp_t tcp_;
     llhttp_t parser_;
