@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -19,6 +20,16 @@ namespace {
 constexpr uint32_t kMaxBatch = 16;
 
 Connection *self(llhttp_t *p) { return static_cast<Connection *>(p->data); }
+
+// Host = uri-host [ ":" port ] (RFC 9110 7.2): reg-name, IPv4 or IP-literal
+// characters only; empty is allowed.
+bool valid_host(std::string_view v) {
+    for (unsigned char ch : v) {
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) continue;
+        if (!std::strchr("-._~!$&'()*+,;=%:[]", ch) || ch == 0) return false;
+    }
+    return true;
+}
 
 bool find_path(std::string_view target, size_t &path_off, size_t &path_len) {
     if (!target.empty() && target[0] == '/') {
@@ -51,11 +62,14 @@ const llhttp_settings_t *Connection::settings() {
         llhttp_settings_t st;
         llhttp_settings_init(&st);
         st.on_message_begin = cb_message_begin;
+        st.on_method = cb_method;
         st.on_url = cb_url;
+        st.on_version = cb_version;
         st.on_header_field = cb_header_field;
         st.on_header_value = cb_header_value;
         st.on_headers_complete = cb_headers_complete;
         st.on_body = cb_body;
+        st.on_chunk_header = cb_chunk_header;
         st.on_message_complete = cb_message_complete;
         return st;
     }();
@@ -138,15 +152,31 @@ void Connection::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 void Connection::handle_data(const char *data, size_t len) {
     if (closing_ || close_after_) return;
     last_activity_ = w.now_ms();
+    if (method_tchars_ >= 0) {
+        // llhttp stopped at an unknown method; read on to the SP after it.
+        if (int status = unknown_method(data, data + len)) {
+            fail(status, status == 501 ? "method not implemented" : "invalid method");
+            flush();
+        }
+        return;
+    }
     in_read = true;
     buf_start_ = data;
     buf_end_ = data + len;
     // A value that ended inside the previous buffer cannot continue here.
     if (value_end_) value_end_ = reinterpret_cast<const char *>(1);
+    span_end_ = nullptr;
     queue_batch_begin();
     llhttp_errno_t err = llhttp_execute(&parser_, data, len);
     queue_batch_end();
     in_read = false;
+    if (err == HPE_OK && parsing_ && span_seen_ && !crlf_gap(buf_end_)) {
+        // The read ended inside the line breaks of a head: check them now,
+        // the buffer is reused for the next read.
+        pending_status_ = 400;
+        pending_msg_ = "bare LF is not allowed as a line terminator";
+        err = HPE_USER;
+    }
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
         // A request that ends the connection (Connection: close, HTTP/1.0,
         // Upgrade): bytes after it are not HTTP we will read.
@@ -156,12 +186,31 @@ void Connection::handle_data(const char *data, size_t len) {
         const char *msg = pending_msg_;
         if (!status) {
             switch (err) {
-            case HPE_INVALID_VERSION: status = 505; msg = "HTTP version not supported"; break;
-            case HPE_INVALID_METHOD: status = 400; msg = "invalid or unknown method"; break;
+            case HPE_INVALID_VERSION:
+                // 505 only for a well-formed HTTP/x.y that is not 1.x; garbage
+                // around or instead of the version is a syntax error.
+                if (std::strcmp(llhttp_get_error_reason(&parser_), "Invalid HTTP version") == 0) {
+                    status = 505;
+                    msg = "HTTP version not supported";
+                } else {
+                    status = 400;
+                    msg = llhttp_get_error_reason(&parser_);
+                }
+                break;
+            case HPE_INVALID_METHOD: {
+                // The bytes llhttp took before failing are method characters.
+                const char *pos = llhttp_get_error_pos(&parser_);
+                const char *start = parser_._span_pos0 ? static_cast<const char *>(parser_._span_pos0) : pos;
+                if (!pos || pos < buf_start_ || pos > buf_end_ || start > pos) start = pos = buf_end_;
+                method_tchars_ = static_cast<int32_t>(std::min<uint32_t>(method_seen_, 1024) + (pos - start));
+                status = unknown_method(pos, buf_end_);
+                msg = status == 501 ? "method not implemented" : "invalid method";
+                break;
+            }
             default: status = 400; msg = llhttp_get_error_reason(&parser_); break;
             }
         }
-        fail(status, msg ? msg : "malformed request");
+        if (status) fail(status, msg ? msg : "malformed request");
     }
     if (closing_) return;
     flush();
@@ -192,12 +241,72 @@ bool Connection::head_limit(Request *r, size_t more) {
     return true;
 }
 
+// Scans the bytes after the last span up to `to` (at most to the LF that ends
+// the head): false on an LF without a CR before it. llhttp 8 accepts a bare
+// LF after the request line and as the empty line ending a head or trailers.
+bool Connection::crlf_gap(const char *to) {
+    for (const char *q = span_end_ ? span_end_ : buf_start_; q < to && gap_lfs_ < 2; ++q) {
+        ++gap_bytes_;
+        if (*q == '\n') {
+            if (gap_prev_ != '\r') return false;
+            ++gap_lfs_;
+        }
+        gap_prev_ = *q;
+    }
+    span_end_ = to;
+    return true;
+}
+
+bool Connection::note_span(const char *at, size_t len) {
+    if (span_seen_ && !crlf_gap(at)) {
+        pending_status_ = 400;
+        pending_msg_ = "bare LF is not allowed as a line terminator";
+        return false;
+    }
+    last_gap_ = span_seen_ ? gap_bytes_ : 1;
+    span_seen_ = true;
+    span_end_ = at + len;
+    gap_bytes_ = 0;
+    gap_lfs_ = 0;
+    gap_prev_ = 0;
+    return true;
+}
+
+// 501 for a token then SP, 400 for anything else, 0 while undecided.
+int Connection::unknown_method(const char *from, const char *to) {
+    for (const char *q = from; q < to; ++q) {
+        if (*q == ' ') return method_tchars_ > 0 ? 501 : 400;
+        if (!valid_token(std::string_view(q, 1)) || ++method_tchars_ > 1024) return 400;
+    }
+    return 0;
+}
+
+int Connection::cb_method(llhttp_t *p, const char *at, size_t len) {
+    Connection *c = self(p);
+    c->method_seen_ += static_cast<uint32_t>(len);
+    return c->note_span(at, len) ? 0 : HPE_USER;
+}
+
+int Connection::cb_version(llhttp_t *p, const char *at, size_t len) {
+    Connection *c = self(p);
+    if (!c->note_span(at, len)) return HPE_USER;
+    if (c->last_gap_ != 0 && c->last_gap_ != sizeof " HTTP/" - 1) {
+        // One SP between target and version (RFC 9112 3); llhttp skips several.
+        c->pending_status_ = 400;
+        c->pending_msg_ = "invalid request line";
+        return HPE_USER;
+    }
+    return 0;
+}
+
 int Connection::cb_message_begin(llhttp_t *p) {
     Connection *c = self(p);
     Request *r = c->w.acquire();
     r->conn = c;
     c->parsing_ = r;
     c->headers_done_ = false;
+    c->span_seen_ = false;
+    c->method_seen_ = 0;
     c->head_start_ = c->w.now_ms();
     if (c->w.server.observe) r->t0_ns = uv_hrtime();
     return 0;
@@ -211,7 +320,19 @@ int Connection::cb_url(llhttp_t *p, const char *at, size_t len) {
         c->pending_msg_ = "request target too long";
         return HPE_USER;
     }
-    if (!c->head_limit(r, len)) return HPE_USER;
+    if (!c->head_limit(r, len) || !c->note_span(at, len)) return HPE_USER;
+    if (r->target.len == 0 && c->last_gap_ != 1) {
+        // One SP between method and target (RFC 9112 3); llhttp skips several.
+        c->pending_status_ = 400;
+        c->pending_msg_ = "invalid request line";
+        return HPE_USER;
+    }
+    if (std::memchr(at, '#', len)) {
+        // A fragment is not part of a request target (RFC 9112 3.2).
+        c->pending_status_ = 400;
+        c->pending_msg_ = "invalid character in request target";
+        return HPE_USER;
+    }
     if (r->target.len == 0) r->target.off = static_cast<uint32_t>(r->arena.size());
     r->arena.append(at, len);
     r->target.len += static_cast<uint32_t>(len);
@@ -221,7 +342,7 @@ int Connection::cb_url(llhttp_t *p, const char *at, size_t len) {
 int Connection::cb_header_field(llhttp_t *p, const char *at, size_t len) {
     Connection *c = self(p);
     Request *r = c->parsing_;
-    if (!c->head_limit(r, len)) return HPE_USER;
+    if (!c->head_limit(r, len) || !c->note_span(at, len)) return HPE_USER;
     if (r->headers.empty() || r->last_was_value) {
         if (r->headers.size() >= c->w.server.limits().max_headers) {
             c->pending_status_ = 431;
@@ -239,7 +360,7 @@ int Connection::cb_header_field(llhttp_t *p, const char *at, size_t len) {
 int Connection::cb_header_value(llhttp_t *p, const char *at, size_t len) {
     Connection *c = self(p);
     Request *r = c->parsing_;
-    if (!c->head_limit(r, len)) return HPE_USER;
+    if (!c->head_limit(r, len) || !c->note_span(at, len)) return HPE_USER;
     if (!r->last_was_value) {
         r->headers.back().value = {static_cast<uint32_t>(r->arena.size()), 0};
         r->last_was_value = true;
@@ -266,11 +387,12 @@ int Connection::cb_headers_complete(llhttp_t *p) {
         return HPE_USER;
     }
     // The empty line ending the head must be CRLF too (llhttp 8 accepts a bare LF).
-    if (c->value_end_ >= c->buf_start_ && c->value_end_ + 2 < c->buf_end_ && c->value_end_[2] == '\n') {
+    if (!c->crlf_gap(c->buf_end_)) {
         c->pending_status_ = 400;
         c->pending_msg_ = "bare LF is not allowed as a line terminator";
         return HPE_USER;
     }
+    c->span_seen_ = false;  // trailers start a new series of spans
     r->http_minor = p->http_minor;
     r->method_name = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
     int hosts = 0;
@@ -295,8 +417,35 @@ int Connection::cb_headers_complete(llhttp_t *p) {
                 return HPE_USER;
             }
         }
-        if (iequals(name, "host")) ++hosts;
-        else if (iequals(name, "expect")) expect = r->view(h.value);
+        if (iequals(name, "host")) {
+            ++hosts;
+            if (!valid_host(r->view(h.value))) {
+                c->pending_status_ = 400;
+                c->pending_msg_ = "invalid Host header";
+                return HPE_USER;
+            }
+        } else if (iequals(name, "expect")) {
+            expect = r->view(h.value);
+        } else if (iequals(name, "transfer-encoding")) {
+            // llhttp has checked that chunked is final; any other coding is
+            // one we do not decode (RFC 9112 6.1 and 7: 501), and an HTTP/1.0
+            // message with Transfer-Encoding has faulty framing (400).
+            if (r->http_minor == 0) {
+                c->pending_status_ = 400;
+                c->pending_msg_ = "Transfer-Encoding in an HTTP/1.0 request";
+                return HPE_USER;
+            }
+            std::string_view v = r->view(h.value);
+            while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+            if (!iequals(v, "chunked")) {
+                std::string_view last = v.substr(v.rfind(',') == std::string_view::npos ? 0 : v.rfind(',') + 1);
+                while (!last.empty() && (last.front() == ' ' || last.front() == '\t')) last.remove_prefix(1);
+                bool final_chunked = iequals(last, "chunked");
+                c->pending_status_ = final_chunked ? 501 : 400;
+                c->pending_msg_ = final_chunked ? "unsupported transfer coding" : "chunked must be the final transfer coding";
+                return HPE_USER;
+            }
+        }
     }
     if (r->http_minor == 1 && hosts == 0) {
         c->pending_status_ = 400;
@@ -351,9 +500,28 @@ int Connection::cb_body(llhttp_t *p, const char *at, size_t len) {
     return 0;
 }
 
+// A chunk announced past the body limit is refused at once, not after the
+// client has sent up to the limit (or stalled before it).
+int Connection::cb_chunk_header(llhttp_t *p) {
+    Connection *c = self(p);
+    Request *r = c->parsing_;
+    if (p->content_length > c->w.server.limits().max_body_bytes - r->body.len) {
+        c->pending_status_ = 413;
+        c->pending_msg_ = "request body too large";
+        return HPE_USER;
+    }
+    return 0;
+}
+
 int Connection::cb_message_complete(llhttp_t *p) {
     Connection *c = self(p);
     Request *r = c->parsing_;
+    if (c->span_seen_ && !c->crlf_gap(c->buf_end_)) {  // after trailers
+        c->pending_status_ = 400;
+        c->pending_msg_ = "bare LF is not allowed as a line terminator";
+        return HPE_USER;
+    }
+    c->span_seen_ = false;
     c->parsing_ = nullptr;
     r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !c->w.stopping();
     c->last_activity_ = c->w.now_ms();
@@ -393,7 +561,17 @@ void Connection::dispatch(Request *r) {
     r->client_port = peer_port_;
     std::string_view target = r->view(r->target);
     size_t poff = 0, plen = 0;
+    if (target == "*" && std::strcmp(r->method_name, "OPTIONS") == 0) {
+        // asterisk-form: OPTIONS about the server as a whole (RFC 9112 3.2.4).
+        r->out_body.clear();
+        r->body_ref = {};
+        HeadParams hp{200, {}, {}, 0, r->keep_alive, r->http_minor == 0, w.date};
+        format_head(r->out_head, hp);
+        r->ready = true;
+        return;
+    }
     if (!find_path(target, poff, plen)) {
+        r->keep_alive = false;  // malformed, not merely unroutable: close after the answer
         answer_error(r, 400, "invalid request target");
         return;
     }

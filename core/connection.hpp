@@ -47,6 +47,7 @@ private:
     static int cb_header_value(llhttp_t *p, const char *at, size_t len);
     static int cb_headers_complete(llhttp_t *p);
     static int cb_body(llhttp_t *p, const char *at, size_t len);
+    static int cb_chunk_header(llhttp_t *p);
     static int cb_message_complete(llhttp_t *p);
     static const llhttp_settings_t *settings();
 
@@ -68,6 +69,11 @@ private:
     bool cache_lookup(Request *r, const RouteRules &rr);
     void expire_handlers(uint64_t now);
     bool head_limit(Request *r, size_t more);
+    bool crlf_gap(const char *to);
+    bool note_span(const char *at, size_t len);
+    int unknown_method(const char *from, const char *to);
+    static int cb_method(llhttp_t *p, const char *at, size_t len);
+    static int cb_version(llhttp_t *p, const char *at, size_t len);
 
     uv_tcp_t tcp_;
     llhttp_t parser_;
@@ -77,6 +83,18 @@ private:
     const char *buf_start_ = nullptr;
     const char *buf_end_ = nullptr;
     const char *value_end_ = nullptr;
+    // Bytes between the spans of a head (and after the last one) carry every
+    // line break; each LF there must follow a CR. Checked across reads.
+    const char *span_end_ = nullptr;  // in the current buffer; nullptr: at its start
+    bool span_seen_ = false;
+    uint8_t gap_lfs_ = 0;
+    char gap_prev_ = 0;
+    uint32_t gap_bytes_ = 0;
+    uint32_t last_gap_ = 0;  // bytes between the last two spans
+    // A method llhttp does not know: 501 when it is a well-formed token
+    // followed by SP, else 400. Counts its bytes, across reads.
+    uint32_t method_seen_ = 0;  // method bytes of the current message in earlier reads
+    int32_t method_tchars_ = -1;  // >= 0: reading an unknown method to its end
     Request *head_ = nullptr;
     Request *tail_ = nullptr;
     uint32_t fifo_len_ = 0;
