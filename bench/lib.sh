@@ -284,7 +284,7 @@ run_idle() {
     rm -f "$FIFO"
     mkfifo "$FIFO"
     before=$(tree_rss_kb "$pid")
-    timeout -k 5 240 "${LOAD_PIN[@]}" "$OUT/idle_conns" -n "$IDLE_CONNS" -t 21 -H 120 "$HOST" "$port" \
+    timeout -k 5 240 "${LOAD_PIN[@]}" "$OUT/idle_conns" -n "$IDLE_CONNS" -t "${IDLE_TRIES:-21}" -F 3 -H 120 "$HOST" "$port" \
         <"$FIFO" >"$out" 2>&1 &
     IDLE_PID=$!
     exec 9>"$FIFO" # the tool holds its connections until this closes
