@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Helpers shared by bench/core.sh and bench/bindings.sh (sourced, not run).
-# They read globals the scripts set: HOST, USED_PORTS, SRV_CPU_ID, LOAD_CPU_ID,
-# CHILD_PID; log() comes from the script; STOP_WAIT (tenths of a second a
-# process gets after SIGTERM) defaults to 50.
+# Helpers of bench/run (sourced, not run). They read globals the script sets:
+# HOST, OUT, RAW, USED_PORTS, SRV_CPU_ID, LOAD_CPU_ID, CHILD_PID, CONNS,
+# WARMUP, DURATION, IDLE_CONNS, CONTENDED_PCT; log() and launch_server() come
+# from the script; STOP_WAIT (tenths of a second a process gets after SIGTERM)
+# defaults to 50.
 
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
@@ -100,10 +101,8 @@ stop_pid() { # pid — TERM, wait up to STOP_WAIT/10 s, then KILL; only our own 
 }
 
 # ------------------------------------------------------------------------
-# Everything below is bench/run's machinery, kept here so that the script
-# itself reads as the list of servers and scenarios. Globals it reads: HOST,
-# OUT, RAW, CONNS, WARMUP, DURATION, CONTENDED_PCT, IDLE_CONNS and the
-# SRV_PIN/LOAD_PIN arrays set by setup_pinning.
+# bench/run's machinery, kept here so that the script itself reads as the
+# list of servers and scenarios.
 
 # Percent of all CPUs busy over the next 3 seconds.
 busy_3s() {
