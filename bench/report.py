@@ -300,6 +300,8 @@ def chart(run: Run, png: str) -> str:
     for ax, (scen, groups, title) in zip(axes.flat, panels):
         x = 0.0
         ticks, labels = [], []
+        top = max([num(r["rps"]) or 0 for g in groups for i in run.ids(g)
+                   for r in [run.median_row(scen, i)] if r] + [1]) / 1000
         for g in groups:
             ids = [i for i in run.ids(g) if run.servers[i]["status"] != "not selected" and
                    (run.median_row(scen, i) or run.servers[i]["role"] == "ql")]
@@ -312,10 +314,14 @@ def chart(run: Run, png: str) -> str:
                 ql = run.servers[sid]["role"] == "ql"
                 ax.bar(x, (v or 0) / 1000, width=0.8, color="#1f6fb4" if ql else "#b0b0b0",
                        edgecolor="black", linewidth=0.5)
-                ax.text(x, 0.5, sid, rotation=90, ha="center", va="bottom", fontsize=7,
-                        color="white" if ql and v else "black")
-                ax.text(x, (v or 0) / 1000, "n/a" if v is None else f"{v / 1000:.0f}k", ha="center",
-                        va="bottom", fontsize=7)
+                h = (v or 0) / 1000
+                label = "n/a" if v is None else (f"{h:.0f}k" if h >= 10 else f"{h:.1f}k")
+                ax.text(x, h, label, ha="center", va="bottom", fontsize=7)
+                if h > 0.25 * top:  # the name inside the bar, else above its value
+                    ax.text(x, 0.02 * top, sid, rotation=90, ha="center", va="bottom", fontsize=7,
+                            color="white" if ql else "black")
+                else:
+                    ax.text(x, h + 0.06 * top, sid, rotation=90, ha="center", va="bottom", fontsize=7)
                 x += 1
             ticks.append((start + x - 1) / 2)
             labels.append(GROUP_NAMES[g])
@@ -325,7 +331,7 @@ def chart(run: Run, png: str) -> str:
         ax.set_ylabel("thousand requests / s")
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        ax.margins(y=0.12)
+        ax.set_ylim(0, top * 1.3)
     smoke = " (SMOKE RUN: numbers mean little)" if run.meta.get("smoke") == "1" else ""
     fig.suptitle(f"quicklane (blue) vs peers (grey), median rps — {run.meta.get('date', '')}, "
                  f"{run.meta.get('nproc', '?')} CPU {run.meta.get('cpu', '')}{smoke}", fontsize=11)
