@@ -31,25 +31,25 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Log-bucket histogram: values below 2^SUB_BITS µs exactly; above, 2^SUB_BITS
- * buckets per power of two (≤ 0.8 % error), up to 2^40 µs. */
-#define SUB_BITS 7
+/* Log-bucket histogram: values below 2^SUB_BITS µs exactly; above, 2^(SUB_BITS-1)
+ * buckets per power of two (a bucket spans under 0.8 % of its value), up to 2^40 µs. */
+#define SUB_BITS 8
 #define SUB (1u << SUB_BITS)
-#define NBUCKETS ((40 - SUB_BITS + 1) * SUB)
+#define NBUCKETS ((40 - SUB_BITS + 2) * SUB)
 static uint64_t hist[NBUCKETS];
 static uint64_t recorded, max_us, sum_us;
 
 static unsigned bucket_of(uint64_t v) {
     if (v < SUB) return (unsigned)v;
-    unsigned e = 63u - (unsigned)__builtin_clzll(v); /* v in [2^e, 2^(e+1)) */
-    unsigned shift = e - SUB_BITS + 1;
-    unsigned idx = (shift)*SUB + (unsigned)((v >> shift) & (SUB - 1));
+    unsigned e = 63u - (unsigned)__builtin_clzll(v); /* v in [2^e, 2^(e+1)), e >= SUB_BITS */
+    unsigned shift = e - SUB_BITS + 1;               /* v >> shift in [SUB/2, SUB) */
+    unsigned idx = shift * SUB + (unsigned)(v >> shift);
     return idx < NBUCKETS ? idx : NBUCKETS - 1;
 }
-static uint64_t value_of(unsigned idx) { /* upper edge of the bucket */
+static uint64_t value_of(unsigned idx) { /* the largest value of the bucket */
     if (idx < SUB) return idx;
     unsigned shift = idx / SUB, sub = idx % SUB;
-    return ((uint64_t)(SUB + sub) << (shift - 1)) + ((1ull << (shift - 1)) - 1);
+    return ((uint64_t)sub << shift) + ((1ull << shift) - 1);
 }
 static void record(uint64_t us) {
     hist[bucket_of(us)]++, recorded++, sum_us += us;
