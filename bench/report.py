@@ -382,7 +382,7 @@ def main() -> None:
              f"({m.get('nproc', '?')} threads) share the {m.get('nproc', '?')} cores")
     L.append(f"- load: {m.get('wrk', 'wrk')} `-t1 -c64 --latency` (all cores: `-t{m.get('nproc', '?')} -c128`), "
              "rounds in reverse order every other round; fixed-rate scenario: bench/rate_client.c (open loop)")
-    vers = [f"nginx {m.get('nginx', '?')}", f"cpp-httplib {m.get('httplib', '?')}"]
+    vers = [f"nginx {m.get('nginx', '?').replace('nginx/', '')}", f"cpp-httplib {m.get('httplib', '?')}"]
     if m.get("python_peers"):
         vers.append(m["python_peers"] + (f" (quicklane's Python: {m['python_ql']})" if m.get("python_ql") else ""))
     if m.get("node", "").strip():
@@ -397,8 +397,16 @@ def main() -> None:
              f"(measuring {int(num(m.get('measure_time')) or 0)} s; estimated {int(num(m.get('estimate')) or 0)} s)")
     L.append("")
     if run.contended:
+        total = sum(len(r) for ids in run.runs.values() for r in ids.values())
+        if len(run.contended) <= 10:
+            which = ", ".join(sorted(run.contended))
+        else:
+            per: dict[str, int] = defaultdict(int)
+            for c in run.contended:
+                per[c.split("/")[0]] += 1
+            which = "; ".join(f"{k}: {v}" for k, v in sorted(per.items())) + "; each row's notes name its rounds"
         L.append(f"**Contention: other work used ≥ {m.get('contended_pct', '10')} % of a CPU during "
-                 f"{len(run.contended)} run(s)** ({', '.join(sorted(run.contended))}). Their rps is not to be "
+                 f"{len(run.contended)} of {total} runs** ({which}). Their rps is not to be "
                  "trusted; rerun on a quiet machine (`QUIET_WAIT=300 bench/run`).")
     elif (num(busy) or 0) >= 10:
         L.append(f"**The machine was {busy} % busy before the run**: rps may be skewed.")
