@@ -435,7 +435,9 @@ def main() -> None:
     settings = dict(kv.split("=", 1) for kv in m.get("settings", "").split() if "=" in kv)
     L += [f"## 4. {settings.get('IDLE_CONNS', '?')} idle keep-alive connections", "",
           "Each server freshly started; `bench/idle_conns.c` opens the connections one by one (one request each),",
-          "then times 21 new connections' `GET /ping` while they are held; bytes / conn = RSS growth / connections.",
+          f"then times {settings.get('IDLE_TRIES', '21')} new connections' `GET /ping` while they are held; "
+          "bytes / conn = RSS growth / connections (a server that stops serving new connections ends the opening",
+          "after 3 failures in a row: *conns held* then says how many it took).",
           "", *idle_table(run), ""]
     L += [f"## 5. Latency at a fixed rate: {settings.get('RATE', '?')} requests/s on GET /hello/x", "",
           f"`bench/rate_client.c`: {settings.get('RATE_CONNS', '?')} keep-alive connections share a constant total rate "
