@@ -49,9 +49,10 @@ test-sanitize: deps
 	cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS) --timeout 600 -L threads
 
-bench: build
-	bench/core.sh
-	bench/bindings.sh
+# The whole side-by-side comparison (bench/README.md); it builds, installs its
+# peers and writes docs/benchmarks.md itself. BENCH_ARGS=--smoke for a quick check.
+bench:
+	bench/run $(BENCH_ARGS)
 
 # A bounded soak (SOAK_SECONDS, default 600) of mixed and hostile traffic:
 # RSS and fd curves into bench/out/. Not part of `make test`.

@@ -2,7 +2,7 @@
  * idle_conns — holds N idle keep-alive connections open against an HTTP
  * server and measures how long a fresh client waits meanwhile.
  *
- *   idle_conns [-n N] [-p PATH] [-t TRIES] [-H HOLD_S] HOST PORT
+ *   idle_conns [-n N] [-p PATH] [-t TRIES] [-H HOLD_S] [-F FAILS] HOST PORT
  *
  * 1. Measures a fresh connection's `GET PATH` (connect → full response →
  *    close) TRIES times with no idle connections: baseline.
@@ -18,7 +18,9 @@
  * Output is key=value lines on stdout (times in microseconds). It always
  * finishes by itself: sockets have send/receive timeouts (2 s for fresh
  * requests, 5 s while opening, 1 s for the reuse check), opening stops after
- * 60 s and the reuse check after 15 s.
+ * 60 s (or after FAILS failed connections in a row, when -F is given: a
+ * thread-per-connection server that has run out of threads makes every
+ * further one wait out the 5 s timeout) and the reuse check after 15 s.
  * Exit status: 0 when it ran (whatever the server did), 2 on bad usage.
  */
 #define _GNU_SOURCE
@@ -161,15 +163,16 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-    int n = 5000, tries = 21, hold_s = 120;
+    int n = 5000, tries = 21, hold_s = 120, max_fails = 0, fails_in_row = 0;
     const char *path = "/ping";
     int opt;
-    while ((opt = getopt(argc, argv, "n:p:t:H:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:p:t:H:F:")) != -1) {
         switch (opt) {
         case 'n': n = atoi(optarg); break;
         case 'p': path = optarg; break;
         case 't': tries = atoi(optarg); break;
         case 'H': hold_s = atoi(optarg); break;
+        case 'F': max_fails = atoi(optarg); break;
         default: usage();
         }
     }
@@ -204,22 +207,22 @@ int main(int argc, char **argv) {
     double open_deadline = t0 + 60e6;
     int skipped = 0;
     for (int i = 0; i < n; i++) {
-        if (now_us() > open_deadline) { /* a server that stalls must not stall us */
-            skipped = n - i;
+        if (now_us() > open_deadline || (max_fails > 0 && fails_in_row >= max_fails)) {
+            skipped = n - i; /* a server that stalls must not stall us */
             break;
         }
         int fd = open_conn(5);
         if (fd < 0) {
-            connect_failed++;
+            connect_failed++, fails_in_row++;
             continue;
         }
         int st = send_all(fd, g_req, g_req_len) == 0 ? read_response(fd) : -1;
         if (st < 200 || st >= 300) {
-            request_failed++;
+            request_failed++, fails_in_row++;
             close(fd);
             continue;
         }
-        fds[opened++] = fd;
+        fds[opened++] = fd, fails_in_row = 0;
     }
     printf("requested=%d\nopened=%d\nconnect_failed=%d\nrequest_failed=%d\nskipped_after_deadline=%d\n"
            "open_seconds=%.3f\n",

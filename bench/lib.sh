@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Helpers shared by bench/core.sh and bench/bindings.sh (sourced, not run).
-# They read globals the scripts set: HOST, USED_PORTS, SRV_CPU_ID, LOAD_CPU_ID,
-# CHILD_PID; log() comes from the script; STOP_WAIT (tenths of a second a
-# process gets after SIGTERM) defaults to 50.
+# Helpers of bench/run (sourced, not run). They read globals the script sets:
+# HOST, OUT, RAW, USED_PORTS, SRV_CPU_ID, LOAD_CPU_ID, CHILD_PID, CONNS,
+# WARMUP, DURATION, IDLE_CONNS, CONTENDED_PCT; log() and launch_server() come
+# from the script; STOP_WAIT (tenths of a second a process gets after SIGTERM)
+# defaults to 50.
 
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
@@ -97,4 +98,292 @@ stop_pid() { # pid — TERM, wait up to STOP_WAIT/10 s, then KILL; only our own 
     wait "$pid" 2>/dev/null || rc=$?
     [ -z "$STOP_NOTE" ] && [ "$rc" != 0 ] && [ "$rc" != 143 ] && STOP_NOTE="exit status $rc after SIGTERM"
     return 0
+}
+
+# ------------------------------------------------------------------------
+# bench/run's machinery, kept here so that the script itself reads as the
+# list of servers and scenarios.
+
+# Percent of all CPUs busy over the next 3 seconds.
+busy_3s() {
+    local a b
+    a=$(awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
+    sleep 3
+    b=$(awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        printf "%.0f\n", (y[2] > x[2]) ? 100 * (y[1] - x[1]) / (y[2] - x[2]) : 0 }'
+}
+
+# Waits (at most QUIET_WAIT s) for the CPUs to be under 10 % busy; sets BUSY_BEFORE, WAITED.
+wait_quiet() {
+    WAITED=0
+    while :; do
+        BUSY_BEFORE=$(busy_3s)
+        awk -v b="$BUSY_BEFORE" 'BEGIN { exit !(b < 10) }' && break
+        [ "$WAITED" -lt "${QUIET_WAIT:-0}" ] || break
+        [ "$WAITED" = 0 ] && log "machine ${BUSY_BEFORE}% busy; waiting up to ${QUIET_WAIT}s for it to be quiet"
+        sleep 2
+        WAITED=$((WAITED + 5))
+    done
+    awk -v b="$BUSY_BEFORE" 'BEGIN { exit !(b >= 10) }' &&
+        log "warning: the CPUs are ${BUSY_BEFORE}% busy before the run: something else is using them; rps will be skewed"
+    return 0
+}
+
+# Server on one CPU, load tools on the other (SERVER_CPUS / LOAD_CPUS override).
+setup_pinning() {
+    NCPU=$(nproc)
+    if [ -n "${SERVER_CPUS:-}" ] || [ -n "${LOAD_CPUS:-}" ]; then
+        SRV_CPU_ID=${SERVER_CPUS:-0} LOAD_CPU_ID=${LOAD_CPUS:-1}
+        PIN_NOTE="servers on CPU $SRV_CPU_ID, load tools on CPU $LOAD_CPU_ID (taskset, from the environment)"
+    elif [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
+        SRV_CPU_ID=0 LOAD_CPU_ID=1
+        PIN_NOTE="one-worker scenarios: every server process (all its threads) on CPU 0, wrk and the other clients on CPU 1 (taskset)"
+    else
+        SRV_CPU_ID="" LOAD_CPU_ID=""
+        PIN_NOTE="not pinned ($NCPU CPU): server and load tool share the CPU"
+    fi
+    if [ -n "$SRV_CPU_ID" ]; then LOAD_PIN=(taskset -c "$LOAD_CPU_ID"); else LOAD_PIN=(); fi
+}
+
+# Installs the Debian packages that are missing (apt-get update only then).
+ensure_debs() {
+    local missing="" p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    done
+    [ -z "$missing" ] && return 0
+    log "apt-get install$missing"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >&2
+}
+
+raise_nofile() {
+    NOFILE=65536
+    ulimit -n "$NOFILE" 2>/dev/null || {
+        NOFILE=$(ulimit -Hn)
+        [ "$NOFILE" = unlimited ] && NOFILE=1048576
+        ulimit -n "$NOFILE"
+    }
+    [ "$NOFILE" -ge $((IDLE_CONNS + 2 * CONNS + 64)) ] || log "warning: nofile limit $NOFILE is below IDLE_CONNS=$IDLE_CONNS + wrk"
+}
+
+# ------------------------------------------------------- process trees ---
+tree_pids() { # pid → the pid and all its descendants
+    local p=$1 c
+    [ -d "/proc/$p" ] || return 0
+    echo "$p"
+    for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
+}
+tree_rss_kb() { # VmRSS summed over a server's processes (nginx master + worker, granian, cluster)
+    local p s=0 r n=0
+    for p in $(tree_pids "$1"); do
+        r=$(rss_kb "$p")
+        [ "$r" = NA ] || { s=$((s + r)); n=$((n + 1)); }
+    done
+    [ "$n" = 0 ] && echo NA || echo "$s"
+}
+tree_ticks() {
+    local p s=0 t n=0
+    for p in $(tree_pids "$1"); do
+        t=$(proc_ticks "$p")
+        [ "$t" = NA ] || { s=$((s + t)); n=$((n + 1)); }
+    done
+    [ "$n" = 0 ] && echo NA || echo "$s"
+}
+# user+system ticks of this shell's waited-for children (the load tools).
+child_ticks() { awk '{sub(/^.*\) /, ""); print $14 + $15}' "/proc/$$/stat"; }
+all_busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+
+# --------------------------------------------------------------- servers ---
+# start_server ID PIN(1|0) ENVIRONMENT... -- launches `launch_server ID`
+# (defined by bench/run) in a subshell pinned to the server CPU when PIN=1,
+# on a free port, with PORT set; waits for GET /ping. Sets SPID[ID], SPORT[ID].
+declare -A SPID=() SPORT=() SLOG=()
+start_server() {
+    local id=$1 pin=$2 port pid
+    shift 2
+    [ "${1:-}" = -- ] && shift
+    port=$(free_port) || die "no free port"
+    SLOG[$id]=$RAW/server-$id.log
+    (
+        [ "$pin" = 1 ] && [ -n "$SRV_CPU_ID" ] && taskset -pc "$SRV_CPU_ID" "$BASHPID" >/dev/null
+        export PORT="$port" "$@"
+        launch_server "$id" "$port"
+    ) >>"${SLOG[$id]}" 2>&1 &
+    pid=$!
+    SPID[$id]=$pid SPORT[$id]=$port
+    if ! wait_up "$pid" "$port" 40; then
+        START_ERR="did not answer GET /ping on port $port within 40 s (log: $(basename "$RAW")/server-$id.log: $(tail -n 3 "${SLOG[$id]}" 2>/dev/null | tr '\n' ' ' | cut -c1-200))"
+        stop_server "$id"
+        return 1
+    fi
+    sleep 0.3
+    log "$id up on $port (pid $pid, RSS $(tree_rss_kb "$pid") KiB)"
+    return 0
+}
+stop_server() {
+    local id=$1 pid=${SPID[$1]:-} p kids
+    [ -n "$pid" ] || return 0
+    kids=$(tree_pids "$pid" | tail -n +2)
+    stop_pid "$pid"
+    for p in $kids; do kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null; done
+    SPID[$id]=""
+    return 0
+}
+stop_all_servers() {
+    local id
+    for id in "${!SPID[@]}"; do stop_server "$id"; done
+}
+wait_up() { # pid port seconds
+    local pid=$1 port=$2 n=$(($3 * 10)) i
+    for i in $(seq 1 "$n"); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        curl -s -o /dev/null -m 1 "http://$HOST:$port/ping" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+up() { [ -n "${SPID[$1]:-}" ] && alive "${SPID[$1]}"; }
+
+# ---------------------------------------------------------------- probes ---
+# probe ID SCENARIO → one line in probes.tsv: id, what, ok|differs, text
+probe() {
+    local id=$1 url="http://$HOST:${SPORT[$1]}" got body want ok
+    got=$(curl -s -m 3 -o "$RAW/probe.body" -w '%{http_code} %{content_type}' "$url/hello/x" 2>/dev/null || printf 'ERR')
+    got="$got $(head -c 200 "$RAW/probe.body" 2>/dev/null)"
+    ok=differs
+    [ "${got/; charset=utf-8/}" = '200 application/json {"hello":"x"}' ] && ok=ok
+    printf '%s\tGET /hello/x\t%s\t%s\n' "$id" "$ok" "$got" >>"$RAW/probes.tsv"
+    got=$(curl -s -m 3 -o "$RAW/probe.body" -w '%{http_code} %{content_type}' "$url/ping" 2>/dev/null || printf 'ERR')
+    got="$got $(head -c 200 "$RAW/probe.body" 2>/dev/null)"
+    ok=differs
+    [ "${got/; charset=utf-8/}" = '200 application/json {"message":"pong"}' ] && ok=ok
+    printf '%s\tGET /ping\t%s\t%s\n' "$id" "$ok" "$got" >>"$RAW/probes.tsv"
+    [ "${2:-}" = noecho ] && return 0
+    got=$(curl -s -m 3 -o "$RAW/probe.body" -w '%{http_code}' -H 'content-type: application/json' \
+        --data-binary "@$ECHO_BODY" "$url/echo" 2>/dev/null || printf 'ERR')
+    ok=differs
+    [ "$got" = 200 ] && python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1])) != json.load(open(sys.argv[2])))' \
+        "$RAW/probe.body" "$ECHO_BODY" 2>/dev/null && ok=ok
+    printf '%s\tPOST /echo (1 KB JSON)\t%s\t%s %s bytes back, %s\n' "$id" "$ok" "$got" "$(stat -c %s "$RAW/probe.body" 2>/dev/null)" \
+        "$([ "$ok" = ok ] && echo "same JSON value" || head -c 120 "$RAW/probe.body")" >>"$RAW/probes.tsv"
+}
+
+# ------------------------------------------------------------ idle conns ---
+# run_idle ID → a line in idle.tsv:
+# id before_kb with_kb bytes_per_conn opened base_us fresh_us fresh_max_us reused failed
+run_idle() {
+    local id=$1 pid=${SPID[$1]} port=${SPORT[$1]} out i before with
+    out=$RAW/idle-$id.txt
+    alive "$pid" || return 0
+    log "idle: $IDLE_CONNS keep-alive connections to $id"
+    FIFO=$RAW/idle-$id.fifo
+    rm -f "$FIFO"
+    mkfifo "$FIFO"
+    before=$(tree_rss_kb "$pid")
+    timeout -k 5 240 "${LOAD_PIN[@]}" "$OUT/idle_conns" -n "$IDLE_CONNS" -t "${IDLE_TRIES:-21}" -F 3 -H 120 "$HOST" "$port" \
+        <"$FIFO" >"$out" 2>&1 &
+    IDLE_PID=$!
+    exec 9>"$FIFO" # the tool holds its connections until this closes
+    with=NA
+    for i in $(seq 1 1500); do
+        if grep -qx ready "$out" 2>/dev/null; then
+            with=$(tree_rss_kb "$pid")
+            break
+        fi
+        alive "$IDLE_PID" || break
+        sleep 0.1
+    done
+    exec 9>&-
+    wait "$IDLE_PID" 2>/dev/null || true
+    IDLE_PID=""
+    rm -f "$FIFO"
+    FIFO=""
+    kv() { awk -F= -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print "NA"}' "$out"; }
+    local opened per
+    opened=$(kv opened)
+    per=$(awk -v a="$before" -v b="$with" -v n="$opened" 'BEGIN {
+        if (a == "NA" || b == "NA" || n == "NA" || n + 0 == 0) print "NA"; else printf "%.0f\n", (b - a) * 1024 / n }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$before" "$with" "$per" "$opened" \
+        "$(kv baseline_fresh_us_median)" "$(kv fresh_us_median)" "$(kv fresh_us_max)" "$(kv reused_ok)" "$(kv fresh_failed)" >>"$RAW/idle.tsv"
+}
+
+# ------------------------------------------------------------- throughput ---
+# run_wrk SCENARIO ID ROUND PATH [WRK_THREADS CONNS PINNED] → a line in runs.tsv:
+# scenario id round rps p50 p99 p999 requests non2xx socket_errors cpu_us_req rss_kb other_cpu_pct busy stall
+CONTENDED=""
+run_wrk() {
+    local scen=$1 id=$2 round=$3 path=$4 threads=${5:-1} conns=${6:-$CONNS} pinned=${7:-1}
+    local pid=${SPID[$id]:-} out url load=() lua=()
+    url="http://$HOST:${SPORT[$id]:-0}$path"
+    out=$RAW/wrk-$scen-$id-r$round.txt
+    [ "$pinned" = 1 ] && load=("${LOAD_PIN[@]}")
+    [ "$path" = /echo ] && lua=(-s "$HERE/echo.lua")
+    if ! alive "$pid"; then
+        printf '%s\t%s\t%s\tNA\tNA\tNA\tNA\t0\t0\tserver not running\tNA\tNA\tNA\tNA\tNA\n' "$scen" "$id" "$round" >>"$RAW/runs.tsv"
+        return 0
+    fi
+    log "wrk $scen $id r$round ($path): ${WARMUP}s warmup + ${DURATION}s"
+    [ "$WARMUP" -gt 0 ] && run_child timeout -k 5 $((WARMUP + 30)) "${load[@]}" wrk -t"$threads" -c"$conns" -d"${WARMUP}s" "${lua[@]}" "$url" >"$out.warmup" 2>&1 || true
+    local c0 c1 p0 p1 s0 s1 t0 t1 b0 b1 w0 w1
+    c0=$(cpu_snap) p0=$(tree_ticks "$pid") s0=$(psi_some) b0=$(all_busy) w0=$(child_ticks) t0=$(now_us)
+    run_child timeout -k 5 $((DURATION + 30)) "${load[@]}" wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "${lua[@]}" "$url" >"$out" 2>&1 || true
+    w1=$(child_ticks) b1=$(all_busy) c1=$(cpu_snap) p1=$(tree_ticks "$pid") s1=$(psi_some) t1=$(now_us)
+    local rps p50 p99 p999 reqs non2xx sock cpureq other stall busy wn ws rss
+    rss=$(tree_rss_kb "$pid")
+    stall=$(awk -v a="$s0" -v b="$s1" -v t="$((t1 - t0))" 'BEGIN {
+        if (a == "NA" || b == "NA" || t <= 0) print "NA"; else printf "%.0f\n", 100 * (b - a) / t }')
+    other=$(awk -v b0="$b0" -v b1="$b1" -v p0="$p0" -v p1="$p1" -v w0="$w0" -v w1="$w1" -v t="$((t1 - t0))" -v hz="$CLK_TCK" 'BEGIN {
+        if (p0 == "NA" || p1 == "NA" || t <= 0) { print "NA"; exit }
+        o = (b1 - b0) - (p1 - p0) - (w1 - w0); if (o < 0) o = 0
+        printf "%.0f\n", 100 * o / hz / (t / 1e6) }')
+    rps=$(awk '/^Requests\/sec:/ {printf "%.0f\n", $2; f = 1} END {if (!f) print "NA"}' "$out")
+    p50=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
+    p99=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
+    p999=NA
+    reqs=$(awk '/ requests in / {print $1; f = 1} END {if (!f) print 0}' "$out")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF; f = 1} END {if (!f) print 0}' "$out")
+    busy=$(awk -v a="$c0" -v b="$c1" 'BEGIN {
+        split(a, x, " "); split(b, y, " ")
+        if (x[2] == "" || y[2] == x[2] || y[4] == x[4]) { print "NA"; exit }
+        printf "%.0f/%.0f\n", 100 * (y[1] - x[1]) / (y[2] - x[2]), 100 * (y[3] - x[3]) / (y[4] - x[4]) }')
+    cpureq=$(awk -v a="$p0" -v b="$p1" -v n="$reqs" -v hz="$CLK_TCK" 'BEGIN {
+        if (a == "NA" || b == "NA" || n == "" || n + 0 == 0) print "NA"; else printf "%.1f\n", (b - a) / hz * 1e6 / n }')
+    sock=$(awk '/Socket errors:/ {gsub(/^ *Socket errors: /, ""); print; f = 1} END {if (!f) print "none"}' "$out")
+    if [ -f "$out.warmup" ]; then
+        wn=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out.warmup")
+        ws=$(awk '/Socket errors:/ {gsub(/^ *Socket errors: /, ""); print}' "$out.warmup")
+        [ -n "$wn$ws" ] && sock="$sock; warmup: ${wn:+non-2xx $wn }${ws}"
+    fi
+    alive "$pid" || sock="$sock; SERVER EXITED"
+    [ "$pinned" = 1 ] && awk -v v="$other" -v l="$CONTENDED_PCT" 'BEGIN { exit !(v != "NA" && v + 0 >= l + 0) }' &&
+        CONTENDED="$CONTENDED $scen/$id/r$round"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$id" "$round" "$rps" "$p50" "$p99" "$p999" \
+        "$reqs" "$non2xx" "$sock" "$cpureq" "$rss" "$other" "$busy" "$stall" >>"$RAW/runs.tsv"
+}
+
+# prime ID PATH SECONDS — unmeasured load, so JIT-compiled servers (V8, Python's
+# adaptive interpreter) are warm before their first measured round.
+prime() {
+    local id=$1 path=$2 s=$3 lua=()
+    [ "$s" -gt 0 ] && up "$id" || return 0
+    [ "$path" = /echo ] && lua=(-s "$HERE/echo.lua")
+    run_child timeout -k 5 $((s + 30)) "${LOAD_PIN[@]}" wrk -t1 -c"$CONNS" -d"${s}s" "${lua[@]}" \
+        "http://$HOST:${SPORT[$id]}$path" >"$RAW/prime-$id${path//\//-}.txt" 2>&1 || true
+}
+
+# ------------------------------------------------------------ fixed rate ---
+# run_rate ID PATH → a line in rate.tsv:
+# id target achieved p50 p90 p99 p999 max errors late_starts measured
+run_rate() {
+    local id=$1 path=$2 out=$RAW/rate-$1.txt
+    up "$id" || return 0
+    log "rate: $id at $RATE rps for ${RATE_DURATION}s (+${RATE_WARMUP}s warmup), $RATE_CONNS connections"
+    run_child timeout -k 5 $((RATE_WARMUP + RATE_DURATION + 30)) "${LOAD_PIN[@]}" "$OUT/rate_client" -r "$RATE" \
+        -d "$RATE_DURATION" -w "$RATE_WARMUP" -c "$RATE_CONNS" -p "$path" "$HOST" "${SPORT[$id]}" >"$out" 2>&1 || true
+    kv() { awk -F= -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print "NA"}' "$out"; }
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$RATE" "$(kv achieved_rate)" "$(kv p50_us)" "$(kv p90_us)" \
+        "$(kv p99_us)" "$(kv p999_us)" "$(kv max_us)" "$(kv errors)" "$(kv late_starts)" "$(kv measured)" >>"$RAW/rate.tsv"
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Fastify 5 peer of examples/node/hello.js (bench/bindings.sh): the same contract,
+// Fastify 5 peer of examples/node/hello.js (bench/run): the same contract,
 // one process, logger off, no response schema (handlers return plain objects,
 // as the quicklane example's do).
 //   GET /ping → {"message":"pong"}, GET /hello/:name → {"hello":name}, POST /echo → the JSON body

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Plain node:http peer of examples/node/hello.js (bench/bindings.sh): the same
+// Plain node:http peer of examples/node/hello.js (bench/run): the same
 // contract with hand-written routing, no framework. Informational row.
 'use strict';
 const http = require('node:http');

@@ -1,6 +1,6 @@
-"""Granian RSGI minimal peer (bench/bindings.sh): the contract hand-routed on
+"""Granian RSGI minimal peer (bench/run): the contract hand-routed on
 RSGI's protocol object, no framework, stdlib json; one worker:
-    granian --interface rsgi --workers 1 --app-dir bench/peers/python granian_rsgi:app
+    granian --interface rsgi --workers 1 --runtime-threads 1 --no-access-log granian_rsgi:app
 """
 import json
 from typing import Any

@@ -1,4 +1,4 @@
-"""quicklane from Python with an *async* handler (bench/bindings.sh): the
+"""quicklane from Python with an *async* handler (bench/run): the
 contract of examples/python/hello.py, whose /hello is a `def` handler, with
 /hello/{name} as `async def` (the shape FastAPI's peer uses).
     PORT=8080 WORKERS=1 python bench/peers/python/ql_async.py

@@ -1,5 +1,5 @@
 // Package contract is the example contract as one net/http ServeMux, shared by
-// the two Go peers of bench/bindings.sh: plain net/http serves it directly,
+// the two Go peers of bench/run: plain net/http serves it directly,
 // the other through quicklane.Handler (quicklane.Mount).
 package contract
 

@@ -1,6 +1,6 @@
 // Command handler serves the very ServeMux of the net/http peer through
 // quicklane.Handler (quicklane.Mount: "/" and "/{path...}"), with WORKERS
-// native loops (bench/bindings.sh). Every route, /ping included, goes through
+// native loops (bench/run). Every route, /ping included, goes through
 // the adapter: nothing is native here.
 package main
 

@@ -1,5 +1,5 @@
 // Command nethttp is the plain net/http peer of examples/go/hello
-// (bench/bindings.sh): the contract's ServeMux on http.Server, PORT env.
+// (bench/run): the contract's ServeMux on http.Server, PORT env.
 package main
 
 import (

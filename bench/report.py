@@ -1,0 +1,483 @@
+"""Writes bench/run's report: markdown tables and a chart from one run's raw files.
+
+    python bench/report.py --raw bench/out/run-<date> --md OUT.md --png OUT.png [--intro docs/benchmarks.md]
+
+Reads meta.tsv, servers.tsv, runs.tsv, idle.tsv, rate.tsv and probes.tsv (written by
+bench/run and bench/lib.sh). Ratios are quicklane's rps over a peer's rps *in the same
+round*, median over rounds. The hand-written intro of --intro (between the
+`<!-- intro -->` and `<!-- /intro -->` lines) is carried over into the new report.
+Standard library only, except matplotlib for the chart (skipped, and said so, without it).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+from collections import defaultdict
+from typing import Any
+
+GROUP_NAMES = {
+    "native": "C / C++",
+    "python": "Python",
+    "node": "Node",
+    "go": "Go",
+    "all-native": "C",
+    "all-go": "Go",
+    "all-node": "Node",
+    "all-python": "Python",
+    "asgi": "ASGI (FastAPI app)",
+    "wsgi": "WSGI (Flask app)",
+}
+ONE_WORKER_GROUPS = ["native", "python", "node", "go"]
+ALL_GROUPS = ["all-native", "all-go", "all-node", "all-python"]
+APP_GROUPS = ["asgi", "wsgi"]
+
+DEFAULT_INTRO = """\
+Numbers measured by `bench/run`: quicklane side by side with its peers **in the same run** (same load
+tool and settings, loopback, one worker/process each unless the scenario says otherwise), reported as
+ratios. Nothing here is asserted by a test: PASS/MISS against the targets is information.
+Reproduce with `bench/run` (about 25 minutes; it installs the peers from the registries and builds
+quicklane first); `bench/run --smoke` proves the harness in a few minutes and writes to `bench/out/`
+only. See `bench/README.md` for what each scenario does and how each peer is configured.
+
+How to read them: on a 2-core machine one core serves and the other runs the load tool, so around
+85–100k rps wrk itself is near its ceiling; the *server CPU µs/req* column compares cost per request
+regardless. Back-to-back runs of the same server vary by about ±15 % on a VM: trust ratios taken in
+one run (each ratio pairs runs of the same round), not absolute rps across runs.
+"""
+
+
+def read_tsv(path: str) -> list[list[str]]:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n").split("\t") for line in f if line.strip()]
+
+
+def num(v: str | None) -> float | None:
+    try:
+        return float(v) if v not in (None, "", "NA") else None
+    except ValueError:
+        return None
+
+
+def fmt(v: float | None, digits: int = 0) -> str:
+    if v is None:
+        return "NA"
+    return f"{v:,.{digits}f}".replace(",", " ") if digits == 0 else f"{v:.{digits}f}"
+
+
+def fmt_ratio(v: float | None) -> str:
+    return "NA" if v is None else f"{v:.2f}×"
+
+
+class Run:
+    def __init__(self, raw: str) -> None:
+        self.meta = {r[0]: (r[1] if len(r) > 1 else "") for r in read_tsv(os.path.join(raw, "meta.tsv"))}
+        self.servers: dict[str, dict[str, str]] = {}
+        for r in read_tsv(os.path.join(raw, "servers.tsv")):
+            self.servers[r[0]] = {"group": r[1], "role": r[2], "desc": r[3], "status": r[4] if len(r) > 4 else "ok"}
+        # runs[scenario][id][round] = row dict
+        self.runs: dict[str, dict[str, dict[int, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+        keys = ["rps", "p50", "p99", "p999", "reqs", "non2xx", "sock", "cpu", "rss", "other", "busy", "stall"]
+        for r in read_tsv(os.path.join(raw, "runs.tsv")):
+            row = dict(zip(keys, r[3:]))
+            self.runs[r[0]][r[1]][int(r[2])] = row
+        ikeys = ["before", "with", "per", "opened", "base", "fresh", "fresh_max", "reused", "failed"]
+        self.idle = {r[0]: dict(zip(ikeys, r[1:])) for r in read_tsv(os.path.join(raw, "idle.tsv"))}
+        rkeys = ["target", "achieved", "p50", "p90", "p99", "p999", "max", "errors", "late", "measured"]
+        self.rate = {r[0]: dict(zip(rkeys, r[1:])) for r in read_tsv(os.path.join(raw, "rate.tsv"))}
+        self.probes = read_tsv(os.path.join(raw, "probes.tsv"))
+        self.contended = set(self.meta.get("contended", "").split())
+        self.raw = raw
+
+    def ids(self, group: str) -> list[str]:
+        return [i for i, s in self.servers.items() if s["group"] == group]
+
+    def median_row(self, scen: str, sid: str) -> dict[str, Any] | None:
+        rounds = self.runs.get(scen, {}).get(sid)
+        if not rounds:
+            return None
+        with_rps = sorted((num(r["rps"]), k) for k, r in rounds.items() if num(r["rps"]) is not None)
+        if not with_rps:
+            return next(iter(rounds.values()))
+        return rounds[with_rps[(len(with_rps) - 1) // 2][1]]
+
+    def rps_rounds(self, scen: str, sid: str) -> dict[int, float | None]:
+        return {k: num(r["rps"]) for k, r in self.runs.get(scen, {}).get(sid, {}).items()}
+
+    def paired(self, scen: str, a: str, b: str, field: str = "rps", invert: bool = False) -> tuple[float | None, list[float]]:
+        """Median over rounds of a/b (same round); invert=True gives b/a (for costs)."""
+        ra = self.runs.get(scen, {}).get(a, {})
+        rb = self.runs.get(scen, {}).get(b, {})
+        vals = []
+        for k in sorted(set(ra) & set(rb)):
+            x, y = num(ra[k].get(field)), num(rb[k].get(field))
+            if invert:
+                x, y = y, x
+            if x is not None and y:
+                vals.append(x / y)
+        return (statistics.median(vals) if vals else None), vals
+
+    def contended_rounds(self, scen: str, *ids: str) -> list[str]:
+        out = []
+        for c in self.contended:
+            s, i, r = (c.split("/") + ["", "", ""])[:3]
+            if s == scen and i in ids:
+                out.append(f"{i} {r}")
+        return sorted(out)
+
+    def status_text(self, sid: str) -> str:
+        st = self.servers.get(sid, {}).get("status", "not in this run")
+        return st
+
+
+def scenario_table(run: Run, scen: str, groups: list[str], title_note: str = "") -> list[str]:
+    out = []
+    out.append("| language | server | rps | p50 (µs) | p99 (µs) | RSS after (KiB) | server CPU µs/req | quicklane ÷ this server (rps, same round) | notes |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---|---|")
+    any_row = False
+    for g in groups:
+        ids = run.ids(g)
+        qls = [i for i in ids if run.servers[i]["role"] == "ql" and run.median_row(scen, i)]
+        for sid in ids:
+            s = run.servers[sid]
+            if s["status"] == "not selected":
+                continue
+            any_row = True
+            name = f"**{s['desc']}**" if s["role"] == "ql" else s["desc"]
+            row = run.median_row(scen, sid)
+            if row is None:
+                why = s["status"] if s["status"] != "ok" else "not run"
+                if scen in ("echo", "apps-echo") and sid.endswith("nginx"):
+                    why = "n/a: nginx has no host code to parse JSON (no njs); not measured"
+                out.append(f"| {GROUP_NAMES[g]} | {name} | — | — | — | — | — | — | {why} |")
+                continue
+            ratios = []
+            if s["role"] == "peer":
+                for q in qls:
+                    r, _ = run.paired(scen, q, sid)
+                    ratios.append(f"{q} {fmt_ratio(r)}")
+            notes = []
+            if num(row.get("non2xx")) not in (None, 0.0):
+                notes.append(f"non-2xx {row['non2xx']}")
+            if row.get("sock") not in ("none", None, ""):
+                notes.append(f"socket errors: {row['sock']}")
+            cr = run.contended_rounds(scen, sid)
+            if cr:
+                notes.append("contended: " + ", ".join(cr))
+            if s["status"] != "ok":
+                notes.append(s["status"])
+            rounds = [fmt(v) for _, v in sorted(run.rps_rounds(scen, sid).items())]
+            if len(rounds) > 1:
+                notes.append("rounds " + " ".join(rounds))
+            out.append(
+                f"| {GROUP_NAMES[g]} | {name} | {fmt(num(row['rps']))} | {fmt(num(row['p50']))} | {fmt(num(row['p99']))} "
+                f"| {fmt(num(row['rss']))} | {row.get('cpu', 'NA')} | {', '.join(ratios) or '—'} | {'; '.join(notes)} |"
+            )
+    if not any_row:
+        return ["Not run (not selected)."]
+    return out
+
+
+def idle_table(run: Run) -> list[str]:
+    out = [
+        "| language | server | RSS before (KiB) | RSS with the conns (KiB) | bytes / conn | conns held | new GET /ping, none held (µs, median) | new GET /ping while held (µs, median / max) | held conns still served after |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    n = 0
+    for g in ONE_WORKER_GROUPS:
+        for sid in run.ids(g):
+            s = run.servers[sid]
+            if s["status"] == "not selected":
+                continue
+            name = f"**{s['desc']}**" if s["role"] == "ql" else s["desc"]
+            d = run.idle.get(sid)
+            if not d:
+                out.append(f"| {GROUP_NAMES[g]} | {name} | — | — | — | — | — | — | {s['status'] if s['status'] != 'ok' else 'not run'} |")
+                continue
+            n += 1
+            out.append(
+                f"| {GROUP_NAMES[g]} | {name} | {d['before']} | {d['with']} | {d['per']} | {d['opened']} | {d['base']} "
+                f"| {d['fresh']} / {d['fresh_max']} | {d['reused']} |"
+            )
+    return out if n or len(out) > 2 else ["Not run (not selected)."]
+
+
+def rate_table(run: Run) -> list[str]:
+    out = [
+        "| language | server | target rps | achieved rps | p50 (µs) | p99 (µs) | p99.9 (µs) | max (µs) | errors | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    n = 0
+    for g in ONE_WORKER_GROUPS:
+        for sid in run.ids(g):
+            s = run.servers[sid]
+            if s["status"] == "not selected":
+                continue
+            name = f"**{s['desc']}**" if s["role"] == "ql" else s["desc"]
+            d = run.rate.get(sid)
+            if not d:
+                out.append(f"| {GROUP_NAMES[g]} | {name} | — | — | — | — | — | — | — | {s['status'] if s['status'] != 'ok' else 'not run'} |")
+                continue
+            n += 1
+            notes = []
+            t, a = num(d["target"]), num(d["achieved"])
+            if t and (a is None or a < 0.97 * t):
+                notes.append("**did not sustain the rate**: its latencies include queueing")
+            out.append(
+                f"| {GROUP_NAMES[g]} | {name} | {d['target']} | {d['achieved']} | {d['p50']} | {d['p99']} | {d['p999']} "
+                f"| {d['max']} | {d['errors']} | {'; '.join(notes)} |"
+            )
+    return out if n or len(out) > 2 else ["Not run (not selected)."]
+
+
+# The front end of each language the targets are about (others are informational rows).
+PRIMARY = {"ql-c", "ql-cpp", "ql-py", "ql-node", "ql-go"}
+
+TARGETS = [
+    # (text, scenario, quicklane id, peer id, limit)
+    ("native /ping (C) ≥ 0.95× nginx", "ping", "ql-c", "nginx", 0.95),
+    ("/hello/x by a C handler ≥ 0.85× nginx", "hello", "ql-c", "nginx", 0.85),
+    ("Python (async def) /hello/x ≥ 5× FastAPI on uvicorn", "hello", "ql-py", "fastapi", 5.0),
+    ("Python (async def) /hello/x ≥ 1.2× Granian RSGI", "hello", "ql-py", "granian", 1.2),
+    ("Node /hello/x ≥ 2× Fastify 5", "hello", "ql-node", "fastify", 2.0),
+    ("Go /hello/x ≥ 1.0× net/http", "hello", "ql-go", "nethttp", 1.0),
+]
+
+
+def targets_table(run: Run) -> list[str]:
+    out = [
+        "| target | measured (rps ratio, median of rounds) | per round | by CPU µs/req | result |",
+        "|---|---:|---|---:|---|",
+    ]
+    for text, scen, q, p, lim in TARGETS:
+        r, vals = run.paired(scen, q, p)
+        c, _ = run.paired(scen, q, p, field="cpu", invert=True)
+        if r is None:
+            why = run.status_text(q) if run.status_text(q) != "ok" else run.status_text(p)
+            res = f"no value ({why if why != 'ok' else 'not run'})"
+        else:
+            res = "PASS" if r >= lim else "MISS"
+            cr = run.contended_rounds(scen, q, p)
+            if cr:
+                res += " (contended rounds: " + ", ".join(cr) + ")"
+        out.append(f"| {text} | {fmt_ratio(r)} | {' '.join(f'{v:.2f}' for v in vals)} | {fmt_ratio(c)} | {res} |")
+    want = 5000
+    for sid, d in run.idle.items():
+        if run.servers.get(sid, {}).get("role") != "ql":
+            continue
+        info = sid not in PRIMARY  # the def-handler example, the net/http adapter: shown, not targets
+        per = num(d.get("per"))
+        note = ""
+        if d.get("opened") != str(want):
+            note = f" ({d.get('opened')} held; the target is for {want})"
+        res = "no value" if per is None else ("PASS" if per <= 2048 else "MISS")
+        if info:
+            res = f"(info) {res}"
+        out.append(f"| {'(info) ' if info else ''}≤ 2 KB per idle keep-alive connection: {run.servers[sid]['desc']}{note} "
+                   f"| {d.get('per')} B | | | {res} |")
+    return out
+
+
+def chart(run: Run, png: str) -> str:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no chart: matplotlib is not installed"
+    panels = [
+        ("ping", ONE_WORKER_GROUPS, "GET /ping — 1 worker (quicklane: native static route)"),
+        ("hello", ONE_WORKER_GROUPS, "GET /hello/x — 1 worker, host-language handler"),
+        ("echo", ONE_WORKER_GROUPS, "POST /echo, 1 KB JSON — 1 worker"),
+        ("allcores", ALL_GROUPS, "GET /hello/x — all cores (workers = nproc)"),
+        ("apps-hello", APP_GROUPS, "existing apps: GET /hello/x — 1 worker"),
+        ("apps-echo", APP_GROUPS, "existing apps: POST /echo — 1 worker"),
+    ]
+    panels = [p for p in panels if run.runs.get(p[0])]
+    if not panels:
+        return "no chart: no throughput scenario ran"
+    cols = 2 if len(panels) > 1 else 1
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(8 * cols, 4.6 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (scen, groups, title) in zip(axes.flat, panels):
+        x = 0.0
+        ticks, labels = [], []
+        top = max([num(r["rps"]) or 0 for g in groups for i in run.ids(g)
+                   for r in [run.median_row(scen, i)] if r] + [1]) / 1000
+        for g in groups:
+            ids = [i for i in run.ids(g) if run.servers[i]["status"] != "not selected" and
+                   (run.median_row(scen, i) or run.servers[i]["role"] == "ql")]
+            if not ids:
+                continue
+            start = x
+            for sid in ids:
+                row = run.median_row(scen, sid)
+                v = num(row["rps"]) if row else None
+                ql = run.servers[sid]["role"] == "ql"
+                ax.bar(x, (v or 0) / 1000, width=0.8, color="#1f6fb4" if ql else "#b0b0b0",
+                       edgecolor="black", linewidth=0.5)
+                h = (v or 0) / 1000
+                label = "n/a" if v is None else (f"{h:.0f}k" if h >= 10 else f"{h:.1f}k")
+                ax.text(x, h, label, ha="center", va="bottom", fontsize=7)
+                if h > 0.25 * top:  # the name inside the bar, else above its value
+                    ax.text(x, 0.02 * top, sid, rotation=90, ha="center", va="bottom", fontsize=7,
+                            color="white" if ql else "black")
+                else:
+                    ax.text(x, h + 0.06 * top, sid, rotation=90, ha="center", va="bottom", fontsize=7)
+                x += 1
+            ticks.append((start + x - 1) / 2)
+            labels.append(GROUP_NAMES[g])
+            x += 0.8
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(labels)
+        ax.set_ylabel("thousand requests / s")
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_ylim(0, top * 1.3)
+    smoke = " (SMOKE RUN: numbers mean little)" if run.meta.get("smoke") == "1" else ""
+    fig.suptitle(f"quicklane (blue) vs peers (grey), median rps — {run.meta.get('date', '')}, "
+                 f"{run.meta.get('nproc', '?')} CPU {run.meta.get('cpu', '')}{smoke}", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return ""
+
+
+def intro_of(path: str | None) -> str:
+    if path and os.path.exists(path):
+        text = open(path, encoding="utf-8").read()
+        if "<!-- intro -->" in text and "<!-- /intro -->" in text:
+            return text.split("<!-- intro -->", 1)[1].split("<!-- /intro -->", 1)[0].strip("\n") + "\n"
+    return DEFAULT_INTRO
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--md", required=True)
+    ap.add_argument("--png", required=True)
+    ap.add_argument("--intro")
+    a = ap.parse_args()
+    run = Run(a.raw)
+    m = run.meta
+    chart_note = chart(run, a.png)
+    L: list[str] = ["# Benchmarks", "", "<!-- intro -->", intro_of(a.intro).rstrip("\n"), "<!-- /intro -->", ""]
+    L.append("<!-- Everything below is generated by bench/run (bench/report.py); edit the intro above only. -->")
+    L.append("")
+    L.append(f"## The run: {m.get('date', '?')}")
+    L.append("")
+    if m.get("smoke") == "1" or m.get("only"):
+        L.append(f"**{'Smoke run' if m.get('smoke') == '1' else 'Partial run'}**"
+                 f"{' (--only ' + m['only'] + ')' if m.get('only') else ''}: it proves the harness; the numbers mean little.")
+        L.append("")
+    L.append(f"- command: `{m.get('command', '?')}` ({m.get('settings', '')})")
+    L.append(f"- machine: {m.get('nproc', '?')} CPU ({m.get('cpu', '?')}), {m.get('kernel', '?')}, {m.get('ram', '?')} RAM")
+    L.append(f"- quicklane: rev {m.get('rev', '?')}")
+    L.append(f"- pinning: {m.get('pinning', '')}; all-cores scenario: no pinning, the servers and wrk "
+             f"({m.get('nproc', '?')} threads) share the {m.get('nproc', '?')} cores")
+    L.append(f"- load: {m.get('wrk', 'wrk')} `-t1 -c64 --latency` (all cores: `-t{m.get('nproc', '?')} -c128`), "
+             "rounds in reverse order every other round; fixed-rate scenario: bench/rate_client.c (open loop)")
+    vers = [f"nginx {m.get('nginx', '?').replace('nginx/', '')}", f"cpp-httplib {m.get('httplib', '?')}"]
+    if m.get("python_peers"):
+        vers.append(m["python_peers"] + (f" (quicklane's Python: {m['python_ql']})" if m.get("python_ql") else ""))
+    if m.get("node", "").strip():
+        vers.append("Node " + m["node"].strip())
+    if m.get("go"):
+        vers.append(m["go"])
+    L.append("- versions: " + "; ".join(vers))
+    busy = m.get("busy_before", "?")
+    L.append(f"- other load: CPUs {busy} % busy in the 3 s before the run; load average {m.get('load_start', '?')} at start, "
+             f"{m.get('load_end', '?')} at the end")
+    L.append(f"- wall time: {int(num(m.get('run_time')) or 0) // 60} min {int(num(m.get('run_time')) or 0) % 60} s "
+             f"(measuring {int(num(m.get('measure_time')) or 0)} s; estimated {int(num(m.get('estimate')) or 0)} s)")
+    L.append("")
+    if run.contended:
+        total = sum(len(r) for ids in run.runs.values() for r in ids.values())
+        if len(run.contended) <= 10:
+            which = ", ".join(sorted(run.contended))
+        else:
+            per: dict[str, int] = defaultdict(int)
+            for c in run.contended:
+                per[c.split("/")[0]] += 1
+            which = "; ".join(f"{k}: {v}" for k, v in sorted(per.items())) + "; each row's notes name its rounds"
+        L.append(f"**Contention: other work used ≥ {m.get('contended_pct', '10')} % of a CPU during "
+                 f"{len(run.contended)} of {total} runs** ({which}). Their rps is not to be "
+                 "trusted; rerun on a quiet machine (`QUIET_WAIT=300 bench/run`).")
+    elif (num(busy) or 0) >= 10:
+        L.append(f"**The machine was {busy} % busy before the run**: rps may be skewed.")
+    else:
+        L.append("No measured run was contended (other processes stayed under "
+                 f"{m.get('contended_pct', '10')} % of a CPU during every one-worker run).")
+    L.append("")
+    if not chart_note:
+        L += [f"![quicklane vs peers: median rps per scenario]({os.path.basename(a.png)})", ""]
+    else:
+        L += [f"({chart_note})", ""]
+    L += [
+        "Columns: *rps*, *p50*, *p99*, *RSS after* (all the server's processes) and *server CPU µs/req* (user +",
+        "system time of the server's processes per request) come from the round with the median rps. *quicklane ÷",
+        "this server*: on a peer's row, each quicklane front end's rps over this peer's in the same round, median",
+        "over rounds (above 1: quicklane served more). quicklane's rows are in bold.",
+        "",
+    ]
+    sections = [
+        ("1. GET /ping — static answer (quicklane: native static route; peers: their own handler or `return`)", "ping", ONE_WORKER_GROUPS),
+        ("2. GET /hello/{name} — JSON built by host-language code", "hello", ONE_WORKER_GROUPS),
+        ("3. POST /echo — a 1 KB JSON body parsed and re-encoded by host code", "echo", ONE_WORKER_GROUPS),
+    ]
+    for title, scen, groups in sections:
+        L += [f"## {title}", "", *scenario_table(run, scen, groups), ""]
+    settings = dict(kv.split("=", 1) for kv in m.get("settings", "").split() if "=" in kv)
+    L += [f"## 4. {settings.get('IDLE_CONNS', '?')} idle keep-alive connections", "",
+          "Each server freshly started; `bench/idle_conns.c` opens the connections one by one (one request each),",
+          f"then times {settings.get('IDLE_TRIES', '21')} new connections' `GET /ping` while they are held; "
+          "bytes / conn = RSS growth / connections (a server that stops serving new connections ends the opening",
+          "after 3 failures in a row: *conns held* then says how many it took).",
+          "", *idle_table(run), ""]
+    L += [f"## 5. Latency at a fixed rate: {settings.get('RATE', '?')} requests/s on GET /hello/x", "",
+          f"`bench/rate_client.c`: {settings.get('RATE_CONNS', '?')} keep-alive connections share a constant total rate "
+          "(open loop, as wrk2); each request's latency counts from its *intended* send time, so a stalled server is",
+          f"charged for the requests it delayed (no coordinated omission). {settings.get('RATE_DURATION', '?')} s measured "
+          f"after {settings.get('RATE_WARMUP', '?')} s. The rate is one every one-worker server here sustains (FastAPI on "
+          "uvicorn, the slowest, serves about 3k rps on /hello).", "", *rate_table(run), ""]
+    L += ["## 6. All cores: workers = nproc", "",
+          "quicklane C (`WORKERS=nproc`), nginx (`worker_processes nproc`), quicklane Go and net/http (`GOMAXPROCS=nproc`),",
+          "quicklane Node and Fastify under `node:cluster` (nproc processes), quicklane Python (`WORKERS=nproc` loops;",
+          "one interpreter) and Granian RSGI (`--workers nproc`). **Not pinned: the load generator (wrk, nproc threads)",
+          "and the server share the cores**, so these rps are lower than the cores could serve and favour servers that",
+          "use less CPU per request. GET /hello/x.", "", *scenario_table(run, "allcores", ALL_GROUPS), ""]
+    L += ["## 7. Existing apps: one FastAPI app and one Flask app, unchanged, under each server", "",
+          "`bench/peers/python/asgi_app.py` (FastAPI) under `python -m quicklane --interface asgi`, uvicorn[standard] and",
+          "Granian `--interface asgi`; `bench/peers/python/wsgi_app.py` (Flask) under `python -m quicklane --interface wsgi`,",
+          "gunicorn (1 sync worker, which closes every connection after its response, as sync workers do) and Granian",
+          "`--interface wsgi`. One worker each, pinned.", "",
+          "### GET /hello/x", "", *scenario_table(run, "apps-hello", APP_GROUPS), "",
+          "### POST /echo (1 KB JSON)", "", *scenario_table(run, "apps-echo", APP_GROUPS), ""]
+    L += ["## Targets (from the issues; informational)", "", *targets_table(run), ""]
+    missing = [(i, s) for i, s in run.servers.items() if s["status"] not in ("ok", "not selected")]
+    if missing:
+        L += ["## Servers not measured or in trouble", ""]
+        L += [f"- `{i}` ({s['desc']}): {s['status']}" for i, s in missing]
+        L.append("")
+    if run.probes:
+        L += ["## Responses checked before the runs (status, content type, body)", ""]
+        bad = [p for p in run.probes if len(p) > 2 and p[2] != "ok"]
+        L.append(f"{len(run.probes)} responses checked, {len(bad)} differ from the example contract"
+                 f"{' (a `charset=utf-8` parameter on the content type is accepted)' if True else ''}.")
+        for p in bad:
+            L.append(f"- `{p[0]}` {p[1]}: `{p[3] if len(p) > 3 else ''}`")
+        L.append("")
+    L.append(f"Raw outputs and every server's log of this run: `bench/out/{os.path.basename(os.path.normpath(run.raw))}/`.")
+    L.append("")
+    with open(a.md, "w", encoding="utf-8") as f:
+        f.write("\n".join(L))
+    print(f"report.py: wrote {a.md}" + (f" and {a.png}" if not chart_note else f" ({chart_note})"))
+
+
+if __name__ == "__main__":
+    main()
