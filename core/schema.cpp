@@ -733,7 +733,11 @@ struct Ctx {
     const J *memo_input = nullptr;
     std::string memo_dump;
 
-    bool full() const { return stop || out->size() >= opts.max_errors; }
+    // True when validation should stop; hitting the error cap marks the result truncated.
+    bool full() {
+        if (out->size() >= opts.max_errors) truncated = true;
+        return stop || out->size() >= opts.max_errors;
+    }
 
     std::string loc_json() const {
         std::string s = "[";
@@ -1135,10 +1139,17 @@ ValidationResult Schema::validate(std::string_view body, std::string_view loc_ro
     J doc;
     DomBuilder b{doc, opts.max_depth, {}, nullptr, false, {}, 0};
     bool parsed = false;
-    try {
-        parsed = J::sax_parse(body.begin(), body.end(), &b, nlohmann::detail::input_format_t::json, true);
-    } catch (const std::exception &e) {
-        b.error = e.what();
+    // nlohmann's lexer takes a NUL byte for the end of input and would ignore what
+    // follows; a raw NUL is never valid JSON (not even inside a string).
+    if (size_t nul = body.find('\0'); nul != std::string_view::npos) {
+        b.error = "invalid character NUL";
+        b.error_pos = nul + 1;
+    } else {
+        try {
+            parsed = J::sax_parse(body.begin(), body.end(), &b, nlohmann::detail::input_format_t::json, true);
+        } catch (const std::exception &e) {
+            b.error = e.what();
+        }
     }
     if (!parsed) {
         r.outcome = ValidationResult::Outcome::NotJson;

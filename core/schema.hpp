@@ -68,7 +68,7 @@ struct ValidationResult {
     std::vector<ValidationError> errors;  // Invalid: at most max_errors; NotJson: one json_invalid item
     std::string reason;                   // NotJson: short parser message ("invalid literal")
     size_t position = 0;                  // NotJson: byte offset where parsing stopped
-    bool truncated = false;               // more errors existed than were kept
+    bool truncated = false;               // stopped at max_errors: the body may have more errors
 
     bool ok() const { return outcome == Outcome::Valid; }
     int status() const { return outcome == Outcome::Valid ? 200 : outcome == Outcome::NotJson ? 400 : 422; }
