@@ -276,6 +276,11 @@ struct Schema::Node {
     std::vector<Prop> props;                 // schema order
     std::vector<uint32_t> props_by_name;     // indexes into props, sorted by name
     std::vector<std::string> required_extra; // required names without a properties entry
+    struct PatternProp {
+        std::unique_ptr<const validation::Pattern> pattern;
+        int node;
+    };
+    std::vector<PatternProp> pattern_props;  // patternProperties, schema order
     int additional = -1;
     bool additional_false = false;
     bool has_min_props = false, has_max_props = false;
@@ -301,8 +306,8 @@ using Node = Schema::Node;
 
 const char *const kRefused[] = {
     "not", "if", "then", "else", "dependentRequired", "dependentSchemas", "dependencies",
-    "patternProperties", "propertyNames", "unevaluatedProperties", "unevaluatedItems", "contains",
-    "minContains", "maxContains", "uniqueItems", "additionalItems", "$dynamicRef", "$dynamicAnchor",
+    "propertyNames", "unevaluatedProperties", "unevaluatedItems", "contains",
+    "minContains", "maxContains", "uniqueItems", "$dynamicRef", "$dynamicAnchor",
     "$recursiveRef", "$recursiveAnchor", "contentSchema",
 };
 
@@ -492,12 +497,35 @@ struct Compiler {
                 n.additional = compile(v, kp, depth + 1);
                 if (n.additional < 0) return -1;
             } else if (k == "items") {
-                if (v.is_array())
-                    return fail(kp, "the array form of items is not supported (draft 2020-12: use prefixItems)"), -1;
+                if (v.is_array()) {
+                    // Draft-07 tuples (TypeBox's Tuple): items [..] is 2020-12's prefixItems.
+                    if (j.contains("prefixItems")) return fail(kp, "an array of items together with prefixItems"), -1;
+                    if (!schema_list(v, kp, n.prefix_items, depth)) return -1;
+                    continue;
+                }
+                if (j.contains("additionalItems")) return fail(ptr_join(ptr, "additionalItems"), "needs an array of items"), -1;
                 if (v.is_boolean() && !v.get<bool>()) n.items_false = true;
                 if (v.is_boolean() && v.get<bool>()) continue;
                 n.items = compile(v, kp, depth + 1);
                 if (n.items < 0) return -1;
+            } else if (k == "additionalItems") {
+                // Draft-07 companion of an array "items": what follows the tuple.
+                auto it2 = j.find("items");
+                if (it2 == j.end() || !it2->is_array()) return fail(kp, "needs an array of items"), -1;
+                if (v.is_boolean() && !v.get<bool>()) n.items_false = true;
+                if (v.is_boolean() && v.get<bool>()) continue;
+                n.items = compile(v, kp, depth + 1);
+                if (n.items < 0) return -1;
+            } else if (k == "patternProperties") {
+                if (!v.is_object()) return fail(kp, "expected an object of schemas"), -1;
+                for (auto p = v.begin(); p != v.end(); ++p) {
+                    std::string pp = ptr_join(kp, p.key()), why;
+                    auto re = validation::Pattern::compile(p.key(), &why);
+                    if (!re) return fail(pp, why), -1;
+                    int c = compile(p.value(), pp, depth + 1);
+                    if (c < 0) return -1;
+                    n.pattern_props.push_back({std::move(re), c});
+                }
             } else if (k == "prefixItems") {
                 if (!schema_list(v, kp, n.prefix_items, depth)) return -1;
             } else if (k == "minItems") {
@@ -956,15 +984,23 @@ void check_object(Ctx &c, const Node &n, const J &v) {
             c.loc.pop_back();
         }
     }
-    if (n.additional < 0 && !n.additional_false) return;
+    if (n.additional < 0 && !n.additional_false && n.pattern_props.empty()) return;
     for (const auto &[key, val] : o) {
         if (c.full()) return;
         auto it = std::lower_bound(n.props_by_name.begin(), n.props_by_name.end(), key,
                                    [&](uint32_t i, const std::string &k) { return n.props[i].name < k; });
-        if (it != n.props_by_name.end() && n.props[*it].name == key) continue;
+        bool named = it != n.props_by_name.end() && n.props[*it].name == key;
+        bool matched = named;
         c.loc.push_back({key, 0, false});
-        if (n.additional_false) c.error("extra_forbidden", "Extra inputs are not permitted", &val);
-        else validate_node(c, n.additional, val);
+        for (const auto &pp : n.pattern_props) {
+            if (!pp.pattern->search(key)) continue;
+            matched = true;
+            validate_node(c, pp.node, val);
+        }
+        if (!matched) {
+            if (n.additional_false) c.error("extra_forbidden", "Extra inputs are not permitted", &val);
+            else if (n.additional >= 0) validate_node(c, n.additional, val);
+        }
         c.loc.pop_back();
     }
 }

@@ -5,8 +5,9 @@
 //
 // Supported keywords
 //   type (string or array; "null" in the array makes the value nullable), enum, const,
-//   properties, required, additionalProperties (bool or schema), minProperties, maxProperties,
-//   items (schema or bool), prefixItems, minItems, maxItems,
+//   properties, patternProperties, required, additionalProperties (bool or schema),
+//   minProperties, maxProperties, items (schema or bool), prefixItems, minItems, maxItems,
+//   draft-07 tuples (an array "items" with "additionalItems", as TypeBox's Tuple emits),
 //   minLength, maxLength (in code points), pattern (ECMAScript, unanchored search),
 //   minimum, maximum, exclusiveMinimum, exclusiveMaximum (numbers), multipleOf,
 //   format "uuid" (checked), $ref (local only: "#", "#/$defs/X", "#/definitions/X",
@@ -17,10 +18,10 @@
 //   any other format, "x-..." and other unknown names (2020-12 treats unknown keywords
 //   as annotations).
 // Refused at compile time (they change validation and are not implemented): not,
-//   if/then/else, dependentRequired, dependentSchemas, dependencies, patternProperties,
-//   propertyNames, unevaluatedProperties, unevaluatedItems, contains, minContains,
-//   maxContains, uniqueItems, additionalItems, $dynamicRef, $recursiveRef; a
-//   draft-04 boolean exclusiveMinimum; an array-form "items" (use prefixItems).
+//   if/then/else, dependentRequired, dependentSchemas, dependencies, propertyNames,
+//   unevaluatedProperties, unevaluatedItems, contains, minContains, maxContains,
+//   uniqueItems, $dynamicRef, $recursiveRef; a draft-04 boolean exclusiveMinimum;
+//   references that are not local ("other.json#/x", or TypeBox's $id-based refs).
 //
 // Choices
 // - No coercion: "1" is not a number, true is not an integer, 1.5 is not an integer;

@@ -206,6 +206,31 @@ TEST_CASE("prefixItems: tuples, with items:false refusing extra members") {
     CHECK(summary(*open, "[1,true,2]") == R"(bool_type ["body",2])");
 }
 
+TEST_CASE("draft-07 tuples (TypeBox's Tuple): an array items with additionalItems") {
+    auto s = S(R"({"type":"array","items":[{"type":"integer"},{"type":"string"}],"additionalItems":false,
+                   "minItems":2,"maxItems":2})");
+    CHECK(valid(*s, R"([1,"a"])"));
+    CHECK(summary(*s, R"([1,2])") == R"(string_type ["body",1])");
+    CHECK(first(s->validate(R"([1,"a",3])")).type == "too_long");
+    auto open = S(R"({"type":"array","items":[{"type":"integer"}],"additionalItems":{"type":"boolean"}})");
+    CHECK(valid(*open, "[1,true]"));
+    CHECK(summary(*open, "[1,true,3]") == R"(bool_type ["body",2])");
+    auto any = S(R"({"type":"array","items":[{"type":"integer"}]})");
+    CHECK(valid(*any, R"([1,"x",null])"));
+}
+
+TEST_CASE("patternProperties (TypeBox's Record) and how it combines with additionalProperties") {
+    auto rec = S(R"({"type":"object","patternProperties":{"^(.*)$":{"type":"integer"}}})");
+    CHECK(valid(*rec, R"({"a":1,"b":2})"));
+    CHECK(summary(*rec, R"({"a":1,"b":"2"})") == R"(int_type ["body","b"])");
+    auto s = S(R"({"type":"object","properties":{"id":{"type":"string"}},
+                   "patternProperties":{"^x-":{"type":"string"},"^n_":{"type":"number"}},
+                   "additionalProperties":false})");
+    CHECK(valid(*s, R"({"id":"1","x-a":"s","n_b":2})"));
+    CHECK(summary(*s, R"({"id":"1","x-a":1,"n_b":"2","other":0})") ==
+          R"(string_type ["body","x-a"]; float_type ["body","n_b"]; extra_forbidden ["body","other"])");
+}
+
 TEST_CASE("minLength / maxLength count code points, not bytes") {
     auto s = S(R"({"type":"string","minLength":2,"maxLength":3})");
     CHECK(valid(*s, "\"\xc3\xa9\xc3\xa9\""));  // "éé": 4 bytes, 2 characters
@@ -605,14 +630,18 @@ TEST_CASE("refused schemas: references") {
 }
 
 TEST_CASE("refused schemas: keywords that would change validation and are not implemented") {
-    for (const char *k : {"not", "if", "patternProperties", "propertyNames", "unevaluatedProperties", "contains",
-                          "uniqueItems", "dependentRequired", "additionalItems", "$dynamicRef"}) {
+    for (const char *k : {"not", "if", "propertyNames", "unevaluatedProperties", "contains", "uniqueItems",
+                          "dependentRequired", "$dynamicRef"}) {
         CAPTURE(k);
         std::string schema = std::string("{\"") + k + "\":{}}";
         CHECK(refused(schema) == std::string("schema /") + k + ": keyword \"" + k + "\" is not supported");
     }
     CHECK(refused(R"({"exclusiveMinimum":true,"minimum":0})").find("draft-04") != std::string::npos);
-    CHECK(refused(R"({"items":[{"type":"integer"}]})").find("prefixItems") != std::string::npos);
+    CHECK(refused(R"({"items":[{"type":"integer"}],"prefixItems":[true]})") ==
+          "schema /items: an array of items together with prefixItems");
+    CHECK(refused(R"({"items":{"type":"integer"},"additionalItems":false})") ==
+          "schema /additionalItems: needs an array of items");
+    CHECK(refused(R"({"patternProperties":{"(":{}}})").rfind("schema /patternProperties/(: invalid regular", 0) == 0);
 }
 
 TEST_CASE("refused options") {
