@@ -233,6 +233,37 @@ bool is_integral(const J &v) {
     return std::isfinite(d) && std::trunc(d) == d;
 }
 
+// JSON equality for enum/const: numbers by value (1 == 1.0), objects regardless of
+// key order (ordered_json's operator== would compare the order too).
+bool json_equal(const J &a, const J &b) {
+    if (a.is_number() && b.is_number()) return num_of(a) == num_of(b);
+    if (a.type() != b.type()) return false;
+    switch (a.type()) {
+    case J::value_t::array: {
+        if (a.size() != b.size()) return false;
+        for (size_t i = 0; i < a.size(); ++i)
+            if (!json_equal(a[i], b[i])) return false;
+        return true;
+    }
+    case J::value_t::object: {
+        const auto &oa = a.get_ref<const J::object_t &>();
+        const auto &ob = b.get_ref<const J::object_t &>();
+        if (oa.size() != ob.size()) return false;
+        for (const auto &[k, v] : oa) {
+            const J *other = nullptr;
+            for (auto it = ob.rbegin(); it != ob.rend(); ++it)
+                if (it->first == k) {
+                    other = &it->second;
+                    break;
+                }
+            if (!other || !json_equal(v, *other)) return false;
+        }
+        return true;
+    }
+    default: return a == b;
+    }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- the tree
@@ -1082,7 +1113,7 @@ void validate_node(Ctx &c, int at, const J &v) {
     if (n.has_enum) {
         bool hit = false;
         for (const auto &e : n.enum_values)
-            if (e == v) {
+            if (json_equal(e, v)) {
                 hit = true;
                 break;
             }

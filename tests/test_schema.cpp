@@ -332,6 +332,10 @@ TEST_CASE("enum and const: literal_error with Python reprs; a titled enum is an 
     auto c = S(R"({"const":{"k":[1,2]}})");
     CHECK(valid(*c, R"({"k":[1,2]})"));
     CHECK(first(c->validate(R"({"k":[2,1]})")).type == "literal_error");
+    auto o = S(R"({"const":{"a":1,"b":[1.0]}})");
+    CHECK(valid(*o, R"({"b":[1],"a":1.0})"));  // key order and 1 vs 1.0 do not matter
+    CHECK(!valid(*o, R"({"a":1})"));
+    CHECK(!valid(*o, R"({"a":1,"b":[1],"c":2})"));
     auto cs = S(R"({"const":"x"})");
     CHECK(first(cs->validate(R"("y")")).msg == "Input should be 'x'");
 }
