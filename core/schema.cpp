@@ -233,6 +233,15 @@ bool is_integral(const J &v) {
     return std::isfinite(d) && std::trunc(d) == d;
 }
 
+// "/$defs/Name" or "/definitions/Name"
+bool is_def_entry(const std::string &ptr) {
+    for (std::string_view pre : {std::string_view("/$defs/"), std::string_view("/definitions/")})
+        if (ptr.size() > pre.size() && std::string_view(ptr).substr(0, pre.size()) == pre &&
+            ptr.find('/', pre.size()) == std::string::npos)
+            return true;
+    return false;
+}
+
 // JSON equality for enum/const: numbers by value (1 == 1.0), objects regardless of
 // key order (ordered_json's operator== would compare the order too).
 bool json_equal(const J &a, const J &b) {
@@ -277,7 +286,7 @@ struct Schema::Node {
 
     // enum / const
     bool has_enum = false;
-    bool enum_named = false;  // an Enum class (titled): pydantic type "enum"
+    bool enum_named = false;  // an Enum class (a $defs entry): pydantic type "enum"
     std::vector<J> enum_values;
     std::string enum_expected;
 
@@ -499,14 +508,22 @@ struct Compiler {
             }
             ++validating;
             if (k == "enum" || k == "const") {
-                if (n.has_enum) return fail(kp, "enum and const together are not supported"), -1;
-                n.has_enum = true;
-                if (k == "const") {
-                    n.enum_values.push_back(v);
-                } else {
-                    if (!v.is_array() || v.empty()) return fail(kp, "expected a non-empty array"), -1;
-                    for (const auto &e : v) n.enum_values.push_back(e);
+                // Both may come together (pydantic writes a one-value Literal as
+                // {"const": "a", "enum": ["a"]}): the value must satisfy both.
+                if (k == "enum" && (!v.is_array() || v.empty())) return fail(kp, "expected a non-empty array"), -1;
+                std::vector<J> vals;
+                if (k == "const") vals.push_back(v);
+                else vals.assign(v.begin(), v.end());
+                if (n.has_enum) {
+                    std::vector<J> both;
+                    for (const auto &a : n.enum_values)
+                        for (const auto &b : vals)
+                            if (json_equal(a, b)) both.push_back(a);
+                    if (both.empty()) return fail(kp, "enum and const have no value in common"), -1;
+                    vals = std::move(both);
                 }
+                n.has_enum = true;
+                n.enum_values = std::move(vals);
             } else if (k == "properties") {
                 if (!v.is_object()) return fail(kp, "expected an object of schemas"), -1;
                 n.has_properties = true;
@@ -658,7 +675,9 @@ struct Compiler {
         std::sort(n.props_by_name.begin(), n.props_by_name.end(),
                   [&](uint32_t a, uint32_t b) { return n.props[a].name < n.props[b].name; });
         if (n.has_enum) {
-            n.enum_named = !n.title.empty() && j.contains("enum");
+            // pydantic puts an Enum class in $defs and a Literal inline: the first
+            // fails with type "enum", the second with "literal_error".
+            n.enum_named = j.contains("enum") && !j.contains("const") && is_def_entry(ptr);
             n.enum_expected = expected_list(n.enum_values);
         }
         nodes[idx] = std::move(n);

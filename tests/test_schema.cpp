@@ -313,18 +313,26 @@ TEST_CASE("multipleOf") {
     CHECK(first(r).ctx == R"({"multiple_of":5})");
 }
 
-TEST_CASE("enum and const: literal_error with Python reprs; a titled enum is an Enum class") {
+TEST_CASE("enum and const: literal_error with Python reprs; an enum in $defs is an Enum class") {
     auto s = S(R"({"enum":["a","b","c"]})");
     CHECK(valid(*s, R"("b")"));
     auto r = s->validate(R"("d")");
     CHECK(first(r).type == "literal_error");
     CHECK(first(r).msg == "Input should be 'a', 'b' or 'c'");
     CHECK(first(r).ctx == R"({"expected":"'a', 'b' or 'c'"})");
-    auto e = S(R"({"title":"Color","type":"string","enum":["red","green"]})");
-    r = e->validate(R"("blue")");
-    CHECK(first(r).type == "enum");
-    CHECK(first(r).msg == "Input should be 'red' or 'green'");
-    CHECK(first(e->validate("1")).type == "string_type");  // the type is checked first
+    auto e = S(R"({"$defs":{"Color":{"title":"Color","type":"string","enum":["red","green"]}},
+                   "properties":{"c":{"$ref":"#/$defs/Color"},
+                                 "lit":{"title":"Lit","type":"string","enum":["x","y"]},
+                                 "one":{"const":"z","enum":["z"],"type":"string"}}})");
+    r = e->validate(R"({"c":"blue","lit":"q","one":"y"})");
+    REQUIRE(r.errors.size() == 3);
+    CHECK(r.errors[0].type == "enum");
+    CHECK(r.errors[0].msg == "Input should be 'red' or 'green'");
+    CHECK(r.errors[1].type == "literal_error");  // a titled Literal field is still a literal
+    CHECK(r.errors[2].type == "literal_error");
+    CHECK(r.errors[2].msg == "Input should be 'z'");
+    CHECK(first(e->validate(R"({"c":1})")).type == "string_type");  // the type is checked first
+    CHECK(refused(R"({"const":"a","enum":["b"]})") == "schema /enum: enum and const have no value in common");
     auto m = S(R"({"enum":[1,true,null,"it's"]})");
     CHECK(first(m->validate("2")).msg == R"(Input should be 1, True, None or "it's")");
     CHECK(valid(*m, "1.0"));  // JSON equality: 1 == 1.0
