@@ -304,6 +304,7 @@ struct Schema::Node {
     size_t min_items = 0, max_items = 0;
     int items = -1;
     bool items_false = false;
+    bool unique_items = false;
     std::vector<int> prefix_items;
 
     // objects
@@ -347,7 +348,7 @@ using Node = Schema::Node;
 const char *const kRefused[] = {
     "not", "if", "then", "else", "dependentRequired", "dependentSchemas", "dependencies",
     "propertyNames", "unevaluatedProperties", "unevaluatedItems", "contains",
-    "minContains", "maxContains", "uniqueItems", "$dynamicRef", "$dynamicAnchor",
+    "minContains", "maxContains", "$dynamicRef", "$dynamicAnchor",
     "$recursiveRef", "$recursiveAnchor", "contentSchema",
 };
 
@@ -556,6 +557,9 @@ struct Compiler {
                 if (v.is_boolean() && v.get<bool>()) continue;
                 n.items = compile(v, kp, depth + 1);
                 if (n.items < 0) return -1;
+            } else if (k == "uniqueItems") {
+                if (!v.is_boolean()) return fail(kp, "expected true or false"), -1;
+                n.unique_items = v.get<bool>();
             } else if (k == "additionalItems") {
                 // Draft-07 companion of an array "items": what follows the tuple.
                 auto it2 = j.find("items");
@@ -987,6 +991,8 @@ void size_error(Ctx &c, bool too_short, const char *field_type, size_t limit, si
     c.error(too_short ? "too_short" : "too_long", std::move(msg), &v, std::move(ctx));
 }
 
+void check_unique(Ctx &c, const J &v);
+
 void check_array(Ctx &c, const Node &n, const J &v) {
     const auto &a = v.get_ref<const J::array_t &>();
     const char *ft = n.prefix_items.empty() ? "List" : "Tuple";
@@ -994,6 +1000,7 @@ void check_array(Ctx &c, const Node &n, const J &v) {
     if (n.has_max_items && a.size() > n.max_items) return size_error(c, false, ft, n.max_items, a.size(), "item", v);
     if (n.items_false && a.size() > n.prefix_items.size())
         return size_error(c, false, ft, n.prefix_items.size(), a.size(), "item", v);
+    size_t before = c.out->size();
     for (size_t i = 0; i < a.size() && !c.full(); ++i) {
         int child = i < n.prefix_items.size() ? n.prefix_items[i] : n.items;
         if (child < 0) {
@@ -1003,6 +1010,63 @@ void check_array(Ctx &c, const Node &n, const J &v) {
         c.loc.push_back({{}, i, true});
         validate_node(c, child, a[i]);
         c.loc.pop_back();
+    }
+    if (n.unique_items && c.out->size() == before && !c.stop) check_unique(c, v);
+}
+
+// A canonical text per value, equal exactly when the values are JSON-equal
+// (1 and 1.0 alike, object keys in any order): uniqueItems in O(n) hashing.
+void canonical(const J &v, std::string &out) {
+    switch (v.type()) {
+    case J::value_t::null: out += 'n'; break;
+    case J::value_t::boolean: out += v.get<bool>() ? 't' : 'f'; break;
+    case J::value_t::string: validation::append_json_string(out, v.get_ref<const std::string &>()); break;
+    case J::value_t::array:
+        out += '[';
+        for (const auto &e : v) canonical(e, out), out += ',';
+        out += ']';
+        break;
+    case J::value_t::object: {
+        const auto &o = v.get_ref<const J::object_t &>();
+        std::vector<const std::pair<const std::string, J> *> members;
+        for (const auto &m : o) members.push_back(&m);
+        std::stable_sort(members.begin(), members.end(), [](auto *a, auto *b) { return a->first < b->first; });
+        out += '{';
+        for (size_t i = 0; i < members.size(); ++i) {
+            // duplicate keys: the last one wins, as everywhere else
+            if (i + 1 < members.size() && members[i + 1]->first == members[i]->first) continue;
+            validation::append_json_string(out, members[i]->first);
+            out += ':';
+            canonical(members[i]->second, out);
+            out += ',';
+        }
+        out += '}';
+        break;
+    }
+    default: {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "#%.21Lg", num_of(v));
+        out += buf;
+    }
+    }
+}
+
+void check_unique(Ctx &c, const J &v) {
+    const auto &a = v.get_ref<const J::array_t &>();
+    std::unordered_map<std::string, size_t> seen;
+    std::string key;
+    for (size_t i = 0; i < a.size(); ++i) {
+        key.clear();
+        canonical(a[i], key);
+        auto [it, fresh] = seen.emplace(key, i);
+        if (fresh) continue;
+        std::string why = "items must be unique: item " + std::to_string(i) + " repeats item " +
+                          std::to_string(it->second);
+        std::string ctx = "{\"error\":";
+        validation::append_json_string(ctx, why);
+        ctx.push_back('}');
+        c.error("value_error", "Value error, " + why, &v, std::move(ctx));
+        return;
     }
 }
 

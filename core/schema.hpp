@@ -8,6 +8,9 @@
 //   properties, patternProperties, required, additionalProperties (bool or schema),
 //   minProperties, maxProperties, items (schema or bool), prefixItems, minItems, maxItems,
 //   draft-07 tuples (an array "items" with "additionalItems", as TypeBox's Tuple emits),
+//   uniqueItems (JSON Schema's rule: duplicates are a value_error; note that pydantic
+//   writes uniqueItems for set fields and accepts duplicates, so a binding that wants
+//   pydantic's behaviour drops the keyword),
 //   minLength, maxLength (in code points), pattern (ECMAScript, unanchored search),
 //   minimum, maximum, exclusiveMinimum, exclusiveMaximum (numbers), multipleOf,
 //   format "uuid" (checked), $ref (local only: "#", "#/$defs/X", "#/definitions/X",
@@ -20,7 +23,7 @@
 // Refused at compile time (they change validation and are not implemented): not,
 //   if/then/else, dependentRequired, dependentSchemas, dependencies, propertyNames,
 //   unevaluatedProperties, unevaluatedItems, contains, minContains, maxContains,
-//   uniqueItems, $dynamicRef, $recursiveRef; a draft-04 boolean exclusiveMinimum;
+//   $dynamicRef, $recursiveRef; a draft-04 boolean exclusiveMinimum;
 //   references that are not local ("other.json#/x", or TypeBox's $id-based refs).
 //
 // Choices

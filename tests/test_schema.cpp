@@ -231,6 +231,26 @@ TEST_CASE("patternProperties (TypeBox's Record) and how it combines with additio
           R"(string_type ["body","x-a"]; float_type ["body","n_b"]; extra_forbidden ["body","other"])");
 }
 
+TEST_CASE("uniqueItems: JSON equality (1 == 1.0, key order ignored), in linear time") {
+    auto s = S(R"({"type":"array","uniqueItems":true})");
+    CHECK(valid(*s, R"([1,"1",true,null,[1],{"a":1},{"a":2}])"));
+    auto r = s->validate(R"([1,2,1.0])");
+    CHECK(first(r).type == "value_error");
+    CHECK(first(r).msg == "Value error, items must be unique: item 2 repeats item 0");
+    CHECK(first(r).loc == R"(["body"])");
+    CHECK(!valid(*s, R"([{"a":1,"b":[2]},{"b":[2.0],"a":1}])"));
+    CHECK(valid(*s, R"([{"a":1},{"a":1,"b":1}])"));
+    std::string big = "[";
+    for (int i = 0; i < 100000; ++i) {
+        if (i) big += ',';
+        big += std::to_string(i);
+    }
+    CHECK(valid(*s, big + "]"));
+    CHECK(!valid(*s, big + ",5]"));
+    CHECK(valid(*S(R"({"uniqueItems":false})"), "[1,1]"));
+    CHECK(refused(R"({"uniqueItems":1})") == "schema /uniqueItems: expected true or false");
+}
+
 TEST_CASE("minLength / maxLength count code points, not bytes") {
     auto s = S(R"({"type":"string","minLength":2,"maxLength":3})");
     CHECK(valid(*s, "\"\xc3\xa9\xc3\xa9\""));  // "éé": 4 bytes, 2 characters
@@ -642,8 +662,8 @@ TEST_CASE("refused schemas: references") {
 }
 
 TEST_CASE("refused schemas: keywords that would change validation and are not implemented") {
-    for (const char *k : {"not", "if", "propertyNames", "unevaluatedProperties", "contains", "uniqueItems",
-                          "dependentRequired", "$dynamicRef"}) {
+    for (const char *k : {"not", "if", "propertyNames", "unevaluatedProperties", "contains", "dependentRequired",
+                          "$dynamicRef"}) {
         CAPTURE(k);
         std::string schema = std::string("{\"") + k + "\":{}}";
         CHECK(refused(schema) == std::string("schema /") + k + ": keyword \"" + k + "\" is not supported");
