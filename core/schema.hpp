@@ -40,6 +40,13 @@
 // - An empty (or all-whitespace) body is a missing body: 422 {"type":"missing","loc":["body"]}
 //   as FastAPI answers. Any other body that is not JSON, nests deeper than max_depth,
 //   or is not valid UTF-8 is a 400 whose detail has FastAPI's json_invalid shape.
+//
+// Wiring (for the route layer): compile the schema and the ParamSpecs (params.hpp)
+// when the route is registered and refuse the route with the error text; per request,
+// collect ParamSpecs::validate's errors first, then (if the route has a body schema)
+// Schema::validate(body).errors, and answer render_detail(all) with 422 -- or the
+// body's 400 when its outcome is NotJson. FastAPI lists path/query errors before body
+// errors in one detail array, so the two lists simply concatenate.
 #pragma once
 
 #include <cstddef>
