@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <cstring>
 
+#include "params.hpp"
 #include "queue.hpp"
+#include "schema.hpp"
 #include "response_writer.hpp"
 #include "server.hpp"
 #include "worker.hpp"
@@ -544,7 +546,12 @@ void Connection::push(Request *r) {
 }
 
 void Connection::answer_error(Request *r, int status, std::string_view msg, std::string_view extra) {
-    r->out_body = error_body(msg);
+    answer_body(r, status, error_body(msg), extra);
+}
+
+// A JSON answer from the core.
+void Connection::answer_body(Request *r, int status, std::string body, std::string_view extra) {
+    r->out_body = std::move(body);
     r->body_ref = {};
     HeadParams hp{status, "application/json", extra, r->out_body.size(), r->keep_alive, r->http_minor == 0, w.date};
     hp.rule_headers = r->rule_headers;
@@ -626,10 +633,6 @@ void Connection::dispatch(Request *r) {
         r->ready = true;
         return;
     }
-    if (const RouteRules *rr = m.route->rules.get(); rr && rr->cache_ttl_ms && srv.cache &&
-                                                      (r->head_only || std::strcmp(r->method_name, "GET") == 0)) {
-        if (cache_lookup(r, *rr)) return;  // a hit, or waiting for the leader's answer
-    }
     static thread_local std::string tmp;
     for (size_t i = 0; i < m.param_count; ++i) {
         std::string_view raw = m.params[i].raw;
@@ -660,6 +663,12 @@ void Connection::dispatch(Request *r) {
         }
         sp.value = r->append(tmp.data(), tmp.size());
         r->queries.push_back(sp);
+    }
+    if (const RouteRules *rr = m.route->rules.get()) {
+        if ((rr->params || rr->body_schema) && !valid(r, *rr)) return;  // 400 or 422, answered here
+        if (rr->cache_ttl_ms && srv.cache && (r->head_only || std::strcmp(r->method_name, "GET") == 0) &&
+            cache_lookup(r, *rr))
+            return;  // a hit, or waiting for the leader's answer
     }
     r->dispatched = true;
     r->dispatched_ms = w.now_ms();
@@ -696,6 +705,32 @@ bool Connection::cors(Request *r, const CorsRules &c) {
         return true;
     }
     if (allowed) c.actual_headers(origin, r->rule_headers);
+    return false;
+}
+
+// Typed parameters, then the JSON body: false when answered here (FastAPI's
+// shapes: 422 with every error of both, or 400 for a body that is not JSON).
+bool Connection::valid(Request *r, const RouteRules &rr) {
+    static thread_local std::vector<ValidationError> errors;
+    static thread_local std::vector<ParamValue> path, query;
+    errors.clear();
+    if (rr.params) {
+        path.clear();
+        query.clear();
+        for (const ParamRef &p : r->params) path.push_back({*p.name, r->view(p.value)});
+        for (const SpanPair &q : r->queries) query.push_back({r->view(q.name), r->view(q.value)});
+        rr.params->validate(path, query, errors);
+    }
+    if (rr.body_schema) {
+        ValidationResult v = rr.body_schema->validate(r->view(r->body));
+        if (v.outcome == ValidationResult::Outcome::NotJson) {
+            answer_body(r, 400, v.body());
+            return false;
+        }
+        for (auto &e : v.errors) errors.push_back(std::move(e));
+    }
+    if (errors.empty()) return true;
+    answer_body(r, 422, render_detail(errors));
     return false;
 }
 

@@ -67,6 +67,8 @@ private:
     void notify_abort(Request *r);
     void abandon(Request *r);
     bool cache_lookup(Request *r, const RouteRules &rr);
+    bool valid(Request *r, const RouteRules &rr);
+    void answer_body(Request *r, int status, std::string body, std::string_view extra = {});
     void expire_handlers(uint64_t now);
     bool head_limit(Request *r, size_t more);
     bool crlf_gap(const char *to);

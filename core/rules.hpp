@@ -52,7 +52,12 @@ struct RateRule {
     std::string key_header;    // lower-case; empty = client IP
 };
 
+class Schema;
+class ParamSpecs;
+
 struct RouteRules {
+    std::shared_ptr<const Schema> body_schema;   // JSON body → 400 (not JSON) / 422
+    std::shared_ptr<const ParamSpecs> params;    // typed path/query parameters → 422
     RateRule rate;             // requests == 0: the app's default applies
     bool require_api_key = false;
     uint32_t cache_ttl_ms = 0;         // 0 = not cached

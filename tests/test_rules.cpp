@@ -349,3 +349,49 @@ TEST_CASE("cache: concurrent misses of one key run the host once and all get its
     CHECK(calls == 1);
     CHECK(qlt::wait_until([&] { return s.stats().requests_in_flight == 0; }));
 }
+
+TEST_CASE("validation: JSON body schema and typed parameters answer 422/400 natively, FastAPI's shape") {
+    Counted h;
+    ql::App app;
+    app.post("/items", h.handler("created"));
+    app.get("/items/{id}", h.handler("item"));
+    app.route_rules("POST", "/items",
+                    {.body_schema = R"({"type":"object","properties":{"name":{"type":"string","minLength":1},
+                       "price":{"type":"number","minimum":0},"tags":{"type":"array","items":{"type":"string"}}},
+                       "required":["name","price"],"additionalProperties":false})"});
+    app.route_rules("GET", "/items/{id}",
+                    {.params_schema = R"({"id":{"in":"path","type":"integer","minimum":1},
+                                          "limit":{"in":"query","type":"integer","maximum":100}})"});
+    ql::Server s = serve(app);
+    auto post = [&](std::string_view body) {
+        return qlt::fetch(s.port(), "POST", "/items", body, "Content-Type: application/json\r\n");
+    };
+    auto ok = post(R"({"name":"x","price":1.5,"tags":["a"]})");
+    REQUIRE(ok);
+    CHECK(ok->status == 200);
+    auto bad = post(R"({"name":"","price":"1","extra":true})");
+    REQUIRE(bad);
+    CHECK(bad->status == 422);
+    INFO(bad->body);
+    CHECK(bad->body.find(R"("loc":["body","name"])") != std::string::npos);
+    CHECK(bad->body.find(R"("type":"string_too_short")") != std::string::npos);
+    CHECK(bad->body.find(R"("loc":["body","price"])") != std::string::npos);
+    CHECK(bad->body.find(R"("type":"extra_forbidden")") != std::string::npos);
+    CHECK(bad->body.rfind(R"({"detail":[)", 0) == 0);
+    auto missing = post(R"({"name":"x"})");
+    CHECK(missing->status == 422);
+    CHECK(missing->body.find(R"("type":"missing","loc":["body","price"])") != std::string::npos);
+    auto notjson = post(R"({"name":)");
+    CHECK(notjson->status == 400);
+    CHECK(get(s.port(), "/items/5")->status == 200);
+    auto zero = get(s.port(), "/items/0?limit=500");
+    CHECK(zero->status == 422);
+    CHECK(zero->body.find(R"("loc":["path","id"])") != std::string::npos);
+    CHECK(zero->body.find(R"("loc":["query","limit"])") != std::string::npos);
+    CHECK(get(s.port(), "/items/abc")->body.find(R"("type":"int_parsing")") != std::string::npos);
+    CHECK(h.calls == 2);
+    expect_refused([&] { app.route_rules("POST", "/items", {.body_schema = R"({"type":"nope"})"}); },
+                   "body_schema");
+    expect_refused([&] { app.route_rules("GET", "/items/{id}", {.params_schema = R"({"x":{"in":"path"}})"}); },
+                   "not a parameter");
+}

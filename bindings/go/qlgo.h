@@ -129,7 +129,8 @@ static inline uintptr_t qlgo_event_route(const ql_event *e) { return (uintptr_t)
 
 static inline ql_status qlgo_route_rules(ql_app *app, _GoString_ method, _GoString_ pattern, uint32_t max,
                                          uint32_t window_ms, _GoString_ key, int api_key, uint32_t cache_ttl_ms,
-                                         _GoString_ vary, ql_error **err) {
+                                         _GoString_ vary, _GoString_ body_schema, _GoString_ params,
+                                         ql_error **err) {
 	ql_route_options o = QL_ROUTE_OPTIONS_INIT;
 	o.rate_limit = max;
 	o.rate_window_ms = window_ms;
@@ -139,6 +140,10 @@ static inline ql_status qlgo_route_rules(ql_app *app, _GoString_ method, _GoStri
 	o.cache_ttl_ms = cache_ttl_ms;
 	o.cache_vary = _GoStringPtr(vary);
 	o.cache_vary_len = _GoStringLen(vary);
+	o.body_schema = _GoStringPtr(body_schema);
+	o.body_schema_len = _GoStringLen(body_schema);
+	o.params_schema = _GoStringPtr(params);
+	o.params_schema_len = _GoStringLen(params);
 	return ql_app_route_options(app, _GoStringPtr(method), _GoStringLen(method), _GoStringPtr(pattern),
 	                            _GoStringLen(pattern), &o, err);
 }

@@ -23,6 +23,8 @@ type routeRules struct {
 	apiKey    bool
 	cacheTTL  time.Duration
 	vary      []string
+	body      string // JSON Schema of the body
+	params    string // typed parameters (JSON)
 	err       error
 }
 
@@ -71,12 +73,12 @@ func (r *routeRules) apply(app *C.ql_app, method, pattern string) error {
 	if r.err != nil {
 		return r.err
 	}
-	if r.max == 0 && !r.apiKey && r.cacheTTL == 0 {
+	if r.max == 0 && !r.apiKey && r.cacheTTL == 0 && r.body == "" && r.params == "" {
 		return nil
 	}
 	var cerr *C.ql_error
 	st := C.qlgo_route_rules(app, method, pattern, C.uint32_t(r.max), C.uint32_t(r.per.Milliseconds()),
-		r.keyHeader, boolInt(r.apiKey), C.uint32_t(r.cacheTTL.Milliseconds()), strings.Join(r.vary, ", "), &cerr)
+		r.keyHeader, boolInt(r.apiKey), C.uint32_t(r.cacheTTL.Milliseconds()), strings.Join(r.vary, ", "), r.body, r.params, &cerr)
 	return statusError(st, cerr)
 }
 

@@ -82,3 +82,58 @@ func TestNativeRulesRefused(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+type item struct {
+	Name  string   `json:"name" binding:"required,min=1"`
+	Price float64  `json:"price" binding:"required,gte=0"`
+	Tags  []string `json:"tags,omitempty"`
+}
+
+func TestValidationFromStructTags(t *testing.T) {
+	app := quicklane.New(quiet, quicklane.WithWorkers(1))
+	var calls atomic.Int32
+	app.POST("/items", func(c *quicklane.Context) error {
+		calls.Add(1)
+		var it item
+		if err := c.BindJSON(&it); err != nil {
+			return err
+		}
+		return c.JSON(201, it)
+	}, quicklane.Body(item{}))
+	app.GET("/items/{id}", func(c *quicklane.Context) error {
+		calls.Add(1)
+		return c.String(200, c.Param("id"))
+	}, quicklane.Params(`{"id":{"in":"path","type":"integer","minimum":1}}`))
+	base := start(t, app)
+	expect(t, do(t, "POST", base+"/items", `{"name":"x","price":1.5}`), 201, `{"name":"x","price":1.5}`)
+	bad := do(t, "POST", base+"/items", `{"name":"","price":-1}`)
+	if bad.status != 422 || !strings.Contains(bad.body, `"loc":["body","name"]`) ||
+		!strings.Contains(bad.body, `"loc":["body","price"]`) {
+		t.Fatalf("invalid body: %d %s", bad.status, bad.body)
+	}
+	missing := do(t, "POST", base+"/items", `{"name":"x"}`)
+	if missing.status != 422 || !strings.Contains(missing.body, `"type":"missing","loc":["body","price"]`) {
+		t.Fatalf("missing field: %d %s", missing.status, missing.body)
+	}
+	if r := do(t, "POST", base+"/items", `{"name":`); r.status != 400 {
+		t.Fatalf("not JSON: %d", r.status)
+	}
+	if r := do(t, "GET", base+"/items/0", ""); r.status != 422 || !strings.Contains(r.body, `"loc":["path","id"]`) {
+		t.Fatalf("bad id: %d %s", r.status, r.body)
+	}
+	expect(t, do(t, "GET", base+"/items/3", ""), 200, "3")
+	if calls.Load() != 2 {
+		t.Fatalf("handler calls = %d, want 2", calls.Load())
+	}
+}
+
+func TestBodyRuleRefused(t *testing.T) {
+	type weird struct {
+		A string `binding:"email"`
+	}
+	app := quicklane.New(quiet)
+	app.POST("/x", func(c *quicklane.Context) error { return nil }, quicklane.Body(weird{}))
+	if err := app.Start("127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "not checked natively") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -33,6 +33,9 @@ export interface RuleOptions {
   apiKey?: boolean;
   /** GET answers cached natively for ttl ms per path+query (+ vary headers); the handler runs once per key per TTL. */
   cache?: { ttl: number; vary?: string | string[] };
+  /** Fastify's route schema (plain JSON Schema, TypeBox-compatible), checked natively:
+   * body → 400 (not JSON) / 422; params and querystring → typed parameters, 422. */
+  schema?: { body?: object; params?: object; querystring?: object };
 }
 
 export interface StaticOptions extends RuleOptions {

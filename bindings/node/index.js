@@ -354,6 +354,31 @@ function staticResponse(body, opts) {
   return [status, type, headers, payload];
 }
 
+// Fastify's route schema ({ body, params, querystring }, plain JSON Schema as
+// TypeBox builds it) → the core's body schema and typed-parameter specs.
+const PARAM_KEYS = ['type', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength',
+  'pattern', 'enum'];
+function nativeSchemas(schema) {
+  if (typeof schema !== 'object' || schema === null) throw new TypeError('schema must be { body, params, querystring }');
+  const body = schema.body === undefined ? '' : JSON.stringify(schema.body);
+  const specs = {};
+  for (const [where, s] of [['path', schema.params], ['query', schema.querystring]]) {
+    if (s === undefined) continue;
+    if (typeof s !== 'object' || s === null || typeof s.properties !== 'object') {
+      throw new TypeError(`schema.${where === 'path' ? 'params' : 'querystring'} must be an object schema with properties`);
+    }
+    const required = new Set(s.required || []);
+    for (const [name, p] of Object.entries(s.properties)) {
+      const spec = { in: where };
+      for (const k of PARAM_KEYS) if (p[k] !== undefined) spec[k] = p[k];
+      if (p.type === 'string' && p.format === 'uuid') spec.type = 'uuid';
+      if (where === 'query' && required.has(name)) spec.required = true;
+      specs[name] = spec;
+    }
+  }
+  return [body, Object.keys(specs).length ? JSON.stringify(specs) : ''];
+}
+
 function u32(v, name) {
   if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${name} must be an integer from 0 to 4294967295`);
   return v;
@@ -383,13 +408,15 @@ class App {
   _routeRules(method, path, opts) {
     const rl = opts.rateLimit;
     const cache = opts.cache;
-    if (!rl && !opts.apiKey && !cache) return;
+    const schema = opts.schema;
+    if (!rl && !opts.apiKey && !cache && !schema) return;
+    const [bodySchema, paramsSchema] = schema ? nativeSchemas(schema) : ['', ''];
     if (cache !== undefined && (typeof cache !== 'object' || cache === null)) throw new TypeError('cache must be { ttl, vary }');
     if (rl !== undefined && (typeof rl !== 'object' || rl === null)) throw new TypeError('rateLimit must be { max, timeWindow }');
     native.routeRules(this._app, String(method).toUpperCase(), corePattern(path), rl ? u32(rl.max, 'rateLimit.max') : 0,
       rl ? u32(rl.timeWindow === undefined ? 60000 : rl.timeWindow, 'rateLimit.timeWindow') : 0,
       rl && rl.keyHeader ? String(rl.keyHeader) : '', Boolean(opts.apiKey), cache ? u32(cache.ttl, 'cache.ttl') : 0,
-      cache && cache.vary ? [].concat(cache.vary).join(', ') : '');
+      cache && cache.vary ? [].concat(cache.vary).join(', ') : '', bodySchema, paramsSchema);
   }
 
   /** CORS in the core (@fastify/cors names): { origin: string | string[] ('*' for any),

@@ -445,10 +445,16 @@ typedef struct ql_route_options {
                                      unless the host set its own. 1 .. 86400000          */
     const char *cache_vary;       /* comma-separated request headers that are part of the */
     size_t cache_vary_len;        /* key (e.g. "Accept-Language"); default none           */
+    const char *body_schema;      /* JSON Schema (2020-12 subset, see docs/capi.md) of the */
+    size_t body_schema_len;       /* JSON body: not JSON → 400, invalid → 422 in FastAPI's
+                                     shape {"detail":[{"type","loc","msg","input"}]}    */
+    const char *params_schema;    /* typed path/query parameters, as JSON:               */
+    size_t params_schema_len;     /* {"id":{"in":"path","type":"integer","minimum":1},
+                                     "q":{"in":"query","required":true}} → 422          */
 } ql_route_options;
 
 #define QL_ROUTE_OPTIONS_VERSION 1
-#define QL_ROUTE_OPTIONS_INIT {QL_ROUTE_OPTIONS_VERSION, 0, 0, NULL, 0, 0, 0, NULL, 0}
+#define QL_ROUTE_OPTIONS_INIT {QL_ROUTE_OPTIONS_VERSION, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL, 0, NULL, 0}
 QL_API void ql_route_options_init(ql_route_options *options, uint32_t version);
 
 /* Replaces the rules of one route. QL_E_INVALID when no such route exists or

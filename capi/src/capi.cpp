@@ -1,4 +1,5 @@
 // The C ABI door: converts types, catches every exception, returns statuses.
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstring>
@@ -7,7 +8,9 @@
 #include <vector>
 
 #include "quicklane.h"
+#include "params.hpp"
 #include "queue.hpp"
+#include "schema.hpp"
 #include "request.hpp"
 #include "router.hpp"
 #include "server.hpp"
@@ -548,6 +551,29 @@ ql_status ql_app_route_options(ql_app *app, const char *method, size_t method_le
                 h = lower(h);
             }
         }
+        std::string_view schema = view_of(o->body_schema, o->body_schema_len);
+        if (!schema.empty()) {
+            std::string why;
+            auto s = ql::Schema::compile(schema, &why);
+            if (!s) return fail(err, QL_E_INVALID, "body_schema: " + why);
+            rules->body_schema = std::move(s);
+        }
+        std::string_view params = view_of(o->params_schema, o->params_schema_len);
+        if (!params.empty()) {
+            std::string why;
+            auto p = ql::ParamSpecs::compile(params, &why);
+            if (!p) return fail(err, QL_E_INVALID, "params_schema: " + why);
+            for (const auto &spec : p->specs()) {
+                if (spec.in != ql::ParamIn::Path) continue;
+                const auto &names = route->param_names;
+                if (std::find(names.begin(), names.end(), spec.name) == names.end())
+                    return fail(err, QL_E_INVALID, "params_schema: \"" + spec.name + "\" is not a parameter of " +
+                                                       route->pattern);
+            }
+            rules->params = std::move(p);
+        }
+        if ((rules->body_schema || rules->params) && route->answer)
+            return fail(err, QL_E_INVALID, "a static route has no handler to validate for");
         route->rules = std::move(rules);
         return QL_OK;
     });

@@ -386,6 +386,8 @@ struct RouteRules {
     bool require_api_key = false;
     std::uint32_t cache_ttl_ms = 0;    // > 0: GET answers cached natively this long
     std::string cache_vary{};          // headers in the cache key, comma-separated
+    std::string body_schema{};         // JSON Schema of the JSON body → 400 / 422
+    std::string params_schema{};       // typed path/query parameters (JSON) → 422
 };
 
 // CORS for the app (see ql_cors_options); lists are comma-separated.
@@ -464,6 +466,10 @@ public:
         o.cache_ttl_ms = rules.cache_ttl_ms;
         o.cache_vary = rules.cache_vary.data();
         o.cache_vary_len = rules.cache_vary.size();
+        o.body_schema = rules.body_schema.data();
+        o.body_schema_len = rules.body_schema.size();
+        o.params_schema = rules.params_schema.data();
+        o.params_schema_len = rules.params_schema.size();
         detail::ErrorSlot err;
         detail::check(ql_app_route_options(native_checked(), method.data(), method.size(), pattern.data(),
                                            pattern.size(), &o, err.out()),

@@ -355,7 +355,7 @@ Napi::Value AppStatic(const Napi::CallbackInfo &info) {
 
 // ---- native rules --------------------------------------------------------------
 
-// routeRules(app, method, pattern, max, windowMs, keyHeader, apiKey, cacheTtlMs, cacheVary)
+// routeRules(app, method, pattern, max, windowMs, keyHeader, apiKey, cacheTtlMs, cacheVary, bodySchema, paramsSchema)
 Napi::Value AppRouteRules(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
@@ -370,6 +370,11 @@ Napi::Value AppRouteRules(const Napi::CallbackInfo &info) {
     o.cache_ttl_ms = info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 0;
     o.cache_vary = vary.data();
     o.cache_vary_len = vary.size();
+    std::string body_schema = str_arg(info[9]), params_schema = str_arg(info[10]);
+    o.body_schema = body_schema.data();
+    o.body_schema_len = body_schema.size();
+    o.params_schema = params_schema.data();
+    o.params_schema_len = params_schema.size();
     ql_error *err = nullptr;
     ql_status st = ql_app_route_options(box->app, method.data(), method.size(), pattern.data(), pattern.size(), &o, &err);
     if (st != QL_OK) throw_ql(env, st, err);

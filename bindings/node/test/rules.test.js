@@ -66,3 +66,39 @@ test('bad rules are refused with the core message', async () => {
   app.get('/private', { apiKey: true }, () => 'x');
   await assert.rejects(app.listen({ host: '127.0.0.1', port: 0 }), /requires an API key/);
 });
+
+test('validation from a Fastify-style schema: 422 natively in FastAPI\'s shape', async () => {
+  const app = quicklane.app();
+  let calls = 0;
+  app.post('/items', {
+    schema: {
+      body: {
+        type: 'object', additionalProperties: false, required: ['name', 'price'],
+        properties: { name: { type: 'string', minLength: 1 }, price: { type: 'number', minimum: 0 }, tags: { type: 'array', items: { type: 'string' } } },
+      },
+    },
+  }, (req) => { calls++; return req.json(); });
+  app.get('/items/:id', {
+    schema: {
+      params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } },
+      querystring: { type: 'object', properties: { limit: { type: 'integer', maximum: 100 } } },
+    },
+  }, (req) => { calls++; return { id: Number(req.params.id) }; });
+  await app.listen({ host: '127.0.0.1', port: 0, workers: 1 });
+  try {
+    const { post } = require('./helpers');
+    assert.equal((await request(app.port, post('/items', '{"name":"x","price":2}'))).status, 200);
+    const bad = await request(app.port, post('/items', '{"name":"","price":"2"}'));
+    assert.equal(bad.status, 422);
+    const locs = JSON.parse(bad.body).detail.map((e) => e.loc.join('.'));
+    assert.ok(locs.includes('body.name') && locs.includes('body.price'), locs.join());
+    assert.equal((await request(app.port, post('/items', '{"name":'))).status, 400);
+    const q = await request(app.port, get('/items/0?limit=1000'));
+    assert.equal(q.status, 422);
+    assert.deepEqual(JSON.parse(q.body).detail.map((e) => e.loc), [['path', 'id'], ['query', 'limit']]);
+    assert.equal((await request(app.port, get('/items/3'))).status, 200);
+    assert.equal(calls, 2);
+  } finally {
+    await app.close();
+  }
+});

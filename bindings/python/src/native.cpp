@@ -722,9 +722,11 @@ public:
     // Native rules: each raises NativeError with the core's message when refused.
     void route_rules(const std::string &method, const std::string &pattern, uint32_t rate_limit,
                      uint32_t rate_window_ms, const std::string &rate_key_header, bool require_api_key,
-                     uint32_t cache_ttl_ms, const std::string &cache_vary) {
+                     uint32_t cache_ttl_ms, const std::string &cache_vary, const std::string &body_schema,
+                     const std::string &params_schema) {
         app_.route_rules(method, pattern,
-                         {rate_limit, rate_window_ms, rate_key_header, require_api_key, cache_ttl_ms, cache_vary});
+                         {rate_limit, rate_window_ms, rate_key_header, require_api_key, cache_ttl_ms, cache_vary,
+                          body_schema, params_schema});
     }
     void cache_size(uint64_t max_bytes) { app_.cache_size(max_bytes); }
     void rate_limit(uint32_t requests, uint32_t window_ms, const std::string &key_header) {

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel, Field
 
 import quicklane
 from conftest import fetch
@@ -75,3 +76,38 @@ def test_bad_rules_are_refused_at_start() -> None:
         app2.start("127.0.0.1", 0, workers=1)
     with pytest.raises(ValueError, match="per must be"):
         quicklane.App().rate_limit(5, per=0)
+
+
+class Item(BaseModel):
+    model_config = {"extra": "forbid"}
+    name: str = Field(min_length=1)
+    price: float = Field(ge=0)
+    tags: list[str] = []
+
+
+def test_validation_from_pydantic_and_params() -> None:
+    app = quicklane.App()
+    seen: list[Item] = []
+
+    @app.post("/items")
+    def create(item: Item) -> quicklane.Response:
+        seen.append(item)
+        return quicklane.Response(item.model_dump(), 201)
+
+    @app.get("/items/{id}", params={"limit": {"type": "integer", "maximum": 100}})
+    def read(id: int) -> dict[str, int]:
+        return {"id": id}
+
+    with app.start("127.0.0.1", 0, workers=1) as srv:
+        ok = fetch(srv.port, "POST", "/items", b'{"name":"x","price":1.5}', {"Content-Type": "application/json"})
+        assert ok.status == 201 and ok.json() == {"name": "x", "price": 1.5, "tags": []}
+        bad = fetch(srv.port, "POST", "/items", b'{"name":"","price":"1","x":1}', {"Content-Type": "application/json"})
+        assert bad.status == 422
+        locs = [tuple(e["loc"]) for e in bad.json()["detail"]]
+        assert ("body", "name") in locs and ("body", "price") in locs and ("body", "x") in locs
+        assert fetch(srv.port, "POST", "/items", b'{"name":', {"Content-Type": "application/json"}).status == 400
+        assert len(seen) == 1
+        assert fetch(srv.port, "GET", "/items/7").json() == {"id": 7}
+        r = fetch(srv.port, "GET", "/items/x?limit=1000")
+        assert r.status == 422
+        assert [e["loc"] for e in r.json()["detail"]] == [["path", "id"], ["query", "limit"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import inspect
+import json
 import logging
 import signal
 import threading
@@ -53,7 +54,8 @@ def _error_parts(e: HTTPError) -> tuple[int, Optional[str], Optional[list[tuple[
 
 
 class _Route:
-    __slots__ = ("method", "pattern", "fn", "is_async", "req_name", "converters", "adapter")
+    __slots__ = ("method", "pattern", "fn", "is_async", "req_name", "converters", "adapter", "body_name",
+                 "body_model", "param_types")
 
     def __init__(self, method: str, pattern: str, fn: Callable[..., Any]) -> None:
         self.method = method
@@ -62,12 +64,23 @@ class _Route:
         self.is_async = _is_async(fn)
         self.adapter: Any = None
         names = _param_names(pattern)
-        sig = inspect.signature(fn)
+        try:  # resolve string annotations (from __future__ import annotations)
+            sig = inspect.signature(fn, eval_str=True)
+        except (NameError, TypeError, SyntaxError):
+            sig = inspect.signature(fn)
         ps = sig.parameters
         var_kw = any(p.kind is p.VAR_KEYWORD for p in ps.values())
         self.req_name: Optional[str] = None
+        # A parameter annotated with a pydantic model takes the JSON body: the
+        # core validates it (422 natively), then the model is built from it.
+        self.body_name: Optional[str] = None
+        self.body_model: Any = None
         for p in ps.values():
-            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in names:
+            if p.name not in names and _is_model(p.annotation):
+                self.body_name, self.body_model = p.name, p.annotation
+                break
+        for p in ps.values():
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in names or p.name == self.body_name:
                 continue
             ann = p.annotation
             if ann is Request or ann in ("Request", "quicklane.Request") or p.name in ("req", "request"):
@@ -75,18 +88,22 @@ class _Route:
                 break
         if self.req_name is None:  # else the first free parameter takes the request
             for p in ps.values():
-                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names:
+                if (p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names
+                        and p.name != self.body_name):
                     if p.default is p.empty:
                         self.req_name = p.name
                     break
         converters: dict[str, Callable[[str], Any]] = {}
+        self.param_types: dict[str, str] = {}  # checked natively: 422 before Python runs
         for n in names:
             if n in ps:
                 ann = ps[n].annotation
                 if ann in (int, "int"):
                     converters[n] = int
+                    self.param_types[n] = "integer"
                 elif ann in (float, "float"):
                     converters[n] = float
+                    self.param_types[n] = "number"
             elif not var_kw:
                 raise TypeError(f"{fn.__qualname__} has no parameter for path parameter {n!r} of {pattern}")
         self.converters = converters
@@ -97,6 +114,7 @@ class _Route:
         r = cls.__new__(cls)
         r.method, r.pattern, r.fn, r.is_async = method, pattern, adapter, is_async
         r.req_name, r.converters, r.adapter = None, {}, adapter
+        r.body_name, r.body_model, r.param_types = None, None, {}
         return r
 
     def kwargs(self, req: Request) -> dict[str, Any]:
@@ -108,7 +126,25 @@ class _Route:
                 raise HTTPError(422, f"path parameter {n!r} must be {conv.__name__}") from None
         if self.req_name is not None:
             kw[self.req_name] = req
+        if self.body_name is not None:
+            kw[self.body_name] = self.body_model.model_validate_json(req.body)
         return kw
+
+
+def _is_model(ann: Any) -> bool:
+    """A pydantic (v2) model class."""
+    return isinstance(ann, type) and hasattr(ann, "model_json_schema") and hasattr(ann, "model_validate_json")
+
+
+def _schema_json(schema: Any) -> str:
+    """A JSON Schema given as a pydantic model class, a dict or a JSON string."""
+    if schema is None:
+        return ""
+    if _is_model(schema):
+        schema = schema.model_json_schema()
+    if isinstance(schema, str):
+        return schema
+    return json.dumps(schema)
 
 
 def _window_ms(per: float) -> int:
@@ -194,11 +230,12 @@ class App:
         or a Response. Native rules as for route()."""
         res = body if isinstance(body, Response) else Response(body, status, headers, media_type)
         self._statics.append((method.upper(), path, res))
-        self._route_rules(method.upper(), path, rate_limit, per, rate_key, api_key, 0.0, ())
+        self._route_rules(method.upper(), path, rate_limit, per, rate_key, api_key, 0.0, (), "", "")
 
     def route(self, path: str, methods: Sequence[str] = ("GET",), *, rate_limit: int = 0, per: float = 60.0,
               rate_key: Optional[str] = None, api_key: bool = False, cache: float = 0.0,
-              cache_vary: Sequence[str] = ()) -> Callable[[F], F]:
+              cache_vary: Sequence[str] = (), body: Any = None,
+              params: Optional[dict[str, dict[str, Any]]] = None) -> Callable[[F], F]:
         """Registers the decorated function (def or async def) for path and methods.
         Path parameters ("{name}", "{rest...}") arrive as keyword arguments.
 
@@ -207,19 +244,34 @@ class App:
         rate_key header) → 429 with Retry-After; api_key=True → one of
         app.api_keys() must come with the request (401 missing, 403 wrong);
         cache=seconds → GET answers are cached natively per path and query
-        (and the cache_vary headers): the function runs once per key per TTL."""
+        (and the cache_vary headers): the function runs once per key per TTL.
+
+        Validation, native (FastAPI's 422 shape; a body that is not JSON: 400):
+        body= a pydantic model class or a JSON Schema dict (a parameter
+        annotated with a pydantic model implies it, and receives the model);
+        params={"limit": {"type": "integer", "maximum": 100}} types path and
+        query parameters (path parameters annotated int/float are typed
+        automatically)."""
 
         def deco(fn: F) -> F:
             for m in methods:
                 self.add_route(m, path, fn)
-                self._route_rules(m.upper(), path, rate_limit, per, rate_key, api_key, cache, cache_vary)
+                r = self._routes[-1]
+                schema = _schema_json(body if body is not None else r.body_model)
+                specs: dict[str, dict[str, Any]] = {n: {"in": "path", "type": t} for n, t in r.param_types.items()}
+                names = _param_names(path)
+                for n, spec in (params or {}).items():
+                    specs[n] = {"in": "path" if n in names else "query", **spec}
+                self._route_rules(m.upper(), path, rate_limit, per, rate_key, api_key, cache, cache_vary,
+                                  schema, json.dumps(specs) if specs else "")
             return fn
 
         return deco
 
     def _route_rules(self, method: str, path: str, rate_limit: int, per: float, rate_key: Optional[str],
-                     api_key: bool, cache: float, cache_vary: Sequence[str]) -> None:
-        if not rate_limit and not api_key and not cache:
+                     api_key: bool, cache: float, cache_vary: Sequence[str], body_schema: str,
+                     params_schema: str) -> None:
+        if not rate_limit and not api_key and not cache and not body_schema and not params_schema:
             return
         window_ms = _window_ms(per)
         ttl_ms = round(cache * 1000)
@@ -227,7 +279,8 @@ class App:
             raise ValueError("cache must be between 0.001 and 86400 seconds")
         vary = ", ".join(cache_vary)
         self._native_rules.append(
-            lambda nat: nat.route_rules(method, path, rate_limit, window_ms, rate_key or "", api_key, ttl_ms, vary))
+            lambda nat: nat.route_rules(method, path, rate_limit, window_ms, rate_key or "", api_key, ttl_ms, vary,
+                                        body_schema, params_schema))
 
     def cache_size(self, max_bytes: int) -> None:
         """Bounds the native response cache (LRU by bytes; default 64 MiB)."""
