@@ -612,6 +612,10 @@ void Connection::dispatch(Request *r) {
     r->route = m.route;
     r->head_only = r->method_name[0] == 'H' && std::strcmp(r->method_name, "HEAD") == 0;
     if (!admit(r, *m.route, rules)) return;  // limited or refused natively
+    if (m.route->dir) {
+        serve_file(r, *m.route->dir, m.param_count ? m.params[m.param_count - 1].raw : std::string_view());
+        return;
+    }
     if (m.route->metrics) {
         srv.render_metrics(r->out_body);
         HeadParams hp{200, "text/plain; version=0.0.4; charset=utf-8", {}, r->out_body.size(), r->keep_alive,
@@ -732,6 +736,67 @@ bool Connection::valid(Request *r, const RouteRules &rr) {
     if (errors.empty()) return true;
     answer_body(r, 422, render_detail(errors));
     return false;
+}
+
+// A file of a mounted folder: conditional (304), ranged (206/416), gzip
+// (precompressed or cached) when the client accepts it.
+void Connection::serve_file(Request *r, const StaticDir &dir, std::string_view raw_rest) {
+    static thread_local std::string rel;
+    if (!static_relative_path(raw_rest, rel)) {
+        answer_error(r, 404, "Not Found");
+        return;
+    }
+    int status = 404;
+    std::shared_ptr<const FileEntry> f = w.server.files->get(dir, rel, &status);
+    if (!f) {
+        answer_error(r, status, status == 404 ? "Not Found" : status == 403 ? "Forbidden" : "the file cannot be served");
+        return;
+    }
+    bool gz = !f->gz.empty() && accepts_gzip(find_header(*r, "accept-encoding"));
+    std::string etag = f->etag;
+    if (gz) etag.insert(etag.size() - 1, "-gz");
+    std::string &h = r->pending_headers;  // loop-owned: the request is not dispatched
+    h.assign("ETag: ").append(etag).append("\r\nLast-Modified: ").append(f->last_modified);
+    h.append("\r\nAccept-Ranges: bytes\r\n");
+    if (!f->gz.empty()) h.append("Vary: Accept-Encoding\r\n");
+    if (dir.max_age_s) h.append("Cache-Control: public, max-age=").append(std::to_string(dir.max_age_s)).append("\r\n");
+    r->file = f;
+    int code = 200;
+    std::string_view body = gz ? std::string_view(f->gz) : std::string_view(f->body);
+    bool has_inm = false, has_ims = false;
+    std::string_view inm = find_header(*r, "if-none-match", &has_inm);
+    std::string_view ims = find_header(*r, "if-modified-since", &has_ims);
+    bool not_modified = has_inm ? etag_matches(inm, etag) : has_ims && ims == f->last_modified;
+    if (not_modified) {
+        code = 304;
+        body = {};
+        r->head_only = true;
+    } else if (bool has_range = false; !gz && (find_header(*r, "range", &has_range), has_range)) {
+        uint64_t first = 0, last = 0;
+        int rv = parse_range(find_header(*r, "range"), f->size, first, last);
+        if (rv < 0) {
+            answer_error(r, 416, "Range Not Satisfiable", "Content-Range: bytes */" + std::to_string(f->size) + "\r\n");
+            return;
+        }
+        if (rv > 0) {
+            code = 206;
+            h.append("Content-Range: bytes ")
+                .append(std::to_string(first))
+                .append("-")
+                .append(std::to_string(last))
+                .append("/")
+                .append(std::to_string(f->size))
+                .append("\r\n");
+            body = body.substr(first, last - first + 1);
+        }
+    }
+    if (gz && code != 304) h.append("Content-Encoding: gzip\r\n");
+    r->body_ref = body;
+    HeadParams hp{code, f->type, h, body.size(), r->keep_alive, r->http_minor == 0, w.date};
+    hp.rule_headers = r->rule_headers;
+    format_head(r->out_head, hp);
+    r->resp_status = code;
+    r->ready = true;
 }
 
 // Response cache: true when answered from it or waiting on the leader.

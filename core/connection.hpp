@@ -68,6 +68,7 @@ private:
     void abandon(Request *r);
     bool cache_lookup(Request *r, const RouteRules &rr);
     bool valid(Request *r, const RouteRules &rr);
+    void serve_file(Request *r, const StaticDir &dir, std::string_view raw_rest);
     void answer_body(Request *r, int status, std::string body, std::string_view extra = {});
     void expire_handlers(uint64_t now);
     bool head_limit(Request *r, size_t more);

@@ -28,6 +28,7 @@ void Request::reset_for_reuse() {
     cache_lead = false;
     cache_wait = false;
     cached.reset();
+    file.reset();
     // Large one-off buffers are given back; typical ones keep their capacity.
     if (arena.capacity() > 64 * 1024) std::string().swap(arena);
     else arena.clear();

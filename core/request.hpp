@@ -18,6 +18,7 @@
 #include "quicklane.h"
 #include "router.hpp"
 #include "rules.hpp"
+#include "static_files.hpp"
 
 namespace ql {
 
@@ -77,6 +78,7 @@ struct Request {
     bool cache_lead = false;
     bool cache_wait = false;
     std::shared_ptr<const CachedAnswer> cached;
+    std::shared_ptr<const FileEntry> file;  // a static file being written
 
     // request bytes
     std::string arena;

@@ -236,6 +236,7 @@ std::unique_ptr<Router> Router::clone() const {
         Route *c = copy->routes_.back().get();
         c->rules = r->rules;
         c->metrics = r->metrics;
+        c->dir = r->dir;
     }
     copy->app_rules = app_rules;
     return copy;

@@ -11,6 +11,7 @@
 
 #include "quicklane.h"
 #include "rules.hpp"
+#include "static_files.hpp"
 
 namespace ql {
 
@@ -37,6 +38,7 @@ struct Route {
     std::shared_ptr<StaticAnswer> answer;  // null for handler routes
     std::shared_ptr<const RouteRules> rules;  // native rules (null: none of its own)
     bool metrics = false;                  // answered with the server's /metrics text
+    std::shared_ptr<const StaticDir> dir;  // a mounted folder (the catch-all is the file path)
     uint32_t index = 0;                    // position in the app, for per-route state
 };
 

@@ -70,6 +70,7 @@ struct AppRules {
     RateRule rate;             // default for every route without its own
     bool access_log = false;
     uint64_t cache_max_bytes = 64ull << 20;
+    std::shared_ptr<const struct CompressionRules> compression;  // null: off
 };
 
 // A stored answer, shared by every hit that is still writing it.

@@ -79,6 +79,7 @@ Server::Server(std::shared_ptr<const Router> router, Limits limits)
     : router_(std::move(router)), limits_(std::move(limits)) {
     for (const auto &r : router_->routes()) {
         if (r->metrics) metrics = std::make_unique<Metrics>(router_->size());
+        if (r->dir && !files) files = std::make_unique<FileCache>(256ull << 20);
         if (r->rules && r->rules->cache_ttl_ms && !cache)
             cache = std::make_unique<ResponseCache>(router_->app_rules->cache_max_bytes);
     }
@@ -477,6 +478,8 @@ ql_status Server::answer(ql_req_id id, const ql_response *resp, bool stream, std
     // A cache leader's answer serves its waiters too, even when its own
     // client has gone (or its handler timed out).
     if (r->cache_lead) fill_cache(r, resp, stream, type, headers);
+    static thread_local std::string gz;
+    bool compressed = !gone && !stream && compress(r, resp, type, headers, gz);
     if (!gone) {
         // This thread owns these fields until the loop takes the request;
         // a stream's are also read by ql_respond_write callers, under the lock.
@@ -490,6 +493,8 @@ ql_status Server::answer(ql_req_id id, const ql_response *resp, bool stream, std
             r->stream_in.assign(resp->body ? resp->body : "", resp->body_len);
             r->stream_buffered.store(resp->body_len, std::memory_order_relaxed);
             r->stream_posted = true;
+        } else if (compressed) {
+            r->out_body.swap(gz);
         } else {
             r->out_body.assign(resp->body ? resp->body : "", resp->body_len);
         }
@@ -540,17 +545,41 @@ ql_status Server::respond_write(ql_req_id id, const char *data, size_t len, bool
     return QL_OK;
 }
 
+namespace {
+
+// Whether preformatted "Name: value\r\n" lines have a header of this name.
+bool has_header_line(std::string_view lines, std::string_view name) {
+    while (!lines.empty()) {
+        size_t e = lines.find("\r\n");
+        std::string_view line = lines.substr(0, e);
+        size_t colon = line.find(':');
+        if (colon != std::string_view::npos && iequals(line.substr(0, colon), name)) return true;
+        if (e == std::string_view::npos) break;
+        lines.remove_prefix(e + 2);
+    }
+    return false;
+}
+
+}  // namespace
+
+// gzip for an answer above the app's threshold, when the client accepts it
+// and the type is compressible (never already-compressed types, never an
+// answer that has its own Content-Encoding). Runs on the answering thread.
+bool Server::compress(Request *r, const ql_response *resp, const std::string &type, std::string &headers,
+                      std::string &out) {
+    const CompressionRules *c = router_->app_rules->compression.get();
+    if (!c || resp->body_len < c->min_bytes || !status_has_body(resp->status) || r->head_only) return false;
+    if (!compressible_type(type) || !accepts_gzip(find_header(*r, "accept-encoding"))) return false;
+    if (has_header_line(headers, "content-encoding")) return false;
+    if (!gzip_compress({resp->body, resp->body_len}, c->level, out) || out.size() >= resp->body_len) return false;
+    headers.append("Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+    return true;
+}
+
 void Server::fill_cache(Request *r, const ql_response *resp, bool stream, std::string &type,
                         std::string &headers) {
     const RouteRules &rr = *r->route->rules;
-    bool has_cc = false;
-    for (size_t p = 0; p < headers.size();) {
-        size_t e = headers.find("\r\n", p);
-        if (e == std::string::npos) break;
-        if (headers.size() - p >= 14 && iequals(std::string_view(headers).substr(p, 14), "cache-control:")) has_cc = true;
-        p = e + 2;
-    }
-    if (!has_cc) headers.append("Cache-Control: max-age=").append(std::to_string(rr.cache_ttl_ms / 1000)).append("\r\n");
+    if (!has_header_line(headers, "cache-control")) headers.append("Cache-Control: max-age=").append(std::to_string(rr.cache_ttl_ms / 1000)).append("\r\n");
     auto a = std::make_shared<CachedAnswer>();
     bool cacheable = !stream && resp->status >= 200 && resp->status < 300;
     if (stream) {

@@ -14,6 +14,7 @@
 #include "quicklane.h"
 #include "router.hpp"
 #include "rules.hpp"
+#include "static_files.hpp"
 
 namespace ql {
 
@@ -76,6 +77,7 @@ public:
     RateLimiter rate_limiter;
     std::unique_ptr<Metrics> metrics;  // set when the app has a metrics route
     std::unique_ptr<ResponseCache> cache;  // set when a route is cached
+    std::unique_ptr<FileCache> files;      // set when a folder is mounted
     bool observe = false;              // metrics or access log: time each request
     void render_metrics(std::string &out) const;
     void log_access(const Request &r, uint64_t micros) const;
@@ -85,6 +87,8 @@ private:
     ql_status claim(Request *r, ql_req_id id, bool *gone, std::string *err);
     ql_status answer(ql_req_id id, const ql_response *resp, bool stream, std::string *err);
     void fill_cache(Request *r, const ql_response *resp, bool stream, std::string &type, std::string &headers);
+    bool compress(Request *r, const ql_response *resp, const std::string &type, std::string &headers,
+                  std::string &out);
     void answer_cached(uint64_t id, const std::shared_ptr<const CachedAnswer> &a);
     std::shared_ptr<const Router> router_;
     Limits limits_;

@@ -192,6 +192,19 @@ static inline ql_status qlgo_api_keys(ql_app *app, _GoString_ header, _GoString_
 	return st;
 }
 
+static inline ql_status qlgo_static_dir(ql_app *app, _GoString_ prefix, _GoString_ folder, uint32_t max_age_s,
+                                        int gzip, _GoString_ index, int has_index, ql_error **err) {
+	ql_static_dir_options o = QL_STATIC_DIR_OPTIONS_INIT;
+	o.max_age_s = max_age_s;
+	o.no_gzip = !gzip;
+	if (has_index) {
+		o.index = _GoStringLen(index) ? _GoStringPtr(index) : "";
+		o.index_len = _GoStringLen(index);
+	}
+	return ql_app_static_dir(app, _GoStringPtr(prefix), _GoStringLen(prefix), _GoStringPtr(folder),
+	                         _GoStringLen(folder), &o, err);
+}
+
 static inline ql_status qlgo_metrics(ql_app *app, _GoString_ pattern, ql_error **err) {
 	return ql_app_metrics(app, _GoStringPtr(pattern), _GoStringLen(pattern), err);
 }

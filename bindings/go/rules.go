@@ -150,6 +150,44 @@ func (a *App) Metrics(path string) {
 	})
 }
 
+// StaticOptions tunes StaticDir; the zero value is the default.
+type StaticOptions struct {
+	MaxAge  time.Duration // Cache-Control: public, max-age; 0 = none
+	NoGzip  bool          // never gzip
+	Index   string        // file for folders; default "index.html"
+	NoIndex bool          // no index file
+}
+
+// StaticDir serves folder under prefix ("/static/") from the core: ETag and
+// Last-Modified (304), Range (206, 416), content types, gzip (a fresh .gz
+// sibling, or compressed once), and no way out of the folder.
+func (a *App) StaticDir(prefix, folder string, opts ...StaticOptions) {
+	var o StaticOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	a.addNative(func(app *C.ql_app) error {
+		var cerr *C.ql_error
+		index, has := o.Index, o.Index != "" || o.NoIndex
+		st := C.qlgo_static_dir(app, prefix, folder, C.uint32_t(o.MaxAge/time.Second), boolInt(!o.NoGzip), index,
+			boolInt(has), &cerr)
+		return statusError(st, cerr)
+	})
+}
+
+// Compression gzips handler answers of at least minBytes (0 = 1024) when the
+// client accepts gzip and the type is compressible; level 1..9 (0 = 6).
+func (a *App) Compression(minBytes, level int) {
+	a.addNative(func(app *C.ql_app) error {
+		if minBytes < 0 || level < 0 {
+			return errors.New("quicklane: Compression: minBytes and level must not be negative")
+		}
+		var cerr *C.ql_error
+		st := C.ql_app_compression(app, 1, C.uint32_t(minBytes), C.uint32_t(level), &cerr)
+		return statusError(st, cerr)
+	})
+}
+
 // AccessLog writes one JSON line per answered request to stderr, from the core.
 func (a *App) AccessLog(on bool) {
 	a.addNative(func(app *C.ql_app) error {

@@ -139,6 +139,10 @@ export declare class App {
   apiKeys(keys: string[], options?: { header?: string; query?: string }): this;
   /** App-wide rate limit for routes without their own (timeWindow in ms, default 60000). */
   rateLimit(options: { max: number; timeWindow?: number; keyHeader?: string }): this;
+  /** Serves a folder under prefix natively: ETag/304, Range/206, gzip, no traversal. */
+  staticDir(prefix: string, root: string, options?: { maxAge?: number; gzip?: boolean; index?: string }): this;
+  /** gzip for handler answers of at least threshold bytes (default 1024). */
+  compression(options?: { threshold?: number; level?: number }): this;
   /** GET path answers Prometheus metrics natively (default '/metrics'). */
   metrics(path?: string): this;
   /** One JSON line per answered request on stderr. */

@@ -443,6 +443,22 @@ class App {
     return this;
   }
 
+  /** Serves a folder under prefix ('/static/') natively (@fastify/static's root/prefix):
+   * ETag/304, Range/206/416, content types, gzip, no path traversal.
+   * opts: { maxAge (s), gzip = true, index = 'index.html' }. */
+  staticDir(prefix, root, opts = {}) {
+    native.staticDir(this._app, String(prefix), String(root), u32(opts.maxAge || 0, 'maxAge'), opts.gzip !== false,
+      opts.index === undefined ? undefined : String(opts.index));
+    return this;
+  }
+
+  /** gzip for handler answers of at least threshold bytes (@fastify/compress's name)
+   * when the client accepts it. opts: { threshold = 1024, level = 6 }. */
+  compression(opts = {}) {
+    native.compression(this._app, true, u32(opts.threshold || 1024, 'threshold'), u32(opts.level || 6, 'level'));
+    return this;
+  }
+
   /** GET path answers Prometheus metrics natively. */
   metrics(path = '/metrics') {
     native.metrics(this._app, corePattern(path));

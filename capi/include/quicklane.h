@@ -470,6 +470,39 @@ QL_API ql_status ql_app_rate_limit(ql_app *app, uint32_t requests, uint32_t wind
                                    const char *key_header, size_t key_header_len,
                                    ql_error **out_error);
 
+/* A folder served by the core under a URL prefix ("/static/": GET and HEAD of
+ * /static/<file path>): ETag and Last-Modified with If-None-Match /
+ * If-Modified-Since → 304, a single Range → 206 (416 when unsatisfiable),
+ * content types by extension, gzip for compressible types when the client
+ * accepts it (a fresh <file>.gz sibling, else compressed once and kept).
+ * Encoded slashes or backslashes, NUL, empty, "." and ".." segments, and
+ * symlinks that resolve outside the folder answer 404 without touching the
+ * disk outside it. Files up to 4 MiB stay in memory (re-read when their
+ * size or mtime change); files over 64 MiB are refused (500). */
+typedef struct ql_static_dir_options {
+    uint32_t version;
+    const char *index;     /* file served for the folder itself and its subfolders; */
+    size_t index_len;      /* default "index.html"; set index_len 0 and index "" → none */
+    uint32_t max_age_s;    /* Cache-Control: public, max-age=N; 0 = none          */
+    uint32_t no_gzip;      /* 1 = never gzip                                      */
+} ql_static_dir_options;
+
+#define QL_STATIC_DIR_OPTIONS_VERSION 1
+#define QL_STATIC_DIR_OPTIONS_INIT {QL_STATIC_DIR_OPTIONS_VERSION, NULL, 0, 0, 0}
+QL_API void ql_static_dir_options_init(ql_static_dir_options *options, uint32_t version);
+/* prefix must start and end with "/"; folder must exist (resolved now). */
+QL_API ql_status ql_app_static_dir(ql_app *app, const char *prefix, size_t prefix_len, const char *folder,
+                                   size_t folder_len, const ql_static_dir_options *options,
+                                   ql_error **out_error);
+
+/* gzip for answers from handlers (not streams) of at least min_bytes
+ * (default 1024) when the client accepts gzip and the content type is
+ * compressible (text, JSON, XML, JavaScript, SVG, wasm); never when the
+ * answer has its own Content-Encoding. level 1..9 (default 6; 0 = default).
+ * enabled = 0 turns it off. */
+QL_API ql_status ql_app_compression(ql_app *app, uint32_t enabled, uint32_t min_bytes, uint32_t level,
+                                    ql_error **out_error);
+
 /* The response cache's bound (LRU by bytes: bodies, headers, keys) for
  * servers created from this app; default 64 MiB; 4 KiB .. 64 GiB. */
 QL_API ql_status ql_app_cache_size(ql_app *app, uint64_t max_bytes, ql_error **out_error);

@@ -1,5 +1,9 @@
 // The C ABI door: converts types, catches every exception, returns statuses.
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <climits>
+#include <cstdlib>
 #include <cctype>
 #include <cstdio>
 #include <cstring>
@@ -711,6 +715,70 @@ ql_status ql_app_cache_size(ql_app *app, uint64_t max_bytes, ql_error **err) {
                                                " is out of range [4096, 68719476736]");
         auto rules = std::make_shared<ql::AppRules>(*app->router->app_rules);
         rules->cache_max_bytes = max_bytes;
+        app->router->app_rules = std::move(rules);
+        return QL_OK;
+    });
+}
+
+void ql_static_dir_options_init(ql_static_dir_options *o, uint32_t version) {
+    if (!o) return;
+    ql_static_dir_options d = QL_STATIC_DIR_OPTIONS_INIT;
+    d.version = version;
+    *o = d;
+}
+
+ql_status ql_app_static_dir(ql_app *app, const char *prefix, size_t prefix_len, const char *folder,
+                            size_t folder_len, const ql_static_dir_options *o, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!app) return fail(err, QL_E_INVALID, "app is NULL");
+        std::string_view p = view_of(prefix, prefix_len), f = view_of(folder, folder_len);
+        if (p.size() < 1 || p.front() != '/' || p.back() != '/')
+            return fail(err, QL_E_INVALID, "static dir prefix must start and end with \"/\" (e.g. \"/static/\")");
+        if (p.find('{') != std::string_view::npos || p.find(':') != std::string_view::npos ||
+            p.find('*') != std::string_view::npos)
+            return fail(err, QL_E_INVALID, "static dir prefix cannot have parameters");
+        std::string path(f);
+        char resolved[PATH_MAX];
+        struct stat st;
+        if (path.empty() || !::realpath(path.c_str(), resolved) || ::stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode))
+            return fail(err, QL_E_INVALID, "static dir \"" + path + "\" is not a folder");
+        auto dir = std::make_shared<ql::StaticDir>();
+        dir->root = resolved;
+        if (dir->root.size() > 1 && dir->root.back() == '/') dir->root.pop_back();
+        if (o) {
+            if (o->version < 1) return fail(err, QL_E_INVALID, "options.version must be set (use QL_STATIC_DIR_OPTIONS_INIT)");
+            if (o->index) {
+                std::string_view idx = view_of(o->index, o->index_len);
+                if (idx.find('/') != std::string_view::npos || idx == "." || idx == "..")
+                    return fail(err, QL_E_INVALID, "static dir index must be a file name");
+                dir->index.assign(idx);
+            }
+            dir->max_age_s = o->max_age_s;
+            dir->gzip = !o->no_gzip;
+        }
+        std::string pattern(p);
+        pattern.append("{path...}");
+        auto a = std::make_shared<ql::StaticAnswer>();  // placeholder: the route is answered by the core
+        ql_status st2 = app->router->add("GET", pattern, nullptr, a, &msg);
+        if (st2 != QL_OK) return fail(err, st2, msg);
+        app->router->find_route("GET", pattern)->dir = std::move(dir);
+        return QL_OK;
+    });
+}
+
+ql_status ql_app_compression(ql_app *app, uint32_t enabled, uint32_t min_bytes, uint32_t level, ql_error **err) {
+    return guarded(err, [&](std::string &) -> ql_status {
+        if (!app) return fail(err, QL_E_INVALID, "app is NULL");
+        if (level > 9) return fail(err, QL_E_INVALID, "compression level = " + std::to_string(level) + " is out of range [1, 9]");
+        auto rules = std::make_shared<ql::AppRules>(*app->router->app_rules);
+        if (!enabled) {
+            rules->compression.reset();
+        } else {
+            auto c = std::make_shared<ql::CompressionRules>();
+            if (min_bytes) c->min_bytes = min_bytes;
+            if (level) c->level = static_cast<int>(level);
+            rules->compression = std::move(c);
+        }
         app->router->app_rules = std::move(rules);
         return QL_OK;
     });

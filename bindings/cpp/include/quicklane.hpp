@@ -524,6 +524,32 @@ public:
         return *this;
     }
 
+    // Serves `folder` under `prefix` ("/static/") natively: ETag/304, Range/206,
+    // gzip, content types, no way out of the folder.
+    App& static_dir(std::string_view prefix, std::string_view folder, std::uint32_t max_age_s = 0,
+                    bool gzip = true, std::optional<std::string> index = std::nullopt) {
+        ql_static_dir_options o = QL_STATIC_DIR_OPTIONS_INIT;
+        o.max_age_s = max_age_s;
+        o.no_gzip = gzip ? 0 : 1;
+        if (index) {
+            o.index = index->c_str();
+            o.index_len = index->size();
+        }
+        detail::ErrorSlot err;
+        detail::check(ql_app_static_dir(native_checked(), prefix.data(), prefix.size(), folder.data(), folder.size(),
+                                        &o, err.out()),
+                      err, "ql_app_static_dir");
+        return *this;
+    }
+
+    // gzip for handler answers of at least min_bytes when the client accepts it.
+    App& compression(bool enabled = true, std::uint32_t min_bytes = 1024, std::uint32_t level = 6) {
+        detail::ErrorSlot err;
+        detail::check(ql_app_compression(native_checked(), enabled ? 1 : 0, min_bytes, level, err.out()), err,
+                      "ql_app_compression");
+        return *this;
+    }
+
     // The response cache's bound in bytes (default 64 MiB).
     App& cache_size(std::uint64_t max_bytes) {
         detail::ErrorSlot err;

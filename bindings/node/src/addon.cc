@@ -444,6 +444,36 @@ Napi::Value AppMetrics(const Napi::CallbackInfo &info) {
     return env.Undefined();
 }
 
+// staticDir(app, prefix, folder, maxAgeS, gzip, index | undefined)
+Napi::Value AppStaticDir(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
+    std::string prefix = str_arg(info[1]), folder = str_arg(info[2]), index = str_arg(info[5]);
+    ql_static_dir_options o = QL_STATIC_DIR_OPTIONS_INIT;
+    o.max_age_s = info[3].As<Napi::Number>().Uint32Value();
+    o.no_gzip = info[4].ToBoolean().Value() ? 0 : 1;
+    if (info[5].IsString()) {
+        o.index = index.c_str();
+        o.index_len = index.size();
+    }
+    ql_error *err = nullptr;
+    ql_status st = ql_app_static_dir(box->app, prefix.data(), prefix.size(), folder.data(), folder.size(), &o, &err);
+    if (st != QL_OK) throw_ql(env, st, err);
+    return env.Undefined();
+}
+
+// compression(app, enabled, minBytes, level)
+Napi::Value AppCompression(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
+    ql_error *err = nullptr;
+    ql_status st = ql_app_compression(box->app, info[1].ToBoolean().Value() ? 1 : 0,
+                                      info[2].As<Napi::Number>().Uint32Value(),
+                                      info[3].As<Napi::Number>().Uint32Value(), &err);
+    if (st != QL_OK) throw_ql(env, st, err);
+    return env.Undefined();
+}
+
 // accessLog(app, enabled)
 Napi::Value AppAccessLog(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
@@ -834,6 +864,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
     fn("apiKeys", AppApiKeys);
     fn("metrics", AppMetrics);
     fn("accessLog", AppAccessLog);
+    fn("staticDir", AppStaticDir);
+    fn("compression", AppCompression);
     fn("listen", Listen);
     fn("port", Port);
     fn("close", Close);

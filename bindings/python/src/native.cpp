@@ -729,6 +729,11 @@ public:
                           body_schema, params_schema});
     }
     void cache_size(uint64_t max_bytes) { app_.cache_size(max_bytes); }
+    void static_dir(const std::string &prefix, const std::string &folder, uint32_t max_age_s, bool gzip,
+                    const std::string &index) {
+        app_.static_dir(prefix, folder, max_age_s, gzip, index);
+    }
+    void compression(bool enabled, uint32_t min_bytes, uint32_t level) { app_.compression(enabled, min_bytes, level); }
     void rate_limit(uint32_t requests, uint32_t window_ms, const std::string &key_header) {
         app_.rate_limit(requests, window_ms, key_header);
     }
@@ -886,7 +891,9 @@ PYBIND11_MODULE(_native, m) {
         .def("api_keys", &App::api_keys)
         .def("metrics", &App::metrics)
         .def("access_log", &App::access_log)
-        .def("cache_size", &App::cache_size);
+        .def("cache_size", &App::cache_size)
+        .def("static_dir", &App::static_dir)
+        .def("compression", &App::compression);
 
     py::class_<Server>(m, "Server")
         .def(py::init<const App &, const std::string &, uint16_t, uint32_t, py::dict>())

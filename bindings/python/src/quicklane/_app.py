@@ -6,6 +6,7 @@ import collections
 import inspect
 import json
 import logging
+import os
 import signal
 import threading
 from typing import Any, Callable, Optional, Sequence, TypeVar, Union
@@ -281,6 +282,19 @@ class App:
         self._native_rules.append(
             lambda nat: nat.route_rules(method, path, rate_limit, window_ms, rate_key or "", api_key, ttl_ms, vary,
                                         body_schema, params_schema))
+
+    def static_dir(self, prefix: str, directory: Union[str, "os.PathLike[str]"], *, max_age: int = 0,
+                   gzip: bool = True, index: str = "index.html") -> None:
+        """Serves a folder under prefix ("/static/") from the native core:
+        ETag/Last-Modified/304, Range/206/416, content types, gzip
+        (precompressed .gz or compressed once), no path traversal."""
+        folder = os.fspath(directory)
+        self._native_rules.append(lambda nat: nat.static_dir(prefix, folder, max_age, gzip, index))
+
+    def compression(self, minimum_size: int = 1024, level: int = 6) -> None:
+        """gzip for answers of at least minimum_size bytes when the client
+        accepts it (as Starlette's GZipMiddleware), done natively."""
+        self._native_rules.append(lambda nat: nat.compression(True, minimum_size, level))
 
     def cache_size(self, max_bytes: int) -> None:
         """Bounds the native response cache (LRU by bytes; default 64 MiB)."""

@@ -1,0 +1,174 @@
+// Static files and compression, served by the core: content types, ETag /
+// Last-Modified / 304, Range / 206 / 416, gzip (precompressed or on the fly),
+// and every way out of the folder refused.
+#include <doctest.h>
+#include <quicklane.hpp>
+
+#include "test_support.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+namespace ql = quicklane;
+
+namespace {
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/ql-static-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        path = tmpl;
+    }
+    ~TempDir() { std::system(("rm -rf " + path).c_str()); }
+    void write(const std::string &rel, const std::string &data) const {
+        std::ofstream(path + "/" + rel, std::ios::binary) << data;
+    }
+};
+
+std::string gunzip(const std::string &in) {
+    z_stream zs{};
+    REQUIRE(inflateInit2(&zs, 15 + 16) == Z_OK);
+    std::string out(in.size() * 20 + 1024, '\0');
+    zs.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(in.data()));
+    zs.avail_in = static_cast<uInt>(in.size());
+    zs.next_out = reinterpret_cast<Bytef *>(out.data());
+    zs.avail_out = static_cast<uInt>(out.size());
+    int rc = inflate(&zs, Z_FINISH);
+    out.resize(zs.total_out);
+    inflateEnd(&zs);
+    CHECK(rc == Z_STREAM_END);
+    return out;
+}
+
+std::optional<qlt::Response> get(uint16_t port, std::string_view target, std::string_view extra = {},
+                                 std::string_view method = "GET") {
+    return qlt::fetch(port, method, target, {}, extra);
+}
+
+}  // namespace
+
+TEST_CASE("static files: types, validators, ranges, gzip, traversal") {
+    TempDir root, outside;
+    std::string big;
+    for (int i = 0; i < 800; ++i) big += "line " + std::to_string(i) + " of a text file that compresses well\n";
+    root.write("big.txt", big);
+    root.write("app.js", "console.log('hi');");
+    root.write("logo.png", std::string("\x89PNG\r\n\x1a\n", 8) + std::string(3000, 'x'));
+    ::mkdir((root.path + "/docs").c_str(), 0755);
+    root.write("docs/index.html", "<h1>docs</h1>");
+    root.write("style.css", std::string(2000, 'a'));
+    root.write("style.css.gz", "precompressed-bytes");  // served as is when fresh
+    outside.write("secret.txt", "secret");
+    REQUIRE(::symlink((outside.path + "/secret.txt").c_str(), (root.path + "/leak.txt").c_str()) == 0);
+    REQUIRE(::symlink((root.path + "/app.js").c_str(), (root.path + "/inside-link.js").c_str()) == 0);
+
+    ql::App app;
+    app.static_dir("/static/", root.path, 3600);
+    app.get("/dyn", [&](ql::Request &) { return ql::Response::text(big); });
+    app.get("/small", [&](ql::Request &) { return ql::Response::text("tiny"); });
+    app.compression(true, 1024);
+    ql::Server s(app, {.host = "127.0.0.1", .port = 0, .workers = 1});
+    s.start();
+    uint16_t port = s.port();
+
+    auto r = get(port, "/static/big.txt");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == big);
+    CHECK(r->header("Content-Type") == "text/plain; charset=utf-8");
+    CHECK(r->header("Cache-Control") == "public, max-age=3600");
+    CHECK(r->header("Accept-Ranges") == "bytes");
+    CHECK(r->header("Vary") == "Accept-Encoding");
+    std::string etag = r->header("ETag").value_or("");
+    std::string lm = r->header("Last-Modified").value_or("");
+    CHECK(etag.rfind("W/\"", 0) == 0);
+    CHECK(!lm.empty());
+    CHECK(get(port, "/static/app.js")->header("Content-Type") == "text/javascript; charset=utf-8");
+    CHECK(get(port, "/static/logo.png")->header("Content-Type") == "image/png");
+    CHECK(get(port, "/static/docs/")->body == "<h1>docs</h1>");
+    CHECK(get(port, "/static/docs")->body == "<h1>docs</h1>");
+    CHECK(get(port, "/static/inside-link.js")->status == 200);
+    auto head = get(port, "/static/big.txt", {}, "HEAD");
+    CHECK(head->status == 200);
+    CHECK(head->header("Content-Length") == std::to_string(big.size()));
+
+    SUBCASE("conditional requests") {
+        auto nm = get(port, "/static/big.txt", "If-None-Match: " + etag + "\r\n");
+        CHECK(nm->status == 304);
+        CHECK(nm->body.empty());
+        CHECK(nm->header("ETag") == etag);
+        CHECK(get(port, "/static/big.txt", "If-None-Match: \"other\", " + etag + "\r\n")->status == 304);
+        CHECK(get(port, "/static/big.txt", "If-None-Match: *\r\n")->status == 304);
+        CHECK(get(port, "/static/big.txt", "If-None-Match: \"other\"\r\n")->status == 200);
+        CHECK(get(port, "/static/big.txt", "If-Modified-Since: " + lm + "\r\n")->status == 304);
+    }
+    SUBCASE("ranges") {
+        auto p = get(port, "/static/big.txt", "Range: bytes=0-9\r\n");
+        CHECK(p->status == 206);
+        CHECK(p->body == big.substr(0, 10));
+        CHECK(p->header("Content-Range") == "bytes 0-9/" + std::to_string(big.size()));
+        CHECK(get(port, "/static/big.txt", "Range: bytes=-5\r\n")->body == big.substr(big.size() - 5));
+        CHECK(get(port, "/static/big.txt", "Range: bytes=10-\r\n")->body == big.substr(10));
+        CHECK(get(port, "/static/big.txt", "Range: bytes=5-999999999\r\n")->body == big.substr(5));
+        auto bad = get(port, "/static/big.txt", "Range: bytes=999999-\r\n");
+        CHECK(bad->status == 416);
+        CHECK(bad->header("Content-Range") == "bytes */" + std::to_string(big.size()));
+        CHECK(get(port, "/static/big.txt", "Range: bytes=0-1,5-6\r\n")->status == 200);  // several: whole
+        CHECK(get(port, "/static/big.txt", "Range: items=0-1\r\n")->status == 200);       // other unit
+        CHECK(get(port, "/static/big.txt", "Range: bytes=9-2\r\n")->status == 200);       // invalid: ignored
+    }
+    SUBCASE("gzip: on the fly and precompressed, never for images") {
+        auto gz = get(port, "/static/big.txt", "Accept-Encoding: gzip, br\r\n");
+        CHECK(gz->status == 200);
+        CHECK(gz->header("Content-Encoding") == "gzip");
+        CHECK(gz->body.size() < big.size() / 4);
+        CHECK(gunzip(gz->body) == big);
+        CHECK(gz->header("ETag") != etag);  // another representation
+        CHECK(get(port, "/static/big.txt", "Accept-Encoding: gzip;q=0\r\n")->header("Content-Encoding") == std::nullopt);
+        auto pre = get(port, "/static/style.css", "Accept-Encoding: gzip\r\n");
+        CHECK(pre->body == "precompressed-bytes");
+        CHECK(get(port, "/static/logo.png", "Accept-Encoding: gzip\r\n")->header("Content-Encoding") == std::nullopt);
+    }
+    SUBCASE("no way out of the folder") {
+        for (const char *t : {"/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/docs/..%2f..%2fsecret.txt",
+                              "/static/docs%2findex.html", "/static//big.txt", "/static/docs/../big.txt",
+                              "/static/leak.txt", "/static/%5c..%5csecret.txt", "/static/./big.txt",
+                              "/static/big.txt%00.png", "/static/missing.txt"}) {
+            CAPTURE(t);
+            auto x = get(port, t);
+            REQUIRE(x);
+            CHECK(x->status >= 400);
+            CHECK(x->body.find("secret") == std::string::npos);
+        }
+    }
+    SUBCASE("compression of handler answers") {
+        auto d = get(port, "/dyn", "Accept-Encoding: gzip\r\n");
+        CHECK(d->header("Content-Encoding") == "gzip");
+        CHECK(d->header("Vary") == "Accept-Encoding");
+        CHECK(gunzip(d->body) == big);
+        CHECK(get(port, "/dyn")->body == big);  // not accepted: identity
+        CHECK(get(port, "/small", "Accept-Encoding: gzip\r\n")->header("Content-Encoding") == std::nullopt);
+    }
+}
+
+TEST_CASE("static files: bad mounts are refused") {
+    ql::App app;
+    auto refused = [&](auto f, std::string_view needle) {
+        try {
+            f();
+            FAIL("expected quicklane::Error");
+        } catch (const ql::Error &e) {
+            CHECK(std::string(e.what()).find(needle) != std::string::npos);
+        }
+    };
+    refused([&] { app.static_dir("/static/", "/nonexistent-folder-ql"); }, "is not a folder");
+    refused([&] { app.static_dir("static", "/tmp"); }, "must start and end");
+    refused([&] { app.static_dir("/s/{x}/", "/tmp"); }, "parameters");
+    refused([&] { app.compression(true, 1024, 12); }, "level");
+}
