@@ -231,17 +231,6 @@ std::string json_str(std::string_view s) {
 
 std::string plural(size_t n) { return std::to_string(n) + (n == 1 ? " character" : " characters"); }
 
-// Python repr of a string literal, for "Input should be 'a' or 'b'".
-std::string py_str(const std::string &s) {
-    char q = s.find('\'') != std::string::npos && s.find('"') == std::string::npos ? '"' : '\'';
-    std::string out(1, q);
-    for (char c : s) {
-        if (c == q || c == '\\') out.push_back('\\');
-        out.push_back(c);
-    }
-    out.push_back(q);
-    return out;
-}
 
 // Returns false and appends one error when a bound fails (pydantic's order: le, lt, ge, gt).
 bool check_bounds(const ParamSpec &s, long double x, ValidationError base, std::vector<ValidationError> &errors) {
@@ -310,7 +299,7 @@ void check_one(const ParamSpec &s, const ParamValue *pv, std::vector<ValidationE
             std::string expected;
             for (size_t i = 0; i < s.enum_values.size(); ++i) {
                 if (i) expected += i + 1 == s.enum_values.size() ? " or " : ", ";
-                expected += py_str(s.enum_values[i]);
+                expected += validation::py_repr(s.enum_values[i]);
             }
             return fail("enum", "Input should be " + expected, "{\"expected\":" + json_str(expected) + "}");
         }

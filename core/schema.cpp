@@ -28,6 +28,17 @@ size_t code_points(std::string_view s) {
     return n;
 }
 
+std::string py_repr(std::string_view s) {
+    char q = s.find('\'') != std::string_view::npos && s.find('"') == std::string_view::npos ? '"' : '\'';
+    std::string out(1, q);
+    for (char c : s) {
+        if (c == q || c == '\\') out.push_back('\\');
+        out.push_back(c);
+    }
+    out.push_back(q);
+    return out;
+}
+
 void append_json_string(std::string &out, std::string_view s) {
     static const char hex[] = "0123456789abcdef";
     out.push_back('"');
@@ -162,18 +173,7 @@ std::string dump(const J &j) {
 
 // Python's repr of a JSON value, as pydantic prints literals: 'a', 1, True, None.
 std::string py_repr(const J &v) {
-    if (v.is_string()) {
-        const std::string &s = v.get_ref<const std::string &>();
-        bool has_single = s.find('\'') != std::string::npos, has_double = s.find('"') != std::string::npos;
-        char q = has_single && !has_double ? '"' : '\'';
-        std::string out(1, q);
-        for (char c : s) {
-            if (c == q || c == '\\') out.push_back('\\');
-            out.push_back(c);
-        }
-        out.push_back(q);
-        return out;
-    }
+    if (v.is_string()) return validation::py_repr(v.get_ref<const std::string &>());
     if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
     if (v.is_null()) return "None";
     return dump(v);

@@ -124,6 +124,8 @@ size_t code_points(std::string_view s);
 bool parse_uuid(std::string_view s, std::string *why);
 // JSON string literal with escapes (UTF-8 passes through).
 void append_json_string(std::string &out, std::string_view s);
+// Python repr of a string, as pydantic's messages quote values ('a' or "it's").
+std::string py_repr(std::string_view s);
 
 // A JSON Schema "pattern": ECMAScript syntax, unanchored search, compiled once.
 // Matching runs in time linear in the input (libstdc++'s breadth-first executor;
