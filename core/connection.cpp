@@ -356,6 +356,8 @@ void Connection::push(Request *r) {
 void Connection::answer_error(Request *r, int status, std::string_view msg, std::string_view extra) {
     r->out_body = error_body(msg);
     r->body_ref = {};
+    // An answer to HEAD carries no body bytes, errors (404, 405, 400) included.
+    r->head_only = std::strcmp(r->method_name, "HEAD") == 0;
     HeadParams hp{status, "application/json", extra, r->out_body.size(), r->keep_alive, r->http_minor == 0, w.date};
     format_head(r->out_head, hp);
     r->ready = true;
