@@ -6,7 +6,7 @@ DEB_PACKAGES := cmake ninja-build g++ pkg-config libuv1-dev node-llhttp libcpp-h
                 doctest-dev nlohmann-json3-dev libcjson-dev curl
 SAN_PACKAGES := clang libclang-rt-14-dev
 
-.PHONY: all deps build run test test-sanitize bench clean
+.PHONY: all deps build run test test-sanitize bench clean fuzz
 
 all: build
 
@@ -48,6 +48,11 @@ test-sanitize: deps
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQL_SANITIZE=thread
 	cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS) --timeout 600 -L threads
+
+# libFuzzer targets (clang, ASan+UBSan, build-fuzz) for FUZZ_SECONDS each; see tests/fuzz/run.sh.
+FUZZ_SECONDS ?= 600
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
 
 bench: build
 	bench/core.sh
