@@ -435,19 +435,34 @@ void setup() {
 
 // ---- the client end ----------------------------------------------------------
 
+void pump();
+
+// A refused or failed connect is retried while the loop runs (the machine's
+// ephemeral ports are shared); one that keeps failing is a finding.
 int connect_client() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    FZ_CHECK(fd >= 0);
-    int rcv = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(H->port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    FZ_CHECK(connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
+    int last = 0;
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        FZ_CHECK(fd >= 0);
+        int rcv = 4096;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+        if (connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            if (attempt > 0) std::fprintf(stderr, "fuzz_request: connect succeeded after %d retries (%s)\n", attempt, std::strerror(last));
+            return fd;
+        }
+        last = errno;
+        close(fd);
+        pump();
+        usleep(1000);
+    }
+    std::fprintf(stderr, "fuzz_request: connect: %s\n", std::strerror(last));
+    check_failed("the server stopped accepting connections", __FILE__, __LINE__);
 }
 
 // Closes with a reset: the server has closed already, and the reset clears its
