@@ -140,23 +140,50 @@ bool utf8_ok(std::string_view s) {
 struct Msg {
     std::string method, url, body;
     int minor = 1;
+    std::vector<std::pair<std::string, std::string>> headers;
 };
+
+std::string_view trim_ows(std::string_view v) {
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    return v;
+}
 
 struct Mirror {
     llhttp_t p;
     llhttp_settings_t s;
     std::vector<Msg> msgs;
     Msg cur;
+    bool in_field = false;
 
     static Mirror &of(llhttp_t *p) { return *static_cast<Mirror *>(p->data); }
     void run(std::string_view in) {
         llhttp_settings_init(&s);
         s.on_message_begin = [](llhttp_t *p) {
             of(p).cur = Msg{};
+            of(p).in_field = false;
             return 0;
         };
         s.on_url = [](llhttp_t *p, const char *at, size_t len) {
             of(p).cur.url.append(at, len);
+            return 0;
+        };
+        // Field boundaries come from the *_complete callbacks, so an empty
+        // value is still a field of its own.
+        s.on_header_field = [](llhttp_t *p, const char *at, size_t len) {
+            Mirror &m = of(p);
+            if (!m.in_field) m.cur.headers.emplace_back(), m.in_field = true;
+            m.cur.headers.back().first.append(at, len);
+            return 0;
+        };
+        s.on_header_field_complete = [](llhttp_t *p) {
+            Mirror &m = of(p);
+            if (!m.in_field) m.cur.headers.emplace_back();
+            m.in_field = false;
+            return 0;
+        };
+        s.on_header_value = [](llhttp_t *p, const char *at, size_t len) {
+            of(p).cur.headers.back().second.append(at, len);
             return 0;
         };
         s.on_body = [](llhttp_t *p, const char *at, size_t len) {
@@ -188,6 +215,8 @@ struct Harness {
     uint16_t port = 0;
     std::vector<Msg> seen;  // requests handed to handlers during this input
     std::vector<ql_req_id> deferred, late, aborted;
+    ql_queue *queue = nullptr;                  // queued delivery (Python, Go)
+    std::vector<ql_req_id> queue_gone, queue_aborted;
 };
 Harness *H = nullptr;
 
@@ -254,7 +283,13 @@ void check_request(ql_request *req) {
         FZ_CHECK(ql_request_query_at(req, i, &n, &v));
         FZ_CHECK(utf8_ok(sv(n)) && utf8_ok(sv(v)));
     }
-    H->seen.push_back({std::string(method), std::string(sv(ql_request_target(req))), std::string(body), minor});
+    Msg seen{std::string(method), std::string(sv(ql_request_target(req))), std::string(body), minor, {}};
+    for (size_t i = 0; i < nh; ++i) {
+        ql_str n, v;
+        ql_request_header_at(req, i, &n, &v);
+        seen.headers.emplace_back(std::string(sv(n)), std::string(sv(v)));
+    }
+    H->seen.push_back(std::move(seen));
 }
 
 int status_from_query(ql_request *req) {
@@ -365,7 +400,7 @@ void answer(std::vector<ql_req_id> &ids) {
         ql_status st = ql_respond(H->server, id, &r, &err);
         ql_error_free(&err);
         FZ_CHECK(st == QL_OK || st == QL_E_GONE);
-        if (aborted) FZ_CHECK(st == QL_E_GONE);
+        FZ_CHECK(aborted == (st == QL_E_GONE));  // GONE exactly after an abort
     }
     ids.clear();
 }
@@ -420,6 +455,9 @@ void setup() {
     add_route(app, "GET", "/late/{x}", K_LATE);
     add_route(app, "GET", "/hdr", K_HDR);
     add_route(app, "GET", "/big/{n}", K_BIG);
+    must(ql_queue_new(&H->queue, &err), err);
+    must(ql_app_route_queue(app, "GET", 3, "/q/{x}", 6, H->queue, H, nullptr, &err), err);
+    must(ql_app_route_queue(app, "POST", 4, "/q/{x}", 6, H->queue, H, nullptr, &err), err);
     ql_server_options o = QL_SERVER_OPTIONS_INIT;
     o.workers = 1;
     o.max_header_bytes = 2048;
@@ -489,8 +527,40 @@ bool read_avail(int fd, std::string &out) {
     }
 }
 
+// Takes queued requests and abort notices as a host thread would, and answers
+// each request at once.
+void poll_queue() {
+    ql_event ev[16];
+    for (;;) {
+        size_t n = 0;
+        ql_error *err = nullptr;
+        FZ_CHECK(ql_queue_poll(H->queue, ev, 16, 0, &n, &err) == QL_OK);
+        if (n == 0) return;
+        for (size_t i = 0; i < n; ++i) {
+            if (ev[i].kind == QL_EVENT_ABORT) {
+                for (ql_req_id a : H->queue_aborted) FZ_CHECK(a != ev[i].id);
+                H->queue_aborted.push_back(ev[i].id);
+                continue;
+            }
+            FZ_CHECK(ev[i].kind == QL_EVENT_REQUEST);
+            FZ_CHECK(ev[i].server == H->server && ev[i].route_data == H);
+            check_request(ev[i].request);
+            ql_response r = QL_RESPONSE_INIT;
+            ql_str b = ql_request_body(ev[i].request);
+            r.status = status_from_query(ev[i].request);
+            r.body = b.data;
+            r.body_len = b.len;
+            ql_status st = ql_respond(H->server, ev[i].id, &r, &err);
+            ql_error_free(&err);
+            FZ_CHECK(st == QL_OK || st == QL_E_GONE);
+            if (st == QL_E_GONE) H->queue_gone.push_back(ev[i].id);
+        }
+    }
+}
+
 void pump() {
     uv_run(&H->loop, UV_RUN_NOWAIT);
+    poll_queue();
     answer(H->deferred);
 }
 
@@ -526,7 +596,9 @@ size_t find_crlf(std::string_view s, size_t from) { return s.find("\r\n", from);
 // so the server may have dropped the rest), a response that is incomplete at
 // the end of the bytes ends the parse instead of failing it.
 struct Cut {};
-bool parse_response(std::string_view s, size_t &pos, bool head_request, bool eof, bool cut, Resp &out) {
+// head_request: 1 = the request was HEAD, 0 = it was not, 2 = unknown (the
+// answer to a request llhttp did not complete).
+bool parse_response(std::string_view s, size_t &pos, int head_request, bool eof, bool cut, Resp &out) {
     if (pos == s.size()) return false;
     std::string_view rest = s.substr(pos);
 #define FZ_NEED(c)              \
@@ -586,9 +658,11 @@ bool parse_response(std::string_view s, size_t &pos, bool head_request, bool eof
         pos += p;
         return true;
     }
-    bool no_body = head_request || out.status == 204 || out.status == 304;
+    bool no_body = head_request == 1 || out.status == 204 || out.status == 304;
     if (out.status == 204 || out.status == 304) FZ_CHECK(!chunked);
-    if (no_body) {
+    if (head_request == 2 && out.close && lengths && rest.size() == p) {
+        // The error answer to a HEAD request that failed in its body: no body bytes.
+    } else if (no_body) {
         // An error answer that ends the connection may still carry its body
         // when the request failed before its method was known.
         if (head_request && out.close && lengths && rest.size() - p == length) p += length;
@@ -637,7 +711,7 @@ size_t check_responses(std::string_view out, const Mirror &m, bool cut, bool &la
     Resp r;
     for (;;) {
         FZ_CHECK(!closed || pos == out.size());  // nothing after "Connection: close"
-        bool head = finals < m.msgs.size() && m.msgs[finals].method == "HEAD";
+        int head = finals < m.msgs.size() ? m.msgs[finals].method == "HEAD" : 2;
         try {
             if (!parse_response(out, pos, head, true, cut, r)) break;
         } catch (Cut) {
@@ -653,16 +727,28 @@ size_t check_responses(std::string_view out, const Mirror &m, bool cut, bool &la
     return finals;
 }
 
-// Handlers saw a subsequence of the requests llhttp completed, in order.
+bool same_headers(const Msg &a, const Msg &b) {
+    if (a.headers.size() != b.headers.size()) return false;
+    for (size_t i = 0; i < a.headers.size(); ++i)
+        if (a.headers[i].first != b.headers[i].first ||
+            trim_ows(a.headers[i].second) != trim_ows(b.headers[i].second))
+            return false;
+    return true;
+}
+
+// Each request a handler saw is a distinct request llhttp completed, with the
+// same method, target, version, fields and body. (Queued requests are seen when
+// the queue is polled, so the order is not checked here; answers are in order.)
 void check_seen(const Mirror &m) {
-    size_t j = 0;
+    std::vector<bool> used(m.msgs.size());
     for (const Msg &s : H->seen) {
-        while (j < m.msgs.size() &&
-               !(m.msgs[j].method == s.method && m.msgs[j].url == s.url && m.msgs[j].body == s.body &&
-                 m.msgs[j].minor == s.minor))
-            ++j;
+        size_t j = 0;
+        for (; j < m.msgs.size(); ++j)
+            if (!used[j] && m.msgs[j].method == s.method && m.msgs[j].url == s.url && m.msgs[j].body == s.body &&
+                m.msgs[j].minor == s.minor && same_headers(m.msgs[j], s))
+                break;
         FZ_CHECK(j < m.msgs.size());
-        ++j;
+        used[j] = true;
     }
 }
 
@@ -701,6 +787,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     m.run(in);
     H->seen.clear();
     H->aborted.clear();
+    H->queue_gone.clear();
+    H->queue_aborted.clear();
 
     int fd = connect_client();
     pump();  // accept
@@ -730,6 +818,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int i = 0; i < 4; ++i) pump();
     answer(H->late);
     for (int i = 0; i < 4; ++i) pump();
+
+    // A queued request answered GONE had exactly one abort notice, and every
+    // notice was for a request still unanswered.
+    std::sort(H->queue_gone.begin(), H->queue_gone.end());
+    std::sort(H->queue_aborted.begin(), H->queue_aborted.end());
+    FZ_CHECK(H->queue_gone == H->queue_aborted);
 
     bool last_close = false;
     size_t finals = check_responses(out, m, ending == 2, last_close);
