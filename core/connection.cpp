@@ -50,6 +50,7 @@ const llhttp_settings_t *Connection::settings() {
         llhttp_settings_init(&st);
         st.on_message_begin = cb_message_begin;
         st.on_url = cb_url;
+        st.on_version = cb_version;
         st.on_header_field = cb_header_field;
         st.on_header_value = cb_header_value;
         st.on_headers_complete = cb_headers_complete;
@@ -196,10 +197,25 @@ int Connection::cb_url(llhttp_t *p, const char *at, size_t len) {
     return 0;
 }
 
+// The request line ends like a field line: the bare-LF checks below look at
+// the bytes after the version as after a value.
+int Connection::cb_version(llhttp_t *p, const char *at, size_t len) {
+    Connection *c = self(p);
+    c->value_end_ = at + len == c->buf_end_ ? nullptr : at + len;
+    return 0;
+}
+
 int Connection::cb_header_field(llhttp_t *p, const char *at, size_t len) {
     Connection *c = self(p);
     Request *r = c->parsing_;
     if (!c->head_limit(r, len)) return HPE_USER;
+    if ((r->headers.empty() || r->last_was_value) && c->value_end_ >= c->buf_start_ &&
+        c->value_end_ < c->buf_end_ && *c->value_end_ != '\r') {
+        // The line before this field ended in a bare LF (llhttp 8 accepts one after the request line).
+        c->pending_status_ = 400;
+        c->pending_msg_ = "bare LF is not allowed as a line terminator";
+        return HPE_USER;
+    }
     if (r->headers.empty() || r->last_was_value) {
         if (r->headers.size() >= c->w.server.limits().max_headers) {
             c->pending_status_ = 431;
@@ -244,7 +260,8 @@ int Connection::cb_headers_complete(llhttp_t *p) {
         return HPE_USER;
     }
     // The empty line ending the head must be CRLF too (llhttp 8 accepts a bare LF).
-    if (c->value_end_ >= c->buf_start_ && c->value_end_ + 2 < c->buf_end_ && c->value_end_[2] == '\n') {
+    if (c->value_end_ >= c->buf_start_ && c->value_end_ < c->buf_end_ &&
+        (*c->value_end_ == '\n' || (c->value_end_ + 2 < c->buf_end_ && c->value_end_[2] == '\n'))) {
         c->pending_status_ = 400;
         c->pending_msg_ = "bare LF is not allowed as a line terminator";
         return HPE_USER;

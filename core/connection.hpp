@@ -41,6 +41,7 @@ private:
 
     static int cb_message_begin(llhttp_t *p);
     static int cb_url(llhttp_t *p, const char *at, size_t len);
+    static int cb_version(llhttp_t *p, const char *at, size_t len);
     static int cb_header_field(llhttp_t *p, const char *at, size_t len);
     static int cb_header_value(llhttp_t *p, const char *at, size_t len);
     static int cb_headers_complete(llhttp_t *p);
