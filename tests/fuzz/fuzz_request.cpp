@@ -141,6 +141,7 @@ struct Msg {
     std::string method, url, body;
     int minor = 1;
     std::vector<std::pair<std::string, std::string>> headers;
+    bool bare_lf = false;  // a line of the head ends in LF without CR
 };
 
 std::string_view trim_ows(std::string_view v) {
@@ -155,6 +156,8 @@ struct Mirror {
     std::vector<Msg> msgs;
     Msg cur;
     bool in_field = false;
+    std::string_view input;
+    const char *head_start = nullptr, *line_end = nullptr;
 
     static Mirror &of(llhttp_t *p) { return *static_cast<Mirror *>(p->data); }
     void run(std::string_view in) {
@@ -162,10 +165,16 @@ struct Mirror {
         s.on_message_begin = [](llhttp_t *p) {
             of(p).cur = Msg{};
             of(p).in_field = false;
+            of(p).head_start = of(p).line_end = nullptr;
             return 0;
         };
         s.on_url = [](llhttp_t *p, const char *at, size_t len) {
+            if (of(p).cur.url.empty()) of(p).head_start = at;
             of(p).cur.url.append(at, len);
+            return 0;
+        };
+        s.on_version = [](llhttp_t *p, const char *at, size_t len) {
+            of(p).line_end = at + len;
             return 0;
         };
         // Field boundaries come from the *_complete callbacks, so an empty
@@ -183,6 +192,7 @@ struct Mirror {
             return 0;
         };
         s.on_header_value = [](llhttp_t *p, const char *at, size_t len) {
+            of(p).line_end = at + len;
             of(p).cur.headers.back().second.append(at, len);
             return 0;
         };
@@ -191,6 +201,13 @@ struct Mirror {
             return 0;
         };
         s.on_headers_complete = [](llhttp_t *p) {
+            Mirror &m = of(p);
+            if (m.head_start && m.line_end) {
+                // From the target to the empty line that ends the head.
+                const char *end = std::min(m.line_end + 4, m.input.data() + m.input.size());
+                for (const char *c = m.head_start; c < end; ++c)
+                    if (*c == '\n' && (c == m.input.data() || c[-1] != '\r')) m.cur.bare_lf = true;
+            }
             of(p).cur.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
             of(p).cur.minor = p->http_minor;
             return 0;
@@ -201,6 +218,7 @@ struct Mirror {
         };
         llhttp_init(&p, HTTP_REQUEST, &s);
         p.data = this;
+        input = in;
         llhttp_execute(&p, in.data(), in.size());
     }
 };
@@ -718,6 +736,7 @@ size_t check_responses(std::string_view out, const Mirror &m, bool cut, bool &la
             break;
         }
         if (r.status == 100) continue;
+        if (finals < m.msgs.size() && m.msgs[finals].bare_lf) FZ_CHECK(r.status == 400 && r.close);
         ++finals;
         closed = r.close;
     }
@@ -748,6 +767,7 @@ void check_seen(const Mirror &m) {
                 m.msgs[j].minor == s.minor && same_headers(m.msgs[j], s))
                 break;
         FZ_CHECK(j < m.msgs.size());
+        FZ_CHECK(!m.msgs[j].bare_lf);  // bare LF is a 400, never a request
         used[j] = true;
     }
 }
@@ -838,6 +858,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (verbose)
         std::fprintf(stderr, "  requests (llhttp) %zu, handled %zu, answers %zu, aborted %zu, bytes out %zu\n",
                      m.msgs.size(), H->seen.size(), finals, H->aborted.size(), out.size());
+    if (verbose && std::getenv("QL_FUZZ_VERBOSE")[0] == '2') std::fprintf(stderr, "%s\n", out.c_str());
     check_idle();
     g_out = nullptr;
     probe();
