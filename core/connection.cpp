@@ -209,6 +209,9 @@ int Connection::cb_header_field(llhttp_t *p, const char *at, size_t len) {
     Connection *c = self(p);
     Request *r = c->parsing_;
     if (!c->head_limit(r, len)) return HPE_USER;
+    // Trailer fields of a chunked body: counted, never added to the header
+    // fields (they would skip the checks made when the head ended).
+    if (c->headers_done_) return 0;
     if ((r->headers.empty() || r->last_was_value) && c->value_end_ >= c->buf_start_ &&
         c->value_end_ < c->buf_end_ && *c->value_end_ != '\r') {
         // The line before this field ended in a bare LF (llhttp 8 accepts one after the request line).
@@ -234,6 +237,7 @@ int Connection::cb_header_value(llhttp_t *p, const char *at, size_t len) {
     Connection *c = self(p);
     Request *r = c->parsing_;
     if (!c->head_limit(r, len)) return HPE_USER;
+    if (c->headers_done_) return 0;  // a trailer field's value
     if (!r->last_was_value) {
         r->headers.back().value = {static_cast<uint32_t>(r->arena.size()), 0};
         r->last_was_value = true;
