@@ -155,7 +155,7 @@ struct Mirror {
     llhttp_settings_t s;
     std::vector<Msg> msgs;
     Msg cur;
-    bool in_field = false;
+    bool in_field = false, in_trailer = false;
     std::string_view input;
     const char *head_start = nullptr, *line_end = nullptr;
 
@@ -165,6 +165,7 @@ struct Mirror {
         s.on_message_begin = [](llhttp_t *p) {
             of(p).cur = Msg{};
             of(p).in_field = false;
+            of(p).in_trailer = false;
             of(p).head_start = of(p).line_end = nullptr;
             return 0;
         };
@@ -181,17 +182,20 @@ struct Mirror {
         // value is still a field of its own.
         s.on_header_field = [](llhttp_t *p, const char *at, size_t len) {
             Mirror &m = of(p);
+            if (m.in_trailer) return 0;  // trailer fields are not header fields
             if (!m.in_field) m.cur.headers.emplace_back(), m.in_field = true;
             m.cur.headers.back().first.append(at, len);
             return 0;
         };
         s.on_header_field_complete = [](llhttp_t *p) {
             Mirror &m = of(p);
+            if (m.in_trailer) return 0;
             if (!m.in_field) m.cur.headers.emplace_back();
             m.in_field = false;
             return 0;
         };
         s.on_header_value = [](llhttp_t *p, const char *at, size_t len) {
+            if (of(p).in_trailer) return 0;
             of(p).line_end = at + len;
             of(p).cur.headers.back().second.append(at, len);
             return 0;
@@ -208,6 +212,7 @@ struct Mirror {
                 for (const char *c = m.head_start; c < end; ++c)
                     if (*c == '\n' && (c == m.input.data() || c[-1] != '\r')) m.cur.bare_lf = true;
             }
+            m.in_trailer = true;
             of(p).cur.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
             of(p).cur.minor = p->http_minor;
             return 0;
