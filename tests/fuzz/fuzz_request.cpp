@@ -340,6 +340,13 @@ void on_request(void *ud, ql_request *req) {
         r.body = v.data;
         r.body_len = v.len;
         respond_or_die(id, &r);
+        {
+            // A second answer is refused, never sent.
+            ql_error *err = nullptr;
+            ql_status st = ql_respond(H->server, id, &r, &err);
+            ql_error_free(&err);
+            FZ_CHECK(st == QL_E_ALREADY_SENT || st == QL_E_GONE);
+        }
         break;
     case K_ECHO: {
         ql_str b = ql_request_body(req);
@@ -371,6 +378,9 @@ void on_request(void *ud, ql_request *req) {
             FZ_CHECK(ql_respond_write(H->server, id, c.data(), c.size(), nullptr, &err) == QL_OK);
         }
         FZ_CHECK(ql_respond_end(H->server, id, &err) == QL_OK);
+        ql_status again = ql_respond_end(H->server, id, &err);
+        FZ_CHECK(again == QL_E_STATE || again == QL_E_GONE);
+        ql_error_free(&err);
         break;
     }
     case K_BIG: {
