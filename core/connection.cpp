@@ -129,6 +129,12 @@ void Connection::handle_data(const char *data, size_t len) {
     queue_batch_begin();
     llhttp_errno_t err = llhttp_execute(&parser_, data, len);
     queue_batch_end();
+    for (size_t i = len > 3 ? len - 3 : 0; i < len; ++i) {
+        hist_[0] = hist_[1];
+        hist_[1] = hist_[2];
+        hist_[2] = static_cast<unsigned char>(data[i]);
+    }
+    consumed_ += len;
     in_read = false;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
         // A request that ends the connection (Connection: close, HTTP/1.0,
@@ -197,11 +203,21 @@ int Connection::cb_url(llhttp_t *p, const char *at, size_t len) {
     return 0;
 }
 
-// The request line ends like a field line: the bare-LF checks below look at
-// the bytes after the version as after a value.
+// The byte at a stream offset: in the current read, or one of the 3 before it; -1 if unknown.
+int Connection::byte_at(uint64_t off) const {
+    if (off >= consumed_) {
+        uint64_t i = off - consumed_;
+        return i < static_cast<uint64_t>(buf_end_ - buf_start_) ? static_cast<unsigned char>(buf_start_[i]) : -1;
+    }
+    uint64_t back = consumed_ - off;
+    return back <= 3 && back <= consumed_ ? hist_[3 - back] : -1;
+}
+
+// The request line ends like a field line: the bare-LF checks look at the
+// bytes after the version as after a value.
 int Connection::cb_version(llhttp_t *p, const char *at, size_t len) {
     Connection *c = self(p);
-    c->value_end_ = at + len == c->buf_end_ ? nullptr : at + len;
+    c->line_end_ = c->offset(at + len);
     return 0;
 }
 
@@ -212,8 +228,7 @@ int Connection::cb_header_field(llhttp_t *p, const char *at, size_t len) {
     // Trailer fields of a chunked body: counted, never added to the header
     // fields (they would skip the checks made when the head ended).
     if (c->headers_done_) return 0;
-    if ((r->headers.empty() || r->last_was_value) && c->value_end_ >= c->buf_start_ &&
-        c->value_end_ < c->buf_end_ && *c->value_end_ != '\r') {
+    if ((r->headers.empty() || r->last_was_value) && !c->crlf_at(c->offset(at) - 2)) {
         // The line before this field ended in a bare LF (llhttp 8 accepts one after the request line).
         c->pending_status_ = 400;
         c->pending_msg_ = "bare LF is not allowed as a line terminator";
@@ -238,7 +253,8 @@ int Connection::cb_header_value(llhttp_t *p, const char *at, size_t len) {
     Request *r = c->parsing_;
     if (!c->head_limit(r, len)) return HPE_USER;
     if (c->headers_done_) return 0;  // a trailer field's value
-    if (!r->last_was_value) {
+    bool first = !r->last_was_value;
+    if (first) {
         r->headers.back().value = {static_cast<uint32_t>(r->arena.size()), 0};
         r->last_was_value = true;
     } else if (at != c->value_end_ && !(at == c->buf_start_ && c->value_end_ == nullptr)) {
@@ -249,6 +265,8 @@ int Connection::cb_header_value(llhttp_t *p, const char *at, size_t len) {
     }
     // A value piece ending at the buffer's end continues at the next buffer's start.
     c->value_end_ = at + len == c->buf_end_ ? nullptr : at + len;
+    // llhttp reports an empty value at the start of the next line, after its CRLF.
+    c->line_end_ = c->offset(at + len) - (first && len == 0 ? 2 : 0);
     r->arena.append(at, len);
     r->headers.back().value.len += static_cast<uint32_t>(len);
     return 0;
@@ -264,8 +282,7 @@ int Connection::cb_headers_complete(llhttp_t *p) {
         return HPE_USER;
     }
     // The empty line ending the head must be CRLF too (llhttp 8 accepts a bare LF).
-    if (c->value_end_ >= c->buf_start_ && c->value_end_ < c->buf_end_ &&
-        (*c->value_end_ == '\n' || (c->value_end_ + 2 < c->buf_end_ && c->value_end_[2] == '\n'))) {
+    if (!c->crlf_at(c->line_end_) || !c->crlf_at(c->line_end_ + 2)) {
         c->pending_status_ = 400;
         c->pending_msg_ = "bare LF is not allowed as a line terminator";
         return HPE_USER;

@@ -67,6 +67,14 @@ private:
     const char *buf_start_ = nullptr;
     const char *buf_end_ = nullptr;
     const char *value_end_ = nullptr;
+    // Bare-LF checks across reads: stream offsets, and the last bytes of
+    // earlier reads (a line terminator is at most 4 bytes long).
+    uint64_t consumed_ = 0;       // bytes before the current read
+    uint64_t line_end_ = 0;       // where the request line's or last value's text ended
+    unsigned char hist_[3] = {};  // the 3 bytes before the current read
+    int byte_at(uint64_t off) const;
+    uint64_t offset(const char *p) const { return consumed_ + static_cast<uint64_t>(p - buf_start_); }
+    bool crlf_at(uint64_t off) const { return byte_at(off) == '\r' && byte_at(off + 1) == '\n'; }
     Request *head_ = nullptr;
     Request *tail_ = nullptr;
     uint32_t fifo_len_ = 0;
