@@ -155,7 +155,7 @@ struct Mirror {
     llhttp_settings_t s;
     std::vector<Msg> msgs;
     Msg cur;
-    bool in_field = false, in_trailer = false;
+    bool in_field = false, in_trailer = false, value_first = false;
     std::string_view input;
     const char *head_start = nullptr, *line_end = nullptr;
 
@@ -192,11 +192,15 @@ struct Mirror {
             if (m.in_trailer) return 0;
             if (!m.in_field) m.cur.headers.emplace_back();
             m.in_field = false;
+            m.value_first = true;
             return 0;
         };
         s.on_header_value = [](llhttp_t *p, const char *at, size_t len) {
-            if (of(p).in_trailer) return 0;
-            of(p).line_end = at + len;
+            Mirror &m = of(p);
+            if (m.in_trailer) return 0;
+            // llhttp reports an empty value at the start of the next line, after its CRLF.
+            m.line_end = m.value_first && len == 0 ? at - 2 : at + len;
+            m.value_first = false;
             of(p).cur.headers.back().second.append(at, len);
             return 0;
         };
