@@ -6,7 +6,7 @@ DEB_PACKAGES := cmake ninja-build g++ pkg-config libuv1-dev node-llhttp libcpp-h
                 doctest-dev nlohmann-json3-dev libcjson-dev zlib1g-dev curl
 SAN_PACKAGES := clang libclang-rt-14-dev
 
-.PHONY: all deps build run test test-sanitize bench soak clean
+.PHONY: all deps build run test test-sanitize bench soak fuzz clean
 
 all: build
 
@@ -58,6 +58,11 @@ bench:
 # RSS and fd curves into bench/out/. Not part of `make test`.
 soak: build
 	tests/soak/run.sh
+
+# libFuzzer targets (clang, ASan+UBSan, build-fuzz) for FUZZ_SECONDS each; see tests/fuzz/run.sh.
+FUZZ_SECONDS ?= 600
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan

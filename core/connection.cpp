@@ -345,6 +345,9 @@ int Connection::cb_header_field(llhttp_t *p, const char *at, size_t len) {
     Connection *c = self(p);
     Request *r = c->parsing_;
     if (!c->head_limit(r, len) || !c->note_span(at, len)) return HPE_USER;
+    // Trailer fields of a chunked body: checked and counted, never added to
+    // the header fields (they would skip the checks made when the head ended).
+    if (c->headers_done_) return 0;
     if (r->headers.empty() || r->last_was_value) {
         if (r->headers.size() >= c->w.server.limits().max_headers) {
             c->pending_status_ = 431;
@@ -363,6 +366,7 @@ int Connection::cb_header_value(llhttp_t *p, const char *at, size_t len) {
     Connection *c = self(p);
     Request *r = c->parsing_;
     if (!c->head_limit(r, len) || !c->note_span(at, len)) return HPE_USER;
+    if (c->headers_done_) return 0;  // a trailer field's value
     if (!r->last_was_value) {
         r->headers.back().value = {static_cast<uint32_t>(r->arena.size()), 0};
         r->last_was_value = true;
@@ -553,6 +557,8 @@ void Connection::answer_error(Request *r, int status, std::string_view msg, std:
 void Connection::answer_body(Request *r, int status, std::string body, std::string_view extra) {
     r->out_body = std::move(body);
     r->body_ref = {};
+    // An answer to HEAD carries no body bytes, errors (404, 405, 400) included.
+    if (std::strcmp(r->method_name, "HEAD") == 0) r->head_only = true;
     HeadParams hp{status, "application/json", extra, r->out_body.size(), r->keep_alive, r->http_minor == 0, w.date};
     hp.rule_headers = r->rule_headers;
     format_head(r->out_head, hp);
