@@ -13,14 +13,14 @@ log=$(mktemp); tmp=$(mktemp -d)
 (cd "$examples" && PORT=$port WORKERS=${WORKERS:-2} exec "$@") >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$log" "$tmp"' EXIT
+base="http://127.0.0.1:$port"
 up=0
-for _ in $(seq 400); do   # up to 20 s: interpreters (Go builds) may be slow on a busy machine
-  grep -q "listening" "$log" && { up=1; break; }
+for _ in $(seq 400); do   # up to ~20 s: an interpreter or `go run` may be slow on a busy machine
+  grep -qiE "listening|serving on| on http://" "$log" && curl -s -m 1 -o /dev/null "$base/ping" && { up=1; break; }
   kill -0 $pid 2>/dev/null || { cat "$log"; echo "example exited early"; exit 1; }
   sleep 0.05
 done
-[ $up = 1 ] || { cat "$log"; echo "example did not print a listening line"; exit 1; }
-base="http://127.0.0.1:$port"
+[ $up = 1 ] || { cat "$log"; echo "example did not start (no startup line, or /ping unanswered)"; exit 1; }
 fail=0
 bad() { echo "FAIL $*"; fail=1; }
 check() { # name expected_status expected_body_substring curl-args...
@@ -124,7 +124,9 @@ st=$(curl -s -m 5 -D "$tmp/h" -o "$tmp/b.gz" -w '%{http_code}' -H 'Accept-Encodi
 if [ "$st" = 200 ] && [ "$(header "$tmp/h" Content-Encoding)" = gzip ] && gzip -dc "$tmp/b.gz" | cmp -s - "$big" && [ "$(wc -c <"$tmp/b.gz")" -lt "$(wc -c <"$big")" ]; then
   echo "ok   gzip: $(wc -c <"$tmp/b.gz") bytes, decompresses to the file"
 else bad "gzip: $st Content-Encoding '$(header "$tmp/h" Content-Encoding)'"; fi
-check "GET /static/../fastpath (raw)" 404 '' --path-as-is "$base/static/../c/hello.c"
+# A server that joined the path to the folder would answer these two with 200.
+check "GET /static/../c/hello.c (raw)" 404 '' --path-as-is "$base/static/../c/hello.c"
+check "GET /static/../static/big.txt" 404 '' --path-as-is "$base/static/../static/big.txt"
 check "GET /static/%2e%2e/ (encoded)" 404 '' --path-as-is "$base/static/%2e%2e/c/hello.c"
 check "GET /static/missing.txt"       404 '' "$base/static/missing.txt"
 
