@@ -31,7 +31,7 @@ check() { # name expected_status expected_body_substring curl-args...
   if [ "$status" != "$want" ] || [[ "$out" != *"$body"* ]]; then
     bad "$name: got $status '$out', want $want containing '$body'"
   else
-    echo "ok   $name: $status ${out:0:120}"
+    echo "ok   $name: $status $(printf %s "${out:0:120}" | tr "\n" " ")"
   fi
 }
 header() { # file name -> value of the first such header (case-insensitive), CR stripped
