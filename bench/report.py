@@ -33,6 +33,7 @@ ONE_WORKER_GROUPS = ["native", "python", "node", "go"]
 ALL_GROUPS = ["all-native", "all-go", "all-node", "all-python"]
 APP_GROUPS = ["asgi", "wsgi"]
 FP_GROUPS = ["fastpath"]
+FP_PY = ("fp-ql-py", "fp-fastapi")  # the rows of the POST /items sub-scenarios
 
 DEFAULT_INTRO = """\
 Numbers measured by `bench/run`: quicklane side by side with its peers **in the same run** (same load
@@ -129,14 +130,14 @@ class Run:
             s, i, r = (c.split("/") + ["", "", ""])[:3]
             if (s == scen or s in scens) and i in ids:
                 out.append(f"{i} {r}")
-        return sorted(out)
+        return sorted(set(out))
 
     def status_text(self, sid: str) -> str:
         st = self.servers.get(sid, {}).get("status", "not in this run")
         return st
 
 
-def scenario_table(run: Run, scen: str, groups: list[str], title_note: str = "") -> list[str]:
+def scenario_table(run: Run, scen: str, groups: list[str], title_note: str = "", only: tuple[str, ...] = ()) -> list[str]:
     out = []
     out.append("| language | server | rps | p50 (µs) | p99 (µs) | RSS after (KiB) | server CPU µs/req | quicklane ÷ this server (rps, same round) | notes |")
     out.append("|---|---|---:|---:|---:|---:|---:|---|---|")
@@ -146,7 +147,7 @@ def scenario_table(run: Run, scen: str, groups: list[str], title_note: str = "")
         qls = [i for i in ids if run.servers[i]["role"] == "ql" and run.median_row(scen, i)]
         for sid in ids:
             s = run.servers[sid]
-            if s["status"] == "not selected":
+            if s["status"] == "not selected" or (only and sid not in only):
                 continue
             any_row = True
             name = f"**{s['desc']}**" if s["role"] == "ql" else s["desc"]
@@ -324,7 +325,7 @@ def chart(run: Run, png: str) -> str:
                    for r in [run.median_row(scen, i)] if r] + [1]) / 1000
         for g in groups:
             ids = [i for i in run.ids(g) if run.servers[i]["status"] != "not selected" and
-                   (run.median_row(scen, i) or run.servers[i]["role"] == "ql")]
+                   (run.median_row(scen, i) or (run.servers[i]["role"] == "ql" and g not in FP_GROUPS))]
             if not ids:
                 continue
             start = x
@@ -480,13 +481,13 @@ def main() -> None:
           "run time; both servers send the `.gz` bytes.", "",
           "### Invalid POST /items (three errors: 422 natively / by pydantic)", "",
           'Body `{"name":"","price":-1,"tags":["a",1],"extra":true}`: every answer is a 422 (non-2xx is expected here).', "",
-          *scenario_table(run, "fp-invalid", FP_GROUPS), "",
-          "### Valid POST /items (201 from host code)", "", *scenario_table(run, "fp-valid", FP_GROUPS), "",
+          *scenario_table(run, "fp-invalid", FP_GROUPS, only=FP_PY), "",
+          "### Valid POST /items (201 from host code)", "", *scenario_table(run, "fp-valid", FP_GROUPS, only=FP_PY), "",
           "### GET /cached/a (native cache hit, 2 s TTL) and GET /ping (native static route), C example", "",
           "The cache-hit target pairs the two rows of the same server in the same round (see the targets).", "",
-          "#### /cached/a", "", *scenario_table(run, "fp-cache", FP_GROUPS), "",
-          "#### /ping", "", *scenario_table(run, "fp-ping", FP_GROUPS), "",
-          "### GET /static/file-10k.txt with Accept-Encoding: gzip", "", *scenario_table(run, "fp-static", FP_GROUPS), ""]
+          "#### /cached/a", "", *scenario_table(run, "fp-cache", FP_GROUPS, only=("fp-ql-c",)), "",
+          "#### /ping", "", *scenario_table(run, "fp-ping", FP_GROUPS, only=("fp-ql-c",)), "",
+          "### GET /static/file-10k.txt with Accept-Encoding: gzip", "", *scenario_table(run, "fp-static", FP_GROUPS, only=("fp-ql-c", "fp-nginx")), ""]
     L += ["## Targets (from the issues; informational)", "", *targets_table(run), ""]
     missing = [(i, s) for i, s in run.servers.items() if s["status"] not in ("ok", "not selected")]
     if missing:
