@@ -314,6 +314,7 @@ run_idle() {
 # run_wrk SCENARIO ID ROUND PATH [WRK_THREADS CONNS PINNED] → a line in runs.tsv:
 # scenario id round rps p50 p99 p999 requests non2xx socket_errors cpu_us_req rss_kb other_cpu_pct busy stall
 CONTENDED=""
+declare -A WRK_LUA=() # scenario → wrk Lua script (method, body, headers), e.g. the fastpath POSTs
 run_wrk() {
     local scen=$1 id=$2 round=$3 path=$4 threads=${5:-1} conns=${6:-$CONNS} pinned=${7:-1}
     local pid=${SPID[$id]:-} out url load=() lua=()
@@ -321,6 +322,7 @@ run_wrk() {
     out=$RAW/wrk-$scen-$id-r$round.txt
     [ "$pinned" = 1 ] && load=("${LOAD_PIN[@]}")
     [ "$path" = /echo ] && lua=(-s "$HERE/echo.lua")
+    [ -n "${WRK_LUA[$scen]:-}" ] && lua=(-s "${WRK_LUA[$scen]}")
     if ! alive "$pid"; then
         printf '%s\t%s\t%s\tNA\tNA\tNA\tNA\t0\t0\tserver not running\tNA\tNA\tNA\tNA\tNA\n' "$scen" "$id" "$round" >>"$RAW/runs.tsv"
         return 0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Go binding: install the built library into a prefix under build/, then go vet,
-# go test (race detector when available) and build the example.
+# go test (race detector when available), build the examples and run the fastpath
+# contract (tests/fastpath_contract.sh) on examples/go/fastpath.
 # Run from anywhere after `make build` (BUILD selects the CMake build dir).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,4 +32,7 @@ echo "== go test (pollers blocking in ql_queue_poll)"
 QUICKLANE_GO_POLL=block go test -count=1 -timeout 60s -run 'Contract|Disconnect|Shutdown|StartStop|Concurrent' .
 echo "== build examples/go/hello"
 ( cd "$root/examples/go/hello" && go vet ./... && go build -o "$build/examples/go-hello" . )
+echo "== build examples/go/fastpath, run tests/fastpath_contract.sh on it"
+( cd "$root/examples/go/fastpath" && go vet ./... && go build -o "$build/examples/go-fastpath" . )
+WORKERS=2 bash "$root/tests/fastpath_contract.sh" "$build/examples/go-fastpath"
 echo "go binding: OK"

@@ -42,8 +42,9 @@ if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$src_hash" ] || ! "$py" -c "import qu
 fi
 
 cd "$root"
-echo "python: mypy --strict examples/python/{hello,fastapi_app,flask_app}.py and the package"
+echo "python: mypy --strict examples/python/{hello,fastapi_app,flask_app,fastpath}.py and the package"
 "$py" -m mypy --strict --cache-dir "$venv/.mypy_cache" examples/python/hello.py examples/python/fastapi_app.py \
+  examples/python/fastpath.py \
   examples/python/flask_app.py
 "$py" -m mypy --strict --cache-dir "$venv/.mypy_cache" -p quicklane
 echo "python: pytest bindings/python/tests"
