@@ -18,7 +18,16 @@ import (
 // len and oneof. Unknown fields are allowed, as encoding/json allows them.
 // Use c.BindJSON in the handler to decode the validated body.
 func Body(v any) Rule {
-	schema, err := schemaOf(reflect.TypeOf(v))
+	schema, err := schemaOf(reflect.TypeOf(v), false)
+	return bodySchemaRule(schema, err)
+}
+
+// BodyStrict is Body, with unknown fields refused at every level (422
+// extra_forbidden), as pydantic's extra="forbid" and the JSON Schema keyword
+// additionalProperties: false; decode with a json.Decoder using
+// DisallowUnknownFields if the handler wants the same.
+func BodyStrict(v any) Rule {
+	schema, err := schemaOf(reflect.TypeOf(v), true)
 	return bodySchemaRule(schema, err)
 }
 
@@ -44,7 +53,7 @@ func bodySchemaRule(schema string, err error) Rule {
 
 var timeType = reflect.TypeOf(time.Time{})
 
-func schemaOf(t reflect.Type) (string, error) {
+func schemaOf(t reflect.Type, strict bool) (string, error) {
 	if t == nil {
 		return "", fmt.Errorf("quicklane: Body(nil): give a struct value, e.g. Body(Item{})")
 	}
@@ -54,7 +63,7 @@ func schemaOf(t reflect.Type) (string, error) {
 	if t.Kind() != reflect.Struct {
 		return "", fmt.Errorf("quicklane: Body(%v): a struct type is needed", t)
 	}
-	s, err := typeSchema(t, map[reflect.Type]bool{})
+	s, err := typeSchema(t, map[reflect.Type]bool{}, strict)
 	if err != nil {
 		return "", err
 	}
@@ -62,7 +71,7 @@ func schemaOf(t reflect.Type) (string, error) {
 	return string(b), err
 }
 
-func typeSchema(t reflect.Type, seen map[reflect.Type]bool) (map[string]any, error) {
+func typeSchema(t reflect.Type, seen map[reflect.Type]bool, strict bool) (map[string]any, error) {
 	nullable := false
 	for t.Kind() == reflect.Pointer {
 		t, nullable = t.Elem(), true
@@ -85,14 +94,14 @@ func typeSchema(t reflect.Type, seen map[reflect.Type]bool) (map[string]any, err
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8:
 		s = map[string]any{"type": "string"} // []byte is base64 text in JSON
 	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
-		items, err := typeSchema(t.Elem(), seen)
+		items, err := typeSchema(t.Elem(), seen, strict)
 		if err != nil {
 			return nil, err
 		}
 		s = map[string]any{"type": "array", "items": items}
 		nullable = nullable || t.Kind() == reflect.Slice // a nil slice encodes as null
 	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String:
-		vals, err := typeSchema(t.Elem(), seen)
+		vals, err := typeSchema(t.Elem(), seen, strict)
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +128,7 @@ func typeSchema(t reflect.Type, seen map[reflect.Type]bool) (map[string]any, err
 			if name == "" {
 				name = f.Name
 			}
-			fs, err := typeSchema(f.Type, seen)
+			fs, err := typeSchema(f.Type, seen, strict)
 			if err != nil {
 				return nil, err
 			}
@@ -133,6 +142,9 @@ func typeSchema(t reflect.Type, seen map[reflect.Type]bool) (map[string]any, err
 			props[name] = fs
 		}
 		s = map[string]any{"type": "object", "properties": props}
+		if strict {
+			s["additionalProperties"] = false
+		}
 		if len(required) > 0 {
 			s["required"] = required
 		}

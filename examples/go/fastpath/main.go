@@ -34,15 +34,9 @@ type Item struct {
 	Tags  []string `json:"tags,omitempty"`
 }
 
-// quicklane.Body(Item{}) derives the schema from the tags above but allows
-// unknown fields (as encoding/json does); the contract forbids them (as
-// pydantic's extra="forbid"), so the body rule is the same schema with
-// additionalProperties false. See the report on issue 9.
-const itemSchema = `{"type":"object","properties":{
-  "name":{"type":"string","minLength":1},
-  "price":{"type":"number","minimum":0},
-  "tags":{"type":"array","items":{"type":"string"}}},
-  "required":["name","price"],"additionalProperties":false}`
+// quicklane.BodyStrict(Item{}) derives the JSON Schema from the tags above
+// and refuses unknown fields (as pydantic's extra="forbid"); quicklane.Body
+// would allow them, as encoding/json does.
 
 func main() {
 	port := os.Getenv("PORT")
@@ -64,7 +58,7 @@ func main() {
 			item.Tags = []string{}
 		}
 		return c.JSON(201, map[string]any{"id": nextID.Add(1), "name": item.Name, "price": item.Price, "tags": item.Tags})
-	}, quicklane.BodySchema(itemSchema))
+	}, quicklane.BodyStrict(Item{}))
 	app.GET("/items/{id}", func(c *quicklane.Context) error {
 		id, _ := strconv.ParseInt(c.Param("id"), 10, 64) // an integer >= 1 here
 		return c.JSON(200, map[string]any{"id": id, "name": fmt.Sprintf("item %d", id), "price": 9.5, "tags": []string{}})
