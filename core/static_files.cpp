@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
 #include <ctime>
 
 #include "request.hpp"
@@ -203,6 +204,27 @@ bool etag_matches(std::string_view inm, std::string_view etag) {
 }
 
 std::shared_ptr<const FileEntry> FileCache::get(const StaticDir &dir, const std::string &rel, int *status) {
+    static thread_local std::string key;
+    key.assign(dir.root).push_back('\0');
+    key.append(rel);
+    uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::steady_clock::now().time_since_epoch())
+                                             .count());
+    {
+        std::lock_guard lk(mu_);
+        auto it = recent_.find(key);
+        if (it != recent_.end() && now - it->second.checked_ms < 1000) return it->second.entry;
+    }
+    std::shared_ptr<const FileEntry> e = resolve(dir, rel, status);
+    if (e && e->size <= kMaxCached) {
+        std::lock_guard lk(mu_);
+        if (recent_.size() >= 65536) recent_.clear();  // simple bound
+        recent_[key] = {e, now};
+    }
+    return e;
+}
+
+std::shared_ptr<const FileEntry> FileCache::resolve(const StaticDir &dir, const std::string &rel, int *status) {
     std::string full = dir.root;
     if (!rel.empty()) full.append("/").append(rel);
     char resolved[PATH_MAX];

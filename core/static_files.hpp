@@ -45,8 +45,16 @@ public:
     std::shared_ptr<const FileEntry> get(const StaticDir &dir, const std::string &path, int *status);
 
 private:
+    std::shared_ptr<const FileEntry> resolve(const StaticDir &dir, const std::string &path, int *status);
+    struct Recent {
+        std::shared_ptr<const FileEntry> entry;
+        uint64_t checked_ms;
+    };
     std::mutex mu_;
-    std::unordered_map<std::string, std::shared_ptr<const FileEntry>> map_;
+    std::unordered_map<std::string, std::shared_ptr<const FileEntry>> map_;  // by real path
+    // By mount and request path: resolved (realpath, stat) at most once a
+    // second, as nginx's open_file_cache_valid; changes show within 1 s.
+    std::unordered_map<std::string, Recent> recent_;
     uint64_t bytes_ = 0;
     uint64_t max_bytes_;
 };
