@@ -32,6 +32,7 @@
 //  - after every input no connection and no request is left in the server,
 //    and a fresh connection is still served (GET /ping).
 #include "quicklane.h"
+#include "model_utf8.hpp"
 
 #include <arpa/inet.h>
 #include <llhttp.h>
@@ -106,34 +107,6 @@ bool ieq(std::string_view a, std::string_view b) {
     return true;
 }
 
-// Independent UTF-8 check (Unicode 15, table 3-7: well-formed byte sequences).
-bool utf8_ok(std::string_view s) {
-    const auto *p = reinterpret_cast<const unsigned char *>(s.data());
-    size_t i = 0, n = s.size();
-    auto in = [](unsigned char c, unsigned lo, unsigned hi) { return c >= lo && c <= hi; };
-    while (i < n) {
-        unsigned char c = p[i];
-        if (c <= 0x7f) {
-            ++i;
-        } else if (in(c, 0xc2, 0xdf)) {
-            if (i + 1 >= n || !in(p[i + 1], 0x80, 0xbf)) return false;
-            i += 2;
-        } else if (in(c, 0xe0, 0xef)) {
-            if (i + 2 >= n) return false;
-            unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-            if (!in(p[i + 1], lo, hi) || !in(p[i + 2], 0x80, 0xbf)) return false;
-            i += 3;
-        } else if (in(c, 0xf0, 0xf4)) {
-            if (i + 3 >= n) return false;
-            unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-            if (!in(p[i + 1], lo, hi) || !in(p[i + 2], 0x80, 0xbf) || !in(p[i + 3], 0x80, 0xbf)) return false;
-            i += 4;
-        } else {
-            return false;
-        }
-    }
-    return true;
-}
 
 // ---- the independent parse of the request bytes ---------------------------
 
@@ -302,13 +275,13 @@ void check_request(ql_request *req) {
         ql_str n, v;
         FZ_CHECK(ql_request_param_at(req, i, &n, &v));
         FZ_CHECK(n.len > 0);
-        FZ_CHECK(utf8_ok(sv(v)));
+        FZ_CHECK(model_utf8(sv(v)));
     }
     size_t nq = ql_request_query_count(req);
     for (size_t i = 0; i < nq; ++i) {
         ql_str n, v;
         FZ_CHECK(ql_request_query_at(req, i, &n, &v));
-        FZ_CHECK(utf8_ok(sv(n)) && utf8_ok(sv(v)));
+        FZ_CHECK(model_utf8(sv(n)) && model_utf8(sv(v)));
     }
     Msg seen{std::string(method), std::string(sv(ql_request_target(req))), std::string(body), minor, {}};
     for (size_t i = 0; i < nh; ++i) {
