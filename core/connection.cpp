@@ -1,6 +1,8 @@
 #include "connection.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/sendfile.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -753,34 +755,36 @@ void Connection::serve_file(Request *r, const StaticDir &dir, std::string_view r
         return;
     }
     int status = 404;
-    std::shared_ptr<const FileEntry> f = w.server.files->get(dir, rel, &status);
+    int fd = -1;
+    std::shared_ptr<const FileEntry> f = w.server.files->get(dir, rel, &status, &fd);
     if (!f) {
         answer_error(r, status, status == 404 ? "Not Found" : status == 403 ? "Forbidden" : "the file cannot be served");
         return;
     }
-    bool gz = !f->gz.empty() && accepts_gzip(find_header(*r, "accept-encoding"));
+    r->file_fd = fd;  // owned by the request from here on
+    bool gz = (!f->gz.empty() || !f->gz_path.empty()) && accepts_gzip(find_header(*r, "accept-encoding"));
     std::string etag = f->etag;
     if (gz) etag.insert(etag.size() - 1, "-gz");
     std::string &h = r->pending_headers;  // loop-owned: the request is not dispatched
     h.assign("ETag: ").append(etag).append("\r\nLast-Modified: ").append(f->last_modified);
     h.append("\r\nAccept-Ranges: bytes\r\n");
-    if (!f->gz.empty()) h.append("Vary: Accept-Encoding\r\n");
+    if (!f->gz.empty() || !f->gz_path.empty()) h.append("Vary: Accept-Encoding\r\n");
     if (dir.max_age_s) h.append("Cache-Control: public, max-age=").append(std::to_string(dir.max_age_s)).append("\r\n");
     r->file = f;
     int code = 200;
-    std::string_view body = gz ? std::string_view(f->gz) : std::string_view(f->body);
+    uint64_t size = gz ? (f->on_disk ? f->gz_size : f->gz.size()) : f->size;
+    uint64_t first = 0, last = size ? size - 1 : 0;
     bool has_inm = false, has_ims = false;
     std::string_view inm = find_header(*r, "if-none-match", &has_inm);
     std::string_view ims = find_header(*r, "if-modified-since", &has_ims);
     bool not_modified = has_inm ? etag_matches(inm, etag) : has_ims && ims == f->last_modified;
     if (not_modified) {
         code = 304;
-        body = {};
         r->head_only = true;
     } else if (bool has_range = false; !gz && (find_header(*r, "range", &has_range), has_range)) {
-        uint64_t first = 0, last = 0;
         int rv = parse_range(find_header(*r, "range"), f->size, first, last);
         if (rv < 0) {
+            r->close_file();
             answer_error(r, 416, "Range Not Satisfiable", "Content-Range: bytes */" + std::to_string(f->size) + "\r\n");
             return;
         }
@@ -793,12 +797,32 @@ void Connection::serve_file(Request *r, const StaticDir &dir, std::string_view r
                 .append("/")
                 .append(std::to_string(f->size))
                 .append("\r\n");
-            body = body.substr(first, last - first + 1);
         }
     }
     if (gz && code != 304) h.append("Content-Encoding: gzip\r\n");
-    r->body_ref = body;
-    HeadParams hp{code, f->type, h, body.size(), r->keep_alive, r->http_minor == 0, w.date};
+    uint64_t length = code == 304 || size == 0 ? 0 : last - first + 1;
+    if (f->on_disk) {
+        // Sent from the file after the head (flush, send_file).
+        if (gz && !r->head_only) {
+            r->close_file();
+            r->file_fd = ::open(f->gz_path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (r->file_fd < 0) {
+                answer_error(r, 500, "the file cannot be served");
+                return;
+            }
+        }
+        if (r->head_only || length == 0) {
+            r->close_file();
+        } else {
+            r->file_off = first;
+            r->file_end = first + length;
+        }
+        r->body_ref = std::string_view("", 0);  // no body bytes in memory
+    } else {
+        std::string_view body = gz ? std::string_view(f->gz) : std::string_view(f->body);
+        r->body_ref = length ? body.substr(first, length) : std::string_view("", 0);
+    }
+    HeadParams hp{code, f->type, h, static_cast<size_t>(length), r->keep_alive, r->http_minor == 0, w.date};
     hp.rule_headers = r->rule_headers;
     format_head(r->out_head, hp);
     r->resp_status = code;
@@ -917,12 +941,28 @@ void Connection::fail(int status, std::string_view msg) {
 
 void Connection::flush() {
     while (!closing_ && !writing_) {
+        if (head_ && head_->file_fd >= 0 && head_->head_sent) {
+            // A file answer whose head went out: its bytes, from the file.
+            if (!send_file(head_)) return;
+            complete(1);
+            continue;
+        }
         uv_buf_t bufs[kMaxBatch * 2];
         unsigned nb = 0;
         uint32_t n = 0;
         size_t total = 0;
         bool stream = false;
+        bool file = false;
         for (Request *r = head_; r && r->ready && n < kMaxBatch; r = r->next, ++n) {
+            if (r->file_fd >= 0) {
+                // A file sent from disk ends the batch: its head goes out with
+                // the answers before it, then send_file writes its bytes.
+                bufs[nb++] = uv_buf_init(r->out_head.data(), static_cast<unsigned>(r->out_head.size()));
+                total += r->out_head.size();
+                file = true;
+                ++n;
+                break;
+            }
             if (r->streaming) {
                 // A streamed answer goes alone, as far as it is framed; the
                 // answers behind it wait for its last chunk.
@@ -978,7 +1018,7 @@ void Connection::flush() {
             if (stream)
                 stream_written();
             else
-                complete(n);
+                head_written(n, file);
             continue;
         }
         // Partial: queue the rest; buffers stay alive in the requests until on_write.
@@ -989,6 +1029,7 @@ void Connection::flush() {
         bufs[i].len -= static_cast<unsigned>(skip);
         writing_ = n;
         writing_stream_ = stream;
+        writing_file_ = file;
         if (uv_write(&wreq_, stream_h, bufs + i, nb - i, on_write) != 0) {
             writing_ = 0;
             close();
@@ -1008,12 +1049,86 @@ void Connection::stream_written() {
     if (r->stream_done && r->stream_out.empty()) complete(1);
 }
 
+// The answers before a file answer, and its head, went out (or, with
+// file false, n whole answers).
+void Connection::head_written(uint32_t n, bool file) {
+    if (!file) {
+        complete(n);
+        return;
+    }
+    complete(n - 1);
+    head_->head_sent = true;  // flush goes on with send_file
+}
+
+// Sends the rest of the file at the FIFO head: true once all of it is out.
+// sendfile(2) moves the bytes while the socket takes them; when it is full
+// (or after a fair share of the loop), one chunk is read and queued with
+// uv_write, whose completion says the socket drained, and flush comes back.
+bool Connection::send_file(Request *r) {
+    uv_os_fd_t sock;
+    if (uv_fileno(reinterpret_cast<uv_handle_t *>(&tcp_), &sock) != 0) {
+        close();
+        return false;
+    }
+    constexpr uint64_t kShare = 4u << 20;  // bytes per turn before other connections
+    constexpr size_t kChunk = 16 * 1024;  // copied only to learn when the socket drains
+    uint64_t sent = 0;
+    while (r->file_off < r->file_end && sent < kShare) {
+        off_t off = static_cast<off_t>(r->file_off);
+        size_t want = static_cast<size_t>(std::min<uint64_t>(r->file_end - r->file_off, kShare - sent));
+        ssize_t k = ::sendfile(sock, r->file_fd, &off, want);
+        if (k > 0) {
+            r->file_off += static_cast<uint64_t>(k);
+            sent += static_cast<uint64_t>(k);
+            continue;
+        }
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0 && errno == EAGAIN) break;
+        // The client left (EPIPE, ECONNRESET), a read error, or the file
+        // shrank under us (0): the promised length cannot be kept.
+        if (k == 0) fprintf(stderr, "quicklane: a static file shrank while it was sent; connection closed\n");
+        close();
+        return false;
+    }
+    if (sent) {
+        last_activity_ = w.now_ms();
+        if (w.server.metrics) w.server.metrics->bytes_out.fetch_add(sent, std::memory_order_relaxed);
+    }
+    if (r->file_off >= r->file_end) {
+        r->close_file();
+        return true;
+    }
+    size_t len = static_cast<size_t>(std::min<uint64_t>(r->file_end - r->file_off, kChunk));
+    r->out_body.resize(len);
+    ssize_t k;
+    do k = ::pread(r->file_fd, r->out_body.data(), len, static_cast<off_t>(r->file_off));
+    while (k < 0 && errno == EINTR);
+    if (k <= 0) {
+        if (k == 0) fprintf(stderr, "quicklane: a static file shrank while it was sent; connection closed\n");
+        close();
+        return false;
+    }
+    r->file_off += static_cast<uint64_t>(k);
+    if (w.server.metrics) w.server.metrics->bytes_out.fetch_add(static_cast<uint64_t>(k), std::memory_order_relaxed);
+    uv_buf_t b = uv_buf_init(r->out_body.data(), static_cast<unsigned>(k));
+    writing_ = 1;
+    writing_file_ = true;
+    if (uv_write(&wreq_, reinterpret_cast<uv_stream_t *>(&tcp_), &b, 1, on_write) != 0) {
+        writing_ = 0;
+        writing_file_ = false;
+        close();
+    }
+    return false;
+}
+
 void Connection::on_write(uv_write_t *req, int status) {
     auto *c = static_cast<Connection *>(req->data);
     uint32_t n = c->writing_;
     bool stream = c->writing_stream_;
+    bool file = c->writing_file_;
     c->writing_ = 0;
     c->writing_stream_ = false;
+    c->writing_file_ = false;
     if (c->closing_) return;  // on_close releases what is left
     if (status < 0) {
         c->close();
@@ -1022,8 +1137,10 @@ void Connection::on_write(uv_write_t *req, int status) {
     c->last_activity_ = c->w.now_ms();
     if (stream)
         c->stream_written();
+    else if (file && c->head_ && c->head_->head_sent)
+        ;  // a chunk of a file: flush sends the rest
     else
-        c->complete(n);
+        c->head_written(n, file);
     c->flush();
     c->update_reading();
 }
@@ -1180,6 +1297,9 @@ void Connection::check_timeouts(uint64_t now) {
         return;
     }
     if (!head_ && !writing_ && now - last_activity_ >= lim.idle_timeout_ms) close();
+    // A client that stopped reading a file answer: no progress for the idle
+    // timeout closes the connection (and the file).
+    else if (writing_file_ && now - last_activity_ >= lim.idle_timeout_ms) close();
 }
 
 }  // namespace ql

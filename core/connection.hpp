@@ -58,6 +58,8 @@ private:
     void answer_error(Request *r, int status, std::string_view msg, std::string_view extra = {});
     void complete(uint32_t n);
     void stream_written();
+    void head_written(uint32_t n, bool file);
+    bool send_file(Request *r);
     bool accepted();
     bool bytes_pending();
     void detach(Request *r);
@@ -103,6 +105,7 @@ private:
     uint32_t fifo_len_ = 0;
     uint32_t writing_ = 0;  // requests at the FIFO head being written
     bool writing_stream_ = false;
+    bool writing_file_ = false;  // the write ends with a file answer's head, or is a chunk of it
     uint64_t head_start_ = 0;
     uint64_t last_activity_ = 0;
     int pending_status_ = 0;

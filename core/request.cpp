@@ -1,5 +1,7 @@
 #include "request.hpp"
 
+#include <unistd.h>
+
 #include "worker.hpp"
 
 namespace ql {
@@ -7,6 +9,12 @@ namespace ql {
 ql_req_id Request::id() const {
     return (static_cast<uint64_t>(worker->index) << 56) | (static_cast<uint64_t>(slot) << 32) |
            (generation() & 0xffffffffu);
+}
+
+void Request::close_file() {
+    if (file_fd >= 0) ::close(file_fd);
+    file_fd = -1;
+    file_off = file_end = 0;
 }
 
 void Request::reset_for_reuse() {
@@ -29,6 +37,7 @@ void Request::reset_for_reuse() {
     cache_wait = false;
     cached.reset();
     file.reset();
+    close_file();
     // Large one-off buffers are given back; typical ones keep their capacity.
     if (arena.capacity() > 64 * 1024) std::string().swap(arena);
     else arena.clear();

@@ -79,6 +79,11 @@ struct Request {
     bool cache_wait = false;
     std::shared_ptr<const CachedAnswer> cached;
     std::shared_ptr<const FileEntry> file;  // a static file being written
+    // A file sent from disk (sendfile): the open file and the byte range
+    // [file_off, file_end) still to send once the head has gone out.
+    int file_fd = -1;
+    uint64_t file_off = 0;
+    uint64_t file_end = 0;
 
     // request bytes
     std::string arena;
@@ -127,6 +132,11 @@ struct Request {
         return s;
     }
     void reset_for_reuse();
+    void close_file();
+    Request() = default;
+    Request(const Request &) = delete;
+    Request &operator=(const Request &) = delete;
+    ~Request() { close_file(); }
 };
 
 // Percent-decoding into `out`; returns false on a bad escape or invalid UTF-8.

@@ -18,8 +18,6 @@ namespace ql {
 
 namespace {
 
-constexpr uint64_t kMaxFile = 64ull << 20;   // larger files are refused (500, with a message)
-constexpr uint64_t kMaxCached = 4ull << 20;  // files up to this size stay in memory
 
 int hexval(char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -203,7 +201,8 @@ bool etag_matches(std::string_view inm, std::string_view etag) {
     return false;
 }
 
-std::shared_ptr<const FileEntry> FileCache::get(const StaticDir &dir, const std::string &rel, int *status) {
+std::shared_ptr<const FileEntry> FileCache::get(const StaticDir &dir, const std::string &rel, int *status, int *fd) {
+    *fd = -1;
     static thread_local std::string key;
     key.assign(dir.root).push_back('\0');
     key.append(rel);
@@ -215,8 +214,8 @@ std::shared_ptr<const FileEntry> FileCache::get(const StaticDir &dir, const std:
         auto it = recent_.find(key);
         if (it != recent_.end() && now - it->second.checked_ms < 1000) return it->second.entry;
     }
-    std::shared_ptr<const FileEntry> e = resolve(dir, rel, status);
-    if (e && e->size <= kMaxCached) {
+    std::shared_ptr<const FileEntry> e = resolve(dir, rel, status, fd);
+    if (e && !e->on_disk) {
         std::lock_guard lk(mu_);
         if (recent_.size() >= 65536) recent_.clear();  // simple bound
         recent_[key] = {e, now};
@@ -224,7 +223,8 @@ std::shared_ptr<const FileEntry> FileCache::get(const StaticDir &dir, const std:
     return e;
 }
 
-std::shared_ptr<const FileEntry> FileCache::resolve(const StaticDir &dir, const std::string &rel, int *status) {
+std::shared_ptr<const FileEntry> FileCache::resolve(const StaticDir &dir, const std::string &rel, int *status,
+                                                    int *fd_out) {
     std::string full = dir.root;
     if (!rel.empty()) full.append("/").append(rel);
     char resolved[PATH_MAX];
@@ -270,21 +270,30 @@ std::shared_ptr<const FileEntry> FileCache::resolve(const StaticDir &dir, const 
         auto it = map_.find(path);
         if (it != map_.end() && it->second->size == size && it->second->mtime_ns == mtime) return it->second;
     }
-    if (size > kMaxFile) {
-        *status = 500;
-        return nullptr;
-    }
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         *status = errno == EACCES ? 403 : 404;
         return nullptr;
     }
     auto e = std::make_shared<FileEntry>();
-    bool ok = read_file(fd, size, e->body);
-    ::close(fd);
-    if (!ok) {
-        *status = 500;
-        return nullptr;
+    if (size > kMemoryFileMax) {
+        // Too large to keep: describe the file as opened, and send it from there.
+        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            ::close(fd);
+            *status = 404;
+            return nullptr;
+        }
+        size = static_cast<uint64_t>(st.st_size);
+        mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+        e->on_disk = true;
+    } else {
+        bool ok = read_file(fd, size, e->body);
+        ::close(fd);
+        fd = -1;
+        if (!ok) {
+            *status = 500;
+            return nullptr;
+        }
     }
     e->size = size;
     e->mtime_ns = mtime;
@@ -295,20 +304,31 @@ std::shared_ptr<const FileEntry> FileCache::resolve(const StaticDir &dir, const 
     http_date(st.st_mtim.tv_sec, e->last_modified);
     e->type = content_type_for(path);
     if (dir.gzip && compressible_type(e->type) && size >= 256) {
-        // A precompressed sibling, when it is as new as the file; else gzip once.
+        // A precompressed sibling, when it is as new as the file; else gzip once
+        // (files kept in memory only: a large one goes out as it is).
         std::string gz_path = path + ".gz";
         struct stat gst;
         int gfd = -1;
-        if (::stat(gz_path.c_str(), &gst) == 0 && S_ISREG(gst.st_mode) && gst.st_mtim.tv_sec >= st.st_mtim.tv_sec &&
-            (gfd = ::open(gz_path.c_str(), O_RDONLY | O_CLOEXEC)) >= 0) {
+        bool fresh = ::stat(gz_path.c_str(), &gst) == 0 && S_ISREG(gst.st_mode) &&
+                     gst.st_mtim.tv_sec >= st.st_mtim.tv_sec;
+        if (e->on_disk) {
+            if (fresh) {
+                e->gz_path = std::move(gz_path);
+                e->gz_size = static_cast<uint64_t>(gst.st_size);
+            }
+        } else if (fresh && (gfd = ::open(gz_path.c_str(), O_RDONLY | O_CLOEXEC)) >= 0) {
             if (!read_file(gfd, static_cast<uint64_t>(gst.st_size), e->gz)) e->gz.clear();
             ::close(gfd);
         } else if (gzip_compress(e->body, 6, e->gz) && e->gz.size() >= e->body.size()) {
             e->gz.clear();  // no gain
         }
     }
+    if (e->on_disk) {
+        *fd_out = fd;
+        return e;
+    }
     std::shared_ptr<const FileEntry> shared = e;
-    if (size <= kMaxCached) {
+    {
         std::lock_guard lk(mu_);
         uint64_t add = e->body.size() + e->gz.size();
         if (bytes_ + add > max_bytes_) {

@@ -25,11 +25,16 @@ struct CompressionRules {
     int level = 6;
 };
 
-// Files read once and kept (by path, size and mtime), bounded by bytes; the
-// gzip form of compressible files is kept beside them.
+// Files up to kMemoryFileMax are read once and kept (by path, size and mtime),
+// bounded by bytes; the gzip form of compressible files is kept beside them.
+// Larger files stay on disk and go out with sendfile(2): their entry carries
+// only the metadata, and each answer opens the file itself.
 struct FileEntry {
     std::string body;
     std::string gz;  // empty: not compressible (or gzip off)
+    bool on_disk = false;  // body and gz are empty; the bytes are sent from the file
+    std::string gz_path;   // on disk: a .gz sibling at least as new as the file
+    uint64_t gz_size = 0;
     uint64_t size = 0;
     int64_t mtime_ns = 0;
     std::string etag;           // W/"size-mtime"
@@ -42,10 +47,12 @@ public:
     explicit FileCache(uint64_t max_bytes) : max_bytes_(max_bytes) {}
     // The file's current content (re-read when its size or mtime changed).
     // nullptr with *status set (404, 403, 500) when it cannot be served.
-    std::shared_ptr<const FileEntry> get(const StaticDir &dir, const std::string &path, int *status);
+    // For an entry on disk, *fd is the file opened read-only (the caller
+    // closes it), and the entry describes that open file; else -1.
+    std::shared_ptr<const FileEntry> get(const StaticDir &dir, const std::string &path, int *status, int *fd);
 
 private:
-    std::shared_ptr<const FileEntry> resolve(const StaticDir &dir, const std::string &path, int *status);
+    std::shared_ptr<const FileEntry> resolve(const StaticDir &dir, const std::string &path, int *status, int *fd);
     struct Recent {
         std::shared_ptr<const FileEntry> entry;
         uint64_t checked_ms;
@@ -58,6 +65,9 @@ private:
     uint64_t bytes_ = 0;
     uint64_t max_bytes_;
 };
+
+// Files larger than this are not kept in memory; they are sent with sendfile.
+constexpr uint64_t kMemoryFileMax = 4ull << 20;
 
 // The file path under dir for a request's (raw, still percent-encoded) rest
 // of path, or false: encoded slashes or backslashes, NUL, empty, "." or ".."

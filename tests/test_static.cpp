@@ -6,6 +6,7 @@
 
 #include "test_support.hpp"
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -171,4 +172,172 @@ TEST_CASE("static files: bad mounts are refused") {
     refused([&] { app.static_dir("static", "/tmp"); }, "must start and end");
     refused([&] { app.static_dir("/s/{x}/", "/tmp"); }, "parameters");
     refused([&] { app.compression(true, 1024, 12); }, "level");
+}
+
+namespace {
+
+size_t open_fds() {
+    size_t n = 0;
+    if (DIR *d = ::opendir("/proc/self/fd")) {
+        while (::readdir(d)) ++n;
+        ::closedir(d);
+    }
+    return n;
+}
+
+std::string pattern_bytes(size_t n, unsigned seed) {
+    std::string s(n, '\0');
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; ++i) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        s[i] = static_cast<char>('a' + x % 26);
+    }
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("static files: large files are sent from disk (sendfile)") {
+    TempDir root;
+    const size_t kLarge = 6u << 20;  // above the 4 MiB kept in memory
+    std::string large = pattern_bytes(kLarge, 1);
+    root.write("large.txt", large);
+    std::string large_gz = pattern_bytes(5u << 20, 2);  // served as is: a precompressed sibling
+    root.write("large.txt.gz", large_gz);
+    root.write("large.bin", large);
+    // 100 MiB, sparse but for a marker at the end: files this size used to get 500.
+    const uint64_t kHuge = 100ull << 20;
+    {
+        std::ofstream(root.path + "/huge.bin", std::ios::binary).put('x');
+        REQUIRE(::truncate((root.path + "/huge.bin").c_str(), static_cast<off_t>(kHuge - 4)) == 0);
+        std::ofstream(root.path + "/huge.bin", std::ios::binary | std::ios::app) << "END!";
+    }
+
+    ql::App app;
+    app.static_dir("/static/", root.path);
+    app.get("/small", [&](ql::Request &) { return ql::Response::text("tiny"); });
+    ql::Server s(app, {.host = "127.0.0.1", .port = 0, .workers = 1, .idle_timeout_ms = 1000});
+    s.start();
+    uint16_t port = s.port();
+    size_t fds_before = open_fds();
+
+    SUBCASE("whole, HEAD, 304, ranges, gzip sibling") {
+        auto r = get(port, "/static/large.bin");
+        REQUIRE(r);
+        CHECK(r->status == 200);
+        CHECK(r->header("Content-Length") == std::to_string(kLarge));
+        CHECK(r->header("Content-Type") == "application/octet-stream");
+        CHECK(r->body.size() == kLarge);
+        CHECK(r->body == large);
+        std::string etag = r->header("ETag").value_or("");
+        CHECK(!etag.empty());
+
+        auto head = get(port, "/static/large.bin", {}, "HEAD");
+        REQUIRE(head);
+        CHECK(head->status == 200);
+        CHECK(head->header("Content-Length") == std::to_string(kLarge));
+        CHECK(head->body.empty());
+
+        auto nm = get(port, "/static/large.bin", "If-None-Match: " + etag + "\r\n");
+        REQUIRE(nm);
+        CHECK(nm->status == 304);
+        CHECK(nm->body.empty());
+
+        auto mid = get(port, "/static/large.bin", "Range: bytes=5000000-5000099\r\n");
+        REQUIRE(mid);
+        CHECK(mid->status == 206);
+        CHECK(mid->header("Content-Range") == "bytes 5000000-5000099/" + std::to_string(kLarge));
+        CHECK(mid->body == large.substr(5000000, 100));
+        auto tail = get(port, "/static/large.bin", "Range: bytes=-70000\r\n");
+        REQUIRE(tail);
+        CHECK(tail->body == large.substr(kLarge - 70000));
+        auto from = get(port, "/static/large.bin", "Range: bytes=1-\r\n");
+        REQUIRE(from);
+        CHECK(from->body == large.substr(1));
+        auto bad = get(port, "/static/large.bin", "Range: bytes=" + std::to_string(kLarge) + "-\r\n");
+        REQUIRE(bad);
+        CHECK(bad->status == 416);
+
+        auto gz = get(port, "/static/large.txt", "Accept-Encoding: gzip\r\n");
+        REQUIRE(gz);
+        CHECK(gz->header("Content-Encoding") == "gzip");
+        CHECK(gz->header("Vary") == "Accept-Encoding");
+        CHECK(gz->body == large_gz);
+        auto plain = get(port, "/static/large.txt");
+        REQUIRE(plain);
+        CHECK(plain->header("Content-Encoding") == std::nullopt);
+        CHECK(plain->body == large);
+    }
+    SUBCASE("a 100 MiB file") {
+        auto r = get(port, "/static/huge.bin");
+        REQUIRE(r);
+        CHECK(r->status == 200);
+        CHECK(r->body.size() == kHuge);
+        CHECK(r->body.substr(0, 1) == "x");
+        CHECK(r->body.substr(kHuge - 4) == "END!");
+        CHECK(r->body[kHuge / 2] == '\0');
+    }
+    SUBCASE("pipelined behind and before other answers, in order") {
+        qlt::Client c(port);
+        REQUIRE(c.ok());
+        REQUIRE(c.send(qlt::request("GET", "/small") + qlt::request("GET", "/static/large.bin") +
+                       qlt::request("GET", "/small") +
+                       qlt::request("GET", "/static/large.bin", {}, "Range: bytes=10-19\r\n") +
+                       qlt::request("HEAD", "/static/large.bin") + qlt::request("GET", "/small")));
+        auto a = c.read_final();
+        auto b = c.read_final(10000);
+        auto d = c.read_final();
+        auto e = c.read_final();
+        auto f = c.read_final(5000, true);
+        auto g = c.read_final();
+        REQUIRE((a && b && d && e && f && g));
+        CHECK(a->body == "tiny");
+        CHECK(b->body == large);
+        CHECK(d->body == "tiny");
+        CHECK(e->body == large.substr(10, 10));
+        CHECK(f->header("Content-Length") == std::to_string(kLarge));
+        CHECK(g->body == "tiny");
+    }
+    SUBCASE("a changed file is sent as it is now") {
+        std::string other = pattern_bytes(kLarge, 3);
+        root.write("large.bin", other);
+        auto r = get(port, "/static/large.bin");
+        REQUIRE(r);
+        CHECK(r->body == other);
+    }
+    SUBCASE("a file that shrinks while it is sent: the connection closes short") {
+        root.write("shrink.bin", std::string(64u << 20, 's'));
+        qlt::Client c(port);
+        REQUIRE(c.ok());
+        REQUIRE(c.send(qlt::request("GET", "/static/shrink.bin")));
+        auto deadline = qlt::Clock::now() + std::chrono::seconds(5);
+        while (c.buf.find("\r\n\r\n") == std::string::npos) REQUIRE(c.fill(deadline) == qlt::Client::kData);
+        REQUIRE(::truncate((root.path + "/shrink.bin").c_str(), 1 << 20) == 0);
+        CHECK(c.wait_closed(10000));
+        CHECK(c.buf.size() < (64u << 20));
+    }
+    SUBCASE("clients that leave or stop reading release the file") {
+        {
+            qlt::Client gone(port);
+            REQUIRE(gone.ok());
+            REQUIRE(gone.send(qlt::request("GET", "/static/huge.bin")));
+            auto deadline = qlt::Clock::now() + std::chrono::seconds(5);
+            REQUIRE(gone.fill(deadline) == qlt::Client::kData);
+            gone.reset();
+        }
+        // Stops reading: no progress for the idle timeout (1 s) closes it.
+        qlt::Client stalled(port);
+        REQUIRE(stalled.ok());
+        REQUIRE(stalled.send(qlt::request("GET", "/static/huge.bin")));
+        qlt::sleep_ms(2500);
+        CHECK(get(port, "/small")->body == "tiny");  // the loop serves others meanwhile
+        CHECK(stalled.wait_closed(20000));
+        CHECK(stalled.buf.size() < kHuge);
+        stalled.close();
+        CHECK(qlt::wait_until([&] { return open_fds() <= fds_before; }, 5000));
+        CHECK(s.stats().connections_open == 0);
+    }
+    CHECK(qlt::wait_until([&] { return open_fds() <= fds_before; }, 5000));
 }
