@@ -739,7 +739,8 @@ bool Connection::valid(Request *r, const RouteRules &rr) {
             answer_body(r, 400, v.body());
             return false;
         }
-        for (auto &e : v.errors) errors.push_back(std::move(e));
+        if (errors.empty()) errors.swap(v.errors);
+        else for (auto &e : v.errors) errors.push_back(std::move(e));
     }
     if (errors.empty()) return true;
     answer_body(r, 422, render_detail(errors));

@@ -6,9 +6,11 @@
 #include "schema.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <unordered_map>
@@ -44,6 +46,17 @@ void append_json_string(std::string &out, std::string_view s) {
     out.push_back('"');
     size_t run = 0;  // start of the pending run of bytes that need no escape
     for (size_t i = 0; i < s.size(); ++i) {
+        // Eight bytes at a time while none is a control byte, '"' or '\\'.
+        constexpr uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+        while (i + 8 <= s.size()) {
+            uint64_t x;
+            std::memcpy(&x, s.data() + i, 8);
+            uint64_t quote = x ^ (ones * '"'), slash = x ^ (ones * '\\');
+            uint64_t hit = ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((slash - ones) & ~slash);
+            if (hit & highs) break;
+            i += 8;
+        }
+        if (i >= s.size()) break;
         unsigned char c = static_cast<unsigned char>(s[i]);
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         out.append(s.data() + run, i - run);
@@ -156,7 +169,12 @@ void append_error_json(std::string &out, const ValidationError &e) {
 }
 
 std::string render_detail(std::span<const ValidationError> errors) {
-    std::string out = "{\"detail\":[";
+    size_t want = 16;
+    for (const ValidationError &e : errors)
+        want += 48 + e.type.size() + e.loc.size() + e.msg.size() + e.input.size() + e.ctx.size();
+    std::string out;
+    out.reserve(want);
+    out = "{\"detail\":[";
     for (size_t i = 0; i < errors.size(); ++i) {
         if (i) out.push_back(',');
         append_error_json(out, errors[i]);
@@ -168,7 +186,24 @@ std::string render_detail(std::span<const ValidationError> errors) {
 namespace {
 
 std::string dump(const J &j) {
-    return j.dump(-1, ' ', false, J::error_handler_t::replace);
+    // Scalars without nlohmann's serializer (a locale lookup and a buffer per
+    // call): the same text, as strings in the DOM are valid UTF-8 already.
+    std::string out;
+    switch (j.type()) {
+    case J::value_t::null: out = "null"; break;
+    case J::value_t::boolean: out = j.get<bool>() ? "true" : "false"; break;
+    case J::value_t::string: validation::append_json_string(out, j.get_ref<const std::string &>()); break;
+    case J::value_t::number_integer:
+    case J::value_t::number_unsigned: {
+        char buf[24];
+        auto res = j.is_number_unsigned() ? std::to_chars(buf, buf + sizeof buf, j.get<uint64_t>())
+                                          : std::to_chars(buf, buf + sizeof buf, j.get<int64_t>());
+        out.assign(buf, res.ptr);
+        break;
+    }
+    default: out = j.dump(-1, ' ', false, J::error_handler_t::replace);
+    }
+    return out;
 }
 
 // Python's repr of a JSON value, as pydantic prints literals: 'a', 1, True, None.
@@ -1322,6 +1357,7 @@ ValidationResult Schema::validate(std::string_view body, std::string_view loc_ro
         return r;
     }
     Ctx c(impl_->nodes, opts, &r.errors);
+    r.errors.reserve(std::min<size_t>(opts.max_errors, 8));
     c.loc.push_back({loc_root, 0, false});
     validate_node(c, impl_->root, doc);
     if (c.stop) {

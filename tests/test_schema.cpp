@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "schema.hpp"
 
 using namespace ql;
@@ -734,4 +736,33 @@ TEST_CASE("throughput of a ~100-byte item body" * doctest::skip()) {
         std::printf("%-28s (%zu-byte body): %8.0f validations per CPU-second (sink %zu)\n", run.what,
                     run.body->size(), n / secs, sink);
     }
+}
+
+TEST_CASE("JSON strings and scalar inputs are written as nlohmann writes them") {
+    // The 8-bytes-at-a-time scan must find every byte that needs an escape,
+    // wherever it sits in a word, and pass everything else through unchanged.
+    const std::string specials[] = {"\"", "\\", "\n", "\x01", "\x1f", "\t", "/", "\x7f", "\xc3\xa9", "\xe2\x82\xac"};
+    for (size_t len = 0; len <= 20; ++len) {
+        for (const std::string &sp : specials) {
+            for (size_t at = 0; at <= len; ++at) {
+                std::string s(len, 'a');
+                s.insert(at, sp);
+                std::string ours;
+                validation::append_json_string(ours, s);
+                CAPTURE(s);
+                CHECK(ours == nlohmann::json(s).dump());
+            }
+        }
+    }
+    // Inputs echoed in errors: integers at the int64/uint64 edges, strings, literals.
+    auto s = S(R"({"type":"array","items":{"const":"x"}})");
+    auto r = s->validate(R"([9223372036854775807,-9223372036854775808,18446744073709551615,"q\"\u0001",true,null,0.5])");
+    REQUIRE(r.errors.size() == 7);
+    CHECK(r.errors[0].input == "9223372036854775807");
+    CHECK(r.errors[1].input == "-9223372036854775808");
+    CHECK(r.errors[2].input == "18446744073709551615");
+    CHECK(r.errors[3].input == R"("q\"\u0001")");
+    CHECK(r.errors[4].input == "true");
+    CHECK(r.errors[5].input == "null");
+    CHECK(r.errors[6].input == "0.5");
 }
