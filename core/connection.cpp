@@ -851,9 +851,9 @@ bool Connection::cache_lookup(Request *r, const RouteRules &rr) {
         r->pending_headers.append("Age: ")
             .append(std::to_string((ResponseCache::now_ms() - a.stored_ms) / 1000))
             .append("\r\n");
-        r->body_ref = a.body;
+        r->body_ref = Server::cached_body(a, *r, r->pending_headers);
         if (!status_has_body(a.status)) r->head_only = true;
-        HeadParams hp{a.status, a.content_type, r->pending_headers, a.body.size(), r->keep_alive,
+        HeadParams hp{a.status, a.content_type, r->pending_headers, r->body_ref.size(), r->keep_alive,
                       r->http_minor == 0, w.date};
         hp.rule_headers = r->rule_headers;
         format_head(r->out_head, hp);

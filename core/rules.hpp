@@ -79,6 +79,7 @@ struct CachedAnswer {
     std::string content_type;
     std::string headers;  // "Name: value\r\n" lines, Cache-Control included
     std::string body;
+    std::string gz;  // its gzip form, when compression is on and it pays (else empty)
     uint64_t stored_ms = 0;
     uint64_t expires_ms = 0;
 };

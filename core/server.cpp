@@ -477,9 +477,10 @@ ql_status Server::answer(ql_req_id id, const ql_response *resp, bool stream, std
     if (ql_status st = claim(r, id, &gone, err); st != QL_OK) return st;
     // A cache leader's answer serves its waiters too, even when its own
     // client has gone (or its handler timed out).
-    if (r->cache_lead) fill_cache(r, resp, stream, type, headers);
+    std::shared_ptr<const CachedAnswer> filled;
+    if (r->cache_lead) filled = fill_cache(r, resp, stream, type, headers);
     static thread_local std::string gz;
-    bool compressed = !gone && !stream && compress(r, resp, type, headers, gz);
+    bool compressed = !gone && !stream && compress(r, resp, type, headers, gz, filled.get());
     if (!gone) {
         // This thread owns these fields until the loop takes the request;
         // a stream's are also read by ql_respond_write callers, under the lock.
@@ -562,22 +563,43 @@ bool has_header_line(std::string_view lines, std::string_view name) {
 
 }  // namespace
 
-// gzip for an answer above the app's threshold, when the client accepts it
-// and the type is compressible (never already-compressed types, never an
-// answer that has its own Content-Encoding). Runs on the answering thread.
-bool Server::compress(Request *r, const ql_response *resp, const std::string &type, std::string &headers,
-                      std::string &out) {
+// Whether the app compresses this answer for clients that accept gzip: above
+// the threshold, a compressible type (never already-compressed ones), and no
+// Content-Encoding of its own.
+bool Server::compressible(const ql_response *resp, const std::string &type, const std::string &headers) const {
     const CompressionRules *c = router_->app_rules->compression.get();
-    if (!c || resp->body_len < c->min_bytes || !status_has_body(resp->status) || r->head_only) return false;
-    if (!compressible_type(type) || !accepts_gzip(find_header(*r, "accept-encoding"))) return false;
-    if (has_header_line(headers, "content-encoding")) return false;
-    if (!gzip_compress({resp->body, resp->body_len}, c->level, out) || out.size() >= resp->body_len) return false;
+    return c && resp->body_len >= c->min_bytes && status_has_body(resp->status) && compressible_type(type) &&
+           !has_header_line(headers, "content-encoding");
+}
+
+// gzip for an answer the app compresses, when the client accepts it; the
+// form just stored in the cache (filled) is reused. Runs on the answering thread.
+bool Server::compress(Request *r, const ql_response *resp, const std::string &type, std::string &headers,
+                      std::string &out, const CachedAnswer *filled) {
+    if (r->head_only || !compressible(resp, type, headers) || !accepts_gzip(find_header(*r, "accept-encoding")))
+        return false;
+    if (filled && !filled->gz.empty()) {
+        out = filled->gz;
+    } else if (!gzip_compress({resp->body, resp->body_len}, router_->app_rules->compression->level, out) ||
+               out.size() >= resp->body_len) {
+        return false;
+    }
     headers.append("Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
     return true;
 }
 
-void Server::fill_cache(Request *r, const ql_response *resp, bool stream, std::string &type,
-                        std::string &headers) {
+std::string_view Server::cached_body(const CachedAnswer &a, const Request &r, std::string &headers) {
+    if (a.gz.empty()) return a.body;
+    if (!accepts_gzip(find_header(r, "accept-encoding"))) {
+        headers.append("Vary: Accept-Encoding\r\n");
+        return a.body;
+    }
+    headers.append("Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+    return a.gz;
+}
+
+std::shared_ptr<const CachedAnswer> Server::fill_cache(Request *r, const ql_response *resp, bool stream,
+                                                       std::string &type, std::string &headers) {
     const RouteRules &rr = *r->route->rules;
     if (!has_header_line(headers, "cache-control")) headers.append("Cache-Control: max-age=").append(std::to_string(rr.cache_ttl_ms / 1000)).append("\r\n");
     auto a = std::make_shared<CachedAnswer>();
@@ -593,11 +615,16 @@ void Server::fill_cache(Request *r, const ql_response *resp, bool stream, std::s
         a->content_type = type;
         a->headers = headers;
         a->body.assign(resp->body ? resp->body : "", resp->body_len);
+        // Compressed once per fill, so hits cost no more with gzip than without.
+        if (cacheable && compressible(resp, type, headers) &&
+            (!gzip_compress(a->body, router_->app_rules->compression->level, a->gz) || a->gz.size() >= a->body.size()))
+            a->gz.clear();
     }
     a->stored_ms = ResponseCache::now_ms();
     a->expires_ms = a->stored_ms + rr.cache_ttl_ms;
     std::shared_ptr<const CachedAnswer> shared = a;
     for (uint64_t waiter : cache->fill(r->cache_key, std::move(a), cacheable)) answer_cached(waiter, shared);
+    return shared;
 }
 
 // Answers a request that waited on a cache entry with the leader's answer.
@@ -612,7 +639,7 @@ void Server::answer_cached(uint64_t id, const std::shared_ptr<const CachedAnswer
         r->pending_status = a->status;
         r->pending_type = a->content_type;
         r->pending_headers = a->headers;
-        r->out_body = a->body;
+        r->out_body = cached_body(*a, *r, r->pending_headers);
     }
     w->hand(r, r->generation());
 }

@@ -80,15 +80,21 @@ public:
     std::unique_ptr<FileCache> files;      // set when a folder is mounted
     bool observe = false;              // metrics or access log: time each request
     void render_metrics(std::string &out) const;
+    // A cached answer's body for this request: the gzip form when it has one
+    // and the client accepts gzip (its headers get Content-Encoding), else
+    // the identity. Either way an entry with a gzip form varies by encoding.
+    static std::string_view cached_body(const CachedAnswer &a, const Request &r, std::string &headers);
     void log_access(const Request &r, uint64_t micros) const;
 
 private:
     Request *find(ql_req_id id, Worker **w, std::string *err);
     ql_status claim(Request *r, ql_req_id id, bool *gone, std::string *err);
     ql_status answer(ql_req_id id, const ql_response *resp, bool stream, std::string *err);
-    void fill_cache(Request *r, const ql_response *resp, bool stream, std::string &type, std::string &headers);
+    std::shared_ptr<const CachedAnswer> fill_cache(Request *r, const ql_response *resp, bool stream,
+                                                   std::string &type, std::string &headers);
+    bool compressible(const ql_response *resp, const std::string &type, const std::string &headers) const;
     bool compress(Request *r, const ql_response *resp, const std::string &type, std::string &headers,
-                  std::string &out);
+                  std::string &out, const CachedAnswer *filled);
     void answer_cached(uint64_t id, const std::shared_ptr<const CachedAnswer> &a);
     std::shared_ptr<const Router> router_;
     Limits limits_;

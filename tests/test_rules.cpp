@@ -395,3 +395,86 @@ TEST_CASE("validation: JSON body schema and typed parameters answer 422/400 nati
     expect_refused([&] { app.route_rules("GET", "/items/{id}", {.params_schema = R"({"x":{"in":"path"}})"}); },
                    "not a parameter");
 }
+
+TEST_CASE("cache + compression: the gzip form is made once, for the leader, hits and waiters that accept it") {
+    std::atomic<int> calls{0};
+    std::string big;
+    for (int i = 0; i < 200; ++i) big += "{\"row\":" + std::to_string(i) + ",\"text\":\"compresses well\"},";
+    std::mutex mu;
+    std::vector<ql::Responder> held;
+    ql::App app;
+    app.get("/list", [&](ql::Request&) {
+        ++calls;
+        return ql::Response::json("[" + big + "0]");
+    });
+    app.route_async("GET", "/slow", [&](ql::Request&, ql::Responder res) {
+        ++calls;
+        std::lock_guard lk(mu);
+        held.push_back(res);
+    });
+    app.get("/tiny", [&](ql::Request&) {
+        ++calls;
+        return ql::Response::json("[1]");
+    });
+    app.route_rules("GET", "/list", {.cache_ttl_ms = 60000});
+    app.route_rules("GET", "/slow", {.cache_ttl_ms = 60000});
+    app.route_rules("GET", "/tiny", {.cache_ttl_ms = 60000});
+    app.compression(true, 1024);
+    ql::Server s = serve(app);
+    const std::string json = "[" + big + "0]";
+    const std::string gz = "Accept-Encoding: gzip\r\n";
+
+    auto lead = get(s.port(), "/list", gz);
+    REQUIRE(lead);
+    CHECK(lead->header("Content-Encoding") == "gzip");
+    CHECK(qlt::gunzip(lead->body) == json);
+    auto hit = get(s.port(), "/list", gz);
+    REQUIRE(hit);
+    CHECK(hit->header("Age") == "0");
+    CHECK(hit->header("Content-Encoding") == "gzip");
+    CHECK(hit->header("Vary") == "Accept-Encoding");
+    CHECK(hit->header("Content-Type") == "application/json");
+    CHECK(hit->body.size() < json.size() / 4);
+    CHECK(qlt::gunzip(hit->body) == json);
+    auto plain = get(s.port(), "/list");
+    REQUIRE(plain);
+    CHECK(plain->header("Content-Encoding") == std::nullopt);
+    CHECK(plain->header("Vary") == "Accept-Encoding");
+    CHECK(plain->body == json);
+    auto refused = get(s.port(), "/list", "Accept-Encoding: gzip;q=0, br\r\n");
+    REQUIRE(refused);
+    CHECK(refused->body == json);
+    auto head = get(s.port(), "/list", gz, "HEAD");
+    REQUIRE(head);
+    CHECK(head->header("Content-Length") == std::to_string(hit->body.size()));
+    CHECK(head->body.empty());
+    CHECK(calls == 1);
+
+    // Below the threshold: stored and served as it is.
+    CHECK(get(s.port(), "/tiny", gz)->header("Content-Encoding") == std::nullopt);
+    auto tiny = get(s.port(), "/tiny", gz);
+    CHECK(tiny->header("Content-Encoding") == std::nullopt);
+    CHECK(tiny->header("Vary") == std::nullopt);
+    CHECK(tiny->body == "[1]");
+    CHECK(calls == 2);
+
+    // Waiters on a leader: each gets the form its own Accept-Encoding asks for.
+    qlt::Client leader(s.port()), zipped(s.port()), identity(s.port());
+    REQUIRE(leader.send(qlt::request("GET", "/slow")));
+    REQUIRE(qlt::wait_until([&] { std::lock_guard lk(mu); return held.size() == 1; }));
+    REQUIRE(zipped.send(qlt::request("GET", "/slow", {}, gz)));
+    REQUIRE(identity.send(qlt::request("GET", "/slow")));
+    REQUIRE(qlt::wait_until([&] { return s.stats().requests_in_flight == 3; }));
+    {
+        std::lock_guard lk(mu);
+        CHECK(held[0].send(ql::Response::json(json)) == QL_OK);
+    }
+    auto l = leader.read_response(5000), z = zipped.read_response(5000), i = identity.read_response(5000);
+    REQUIRE((l && z && i));
+    CHECK(l->body == json);
+    CHECK(z->header("Content-Encoding") == "gzip");
+    CHECK(qlt::gunzip(z->body) == json);
+    CHECK(i->header("Content-Encoding") == std::nullopt);
+    CHECK(i->body == json);
+    CHECK(calls == 3);
+}

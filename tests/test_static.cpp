@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -31,21 +30,6 @@ struct TempDir {
         std::ofstream(path + "/" + rel, std::ios::binary) << data;
     }
 };
-
-std::string gunzip(const std::string &in) {
-    z_stream zs{};
-    REQUIRE(inflateInit2(&zs, 15 + 16) == Z_OK);
-    std::string out(in.size() * 20 + 1024, '\0');
-    zs.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(in.data()));
-    zs.avail_in = static_cast<uInt>(in.size());
-    zs.next_out = reinterpret_cast<Bytef *>(out.data());
-    zs.avail_out = static_cast<uInt>(out.size());
-    int rc = inflate(&zs, Z_FINISH);
-    out.resize(zs.total_out);
-    inflateEnd(&zs);
-    CHECK(rc == Z_STREAM_END);
-    return out;
-}
 
 std::optional<qlt::Response> get(uint16_t port, std::string_view target, std::string_view extra = {},
                                  std::string_view method = "GET") {
@@ -129,7 +113,7 @@ TEST_CASE("static files: types, validators, ranges, gzip, traversal") {
         CHECK(gz->status == 200);
         CHECK(gz->header("Content-Encoding") == "gzip");
         CHECK(gz->body.size() < big.size() / 4);
-        CHECK(gunzip(gz->body) == big);
+        CHECK(qlt::gunzip(gz->body) == big);
         CHECK(gz->header("ETag") != etag);  // another representation
         CHECK(get(port, "/static/big.txt", "Accept-Encoding: gzip;q=0\r\n")->header("Content-Encoding") == std::nullopt);
         auto pre = get(port, "/static/style.css", "Accept-Encoding: gzip\r\n");
@@ -152,7 +136,7 @@ TEST_CASE("static files: types, validators, ranges, gzip, traversal") {
         auto d = get(port, "/dyn", "Accept-Encoding: gzip\r\n");
         CHECK(d->header("Content-Encoding") == "gzip");
         CHECK(d->header("Vary") == "Accept-Encoding");
-        CHECK(gunzip(d->body) == big);
+        CHECK(qlt::gunzip(d->body) == big);
         CHECK(get(port, "/dyn")->body == big);  // not accepted: identity
         CHECK(get(port, "/small", "Accept-Encoding: gzip\r\n")->header("Content-Encoding") == std::nullopt);
     }
