@@ -734,7 +734,17 @@ bool Connection::valid(Request *r, const RouteRules &rr) {
         rr.params->validate(path, query, errors);
     }
     if (rr.body_schema) {
-        ValidationResult v = rr.body_schema->validate(r->view(r->body));
+        // No Content-Type, application/json or application/*+json: the body
+        // is JSON. Any other type hands the schema the text, as FastAPI does.
+        bool has_type = false;
+        std::string_view type = find_header(*r, "content-type", &has_type);
+        type = type.substr(0, type.find(';'));
+        while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+        bool json = !has_type || iequals(type, "application/json") ||
+                    (type.size() > 17 && iequals(type.substr(0, 12), "application/") &&
+                     iequals(type.substr(type.size() - 5), "+json"));
+        ValidationResult v = json ? rr.body_schema->validate(r->view(r->body))
+                                  : rr.body_schema->validate_text(r->view(r->body));
         if (v.outcome == ValidationResult::Outcome::NotJson) {
             answer_body(r, 400, v.body());
             return false;

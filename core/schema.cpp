@@ -1311,14 +1311,41 @@ std::unique_ptr<const Schema> Schema::compile(std::string_view json, std::string
     return s;
 }
 
+ValidationResult Schema::validate_text(std::string_view body, std::string_view loc_root) const {
+    if (body.empty()) return validate(body, loc_root);  // missing, as for JSON
+    // Through nlohmann's writer with replacement: invalid UTF-8 becomes U+FFFD.
+    J doc = J::parse(J(std::string(body)).dump(-1, ' ', false, J::error_handler_t::replace));
+    ValidationResult r;
+    check_document(&doc, loc_root, r);
+    return r;
+}
+
+void Schema::check_document(const void *document, std::string_view loc_root, ValidationResult &r) const {
+    const J &doc = *static_cast<const J *>(document);
+    const SchemaOptions &opts = impl_->opts;
+    Ctx c(impl_->nodes, opts, &r.errors);
+    r.errors.reserve(std::min<size_t>(opts.max_errors, 8));
+    c.loc.push_back({loc_root, 0, false});
+    validate_node(c, impl_->root, doc);
+    if (c.stop) {
+        r.errors.clear();
+        std::string root_json = "[";
+        validation::append_json_string(root_json, loc_root);
+        root_json.push_back(']');
+        r.errors.push_back({"too_complex", root_json, "Input is too complex to validate against this schema", {}, {}});
+    }
+    r.truncated = c.truncated;
+    if (!r.errors.empty()) r.outcome = ValidationResult::Outcome::Invalid;
+}
+
 ValidationResult Schema::validate(std::string_view body, std::string_view loc_root) const {
     ValidationResult r;
     const SchemaOptions &opts = impl_->opts;
-    std::string root_json = "[";
-    validation::append_json_string(root_json, loc_root);
-    root_json.push_back(']');
     if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
         // No body at all: FastAPI answers a missing body like a missing field.
+        std::string root_json = "[";
+        validation::append_json_string(root_json, loc_root);
+        root_json.push_back(']');
         r.outcome = ValidationResult::Outcome::Invalid;
         r.errors.push_back({"missing", root_json, "Field required", "null", {}});
         return r;
@@ -1356,16 +1383,7 @@ ValidationResult Schema::validate(std::string_view body, std::string_view loc_ro
         r.errors.push_back({"json_invalid", std::move(loc), "JSON decode error", "{}", std::move(ctx)});
         return r;
     }
-    Ctx c(impl_->nodes, opts, &r.errors);
-    r.errors.reserve(std::min<size_t>(opts.max_errors, 8));
-    c.loc.push_back({loc_root, 0, false});
-    validate_node(c, impl_->root, doc);
-    if (c.stop) {
-        r.errors.clear();
-        r.errors.push_back({"too_complex", root_json, "Input is too complex to validate against this schema", {}, {}});
-    }
-    r.truncated = c.truncated;
-    if (!r.errors.empty()) r.outcome = ValidationResult::Outcome::Invalid;
+    check_document(&doc, loc_root, r);
     return r;
 }
 

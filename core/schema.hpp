@@ -108,10 +108,16 @@ public:
     // Parses and validates a request body. Thread-safe (const, no shared mutable state).
     // loc_root is the first loc element ("body").
     ValidationResult validate(std::string_view body, std::string_view loc_root = "body") const;
+    // A body sent with a Content-Type that is not JSON: validated as one string
+    // value, as FastAPI hands pydantic the raw bytes (an object schema answers
+    // model_attributes_type). Invalid UTF-8 is echoed with U+FFFD.
+    ValidationResult validate_text(std::string_view body, std::string_view loc_root = "body") const;
 
     struct Node;  // private to schema.cpp
 private:
     Schema();
+    // Validates a parsed document (an nlohmann json, kept out of this header).
+    void check_document(const void *document, std::string_view loc_root, ValidationResult &r) const;
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

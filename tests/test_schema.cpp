@@ -766,3 +766,20 @@ TEST_CASE("JSON strings and scalar inputs are written as nlohmann writes them") 
     CHECK(r.errors[5].input == "null");
     CHECK(r.errors[6].input == "0.5");
 }
+
+TEST_CASE("a body sent as another Content-Type is validated as one string, as FastAPI hands pydantic the bytes") {
+    auto obj = S(R"({"type":"object","properties":{"a":{"type":"integer"}}})");
+    auto r = obj->validate_text(R"({"a":1})");
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.status() == 422);
+    CHECK(r.errors[0].type == "model_attributes_type");
+    CHECK(r.errors[0].loc == R"(["body"])");
+    CHECK(r.errors[0].input == R"("{\"a\":1}")");
+    CHECK(obj->validate_text("").errors.at(0).type == "missing");
+    CHECK(S(R"({"type":"array"})")->validate_text("[1]").errors.at(0).type == "list_type");
+    CHECK(S(R"({"type":"string","maxLength":5})")->validate_text("hello").ok());
+    CHECK(S(R"({"type":"string","maxLength":5})")->validate_text("hello!").errors.at(0).type == "string_too_long");
+    auto bad = obj->validate_text(std::string("\xff{", 2));
+    REQUIRE(bad.errors.size() == 1);
+    CHECK(bad.errors[0].input == "\"\xef\xbf\xbd{\"");  // U+FFFD
+}

@@ -111,3 +111,55 @@ def test_validation_from_pydantic_and_params() -> None:
         r = fetch(srv.port, "GET", "/items/x?limit=1000")
         assert r.status == 422
         assert [e["loc"] for e in r.json()["detail"]] == [["path", "id"], ["query", "limit"]]
+
+
+@pytest.mark.parametrize("ctype,body", [
+    ("application/json", b'{"name":"x","price":-1}'),
+    ("Application/JSON; charset=utf-8", b'{"name":"x","price":1}'),
+    ("application/merge-patch+json", b'{"name":"","price":1}'),
+    ("text/plain", b'{"name":"x","price":1}'),
+    ("application/x-www-form-urlencoded", b"name=x&price=1"),
+    ("text/plain", b" "),
+    ("text/plain", b""),
+])
+def test_body_content_type_as_fastapi(ctype: str, body: bytes) -> None:
+    """A body schema reads JSON for application/json and application/*+json;
+    any other type gives the schema the text, as FastAPI does."""
+    fastapi = pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    fa = fastapi.FastAPI()
+
+    @fa.post("/items", status_code=201)
+    async def fa_create(item: Item) -> Item:
+        return item
+
+    app = quicklane.App()
+
+    @app.post("/items")
+    def create(item: Item) -> quicklane.Response:
+        return quicklane.Response(item.model_dump(), 201)
+
+    want = TestClient(fa).post("/items", content=body, headers={"Content-Type": ctype})
+    with app.start("127.0.0.1", 0, workers=1) as srv:
+        got = fetch(srv.port, "POST", "/items", body, {"Content-Type": ctype})
+    assert (got.status, got.json()) == (want.status_code, want.json())
+
+
+def test_body_without_content_type_is_json() -> None:
+    """Unlike FastAPI's strict default (which answers 422), a body without a
+    Content-Type is read as JSON, as Gin does; bytes that are not UTF-8 under
+    another type are echoed with U+FFFD (FastAPI fails to encode them)."""
+    app = quicklane.App()
+
+    @app.post("/items")
+    def create(item: Item) -> quicklane.Response:
+        return quicklane.Response(item.model_dump(), 201)
+
+    with app.start("127.0.0.1", 0, workers=1) as srv:
+        assert fetch(srv.port, "POST", "/items", b'{"name":"x","price":1}').status == 201
+        bad = fetch(srv.port, "POST", "/items", b"\xff{", {"Content-Type": "application/octet-stream"})
+        assert bad.status == 422
+        assert bad.json()["detail"] == [{
+            "type": "model_attributes_type", "loc": ["body"],
+            "msg": "Input should be a valid dictionary or object to extract fields from", "input": "\ufffd{"}]
