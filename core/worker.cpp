@@ -1,5 +1,7 @@
 #include "worker.hpp"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -54,7 +56,17 @@ bool Worker::start(int fd, std::string *err) {
     return start_ok_;
 }
 
-void Worker::thread_main(void *arg) { static_cast<Worker *>(arg)->run(); }
+void Worker::thread_main(void *arg) {
+    // A write to a client that has gone raises SIGPIPE, whose default action
+    // ends the whole process (a C or C++ host rarely ignores it; Python, Node
+    // and Go do). Blocked on the loop threads, the write fails with EPIPE
+    // instead and only that connection closes.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+    static_cast<Worker *>(arg)->run();
+}
 
 bool Worker::setup(std::string *err) {
     owner_ = uv_thread_self();
