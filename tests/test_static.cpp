@@ -7,6 +7,8 @@
 #include "test_support.hpp"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -202,6 +204,11 @@ TEST_CASE("static files: large files are sent from disk (sendfile)") {
     ql::App app;
     app.static_dir("/static/", root.path);
     app.get("/small", [&](ql::Request &) { return ql::Response::text("tiny"); });
+    app.get("/sigpipe", [&](ql::Request &) {  // handlers run on the loop thread that writes
+        sigset_t now;
+        pthread_sigmask(SIG_BLOCK, nullptr, &now);
+        return ql::Response::text(sigismember(&now, SIGPIPE) ? "blocked" : "open");
+    });
     ql::Server s(app, {.host = "127.0.0.1", .port = 0, .workers = 1, .idle_timeout_ms = 1000});
     s.start();
     uint16_t port = s.port();
@@ -303,6 +310,8 @@ TEST_CASE("static files: large files are sent from disk (sendfile)") {
         CHECK(c.buf.size() < (64u << 20));
     }
     SUBCASE("clients that leave or stop reading release the file") {
+        // A write to a client that has gone must fail with EPIPE, not end the process.
+        CHECK(get(port, "/sigpipe")->body == "blocked");
         {
             qlt::Client gone(port);
             REQUIRE(gone.ok());
