@@ -492,7 +492,7 @@ def main() -> None:
           "### GET /static/file-10k.txt with Accept-Encoding: gzip", "", *scenario_table(run, "fp-static", FP_GROUPS, only=("fp-ql-c", "fp-nginx")), "",
           "### GET /static/file-8m.bin (8 MiB; no target, informational)", "",
           "Above the 4 MiB quicklane keeps in memory, so quicklane sends it from the page cache with `sendfile(2)`;",
-          "nginx does too for this file (`sendfile on; tcp_nopush on;`, as Debian's `nginx.conf`). On loopback nginx's",
+          "nginx does too for this file (`sendfile on; tcp_nopush on;`, as Debian's `nginx.conf`). nginx's",
           "copying mode (`sendfile off`, its built-in default, kept for the 10 KB file) can be faster on loopback;",
           "over a real NIC sendfile saves the copy.", "",
           *scenario_table(run, "fp-large", FP_GROUPS, only=("fp-ql-c", "fp-nginx")), ""]
