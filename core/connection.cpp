@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 
@@ -851,19 +852,20 @@ bool Connection::cache_lookup(Request *r, const RouteRules &rr) {
         key.append(find_header(*r, h));
     }
     Server &srv = w.server;
-    ResponseCache::Lookup l =
-        srv.cache->lookup(key, ResponseCache::now_ms(), srv.limits().handler_timeout_ms, r->id());
+    uint64_t now = ResponseCache::now_ms();
+    ResponseCache::Lookup l = srv.cache->lookup(key, now, srv.limits().handler_timeout_ms, r->id());
     switch (l.outcome) {
     case ResponseCache::Outcome::Hit: {
         const CachedAnswer &a = *l.answer;
         r->cached = std::move(l.answer);
-        r->pending_headers.assign(a.headers);
-        r->pending_headers.append("Age: ")
-            .append(std::to_string((ResponseCache::now_ms() - a.stored_ms) / 1000))
-            .append("\r\n");
-        r->body_ref = Server::cached_body(a, *r, r->pending_headers);
+        // The stored header lines go out as they are (the request holds the
+        // entry); Age and the encoding's lines join the rules' own lines.
+        char age[24];
+        auto end = std::to_chars(age, age + sizeof age, (now - a.stored_ms) / 1000).ptr;
+        r->rule_headers.append("Age: ").append(age, end).append("\r\n");
+        r->body_ref = Server::cached_body(a, *r, r->rule_headers);
         if (!status_has_body(a.status)) r->head_only = true;
-        HeadParams hp{a.status, a.content_type, r->pending_headers, r->body_ref.size(), r->keep_alive,
+        HeadParams hp{a.status, a.content_type, a.headers, r->body_ref.size(), r->keep_alive,
                       r->http_minor == 0, w.date};
         hp.rule_headers = r->rule_headers;
         format_head(r->out_head, hp);
