@@ -54,7 +54,8 @@ test-sanitize: deps
 bench:
 	bench/run $(BENCH_ARGS)
 
-# A bounded soak (SOAK_SECONDS, default 600) of mixed and hostile traffic:
+# A bounded soak (SOAK_SECONDS, default 600; SOAK_MODE=fastpath for the native
+# rules and static files) of mixed and hostile traffic:
 # RSS and fd curves into bench/out/. Not part of `make test`.
 soak: build
 	tests/soak/run.sh

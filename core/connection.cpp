@@ -793,7 +793,10 @@ void Connection::serve_file(Request *r, const StaticDir &dir, std::string_view r
     if (not_modified) {
         code = 304;
         r->head_only = true;
-    } else if (bool has_range = false; !gz && (find_header(*r, "range", &has_range), has_range)) {
+    } else if (bool has_range = false, has_if_range = false;
+               !gz && (find_header(*r, "range", &has_range), has_range) &&
+               (find_header(*r, "if-range", &has_if_range), !has_if_range ||
+                if_range_matches(find_header(*r, "if-range"), etag, f->last_modified))) {
         int rv = parse_range(find_header(*r, "range"), f->size, first, last);
         if (rv < 0) {
             r->close_file();

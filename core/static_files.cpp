@@ -201,6 +201,14 @@ bool etag_matches(std::string_view inm, std::string_view etag) {
     return false;
 }
 
+bool if_range_matches(std::string_view if_range, std::string_view etag, std::string_view last_modified) {
+    while (!if_range.empty() && (if_range.front() == ' ' || if_range.front() == '\t')) if_range.remove_prefix(1);
+    while (!if_range.empty() && (if_range.back() == ' ' || if_range.back() == '\t')) if_range.remove_suffix(1);
+    if (if_range.rfind("W/", 0) == 0) return false;                 // strong comparison only
+    if (!if_range.empty() && if_range.front() == '"') return if_range == etag;
+    return !if_range.empty() && if_range == last_modified;            // an HTTP-date: exactly ours
+}
+
 std::shared_ptr<const FileEntry> FileCache::get(const StaticDir &dir, const std::string &rel, int *status, int *fd) {
     *fd = -1;
     static thread_local std::string key;
@@ -298,7 +306,9 @@ std::shared_ptr<const FileEntry> FileCache::resolve(const StaticDir &dir, const 
     e->size = size;
     e->mtime_ns = mtime;
     char tag[64];
-    snprintf(tag, sizeof tag, "W/\"%llx-%llx\"", static_cast<unsigned long long>(size),
+    // Strong, as nginx's: size and mtime (ns) change with every write that
+    // could change a byte, so byte ranges (If-Range) may rely on it.
+    snprintf(tag, sizeof tag, "\"%llx-%llx\"", static_cast<unsigned long long>(size),
              static_cast<unsigned long long>(mtime));
     e->etag = tag;
     http_date(st.st_mtim.tv_sec, e->last_modified);

@@ -91,4 +91,8 @@ int parse_range(std::string_view header, uint64_t size, uint64_t &first, uint64_
 // If-None-Match against an ETag (weak comparison, lists and "*").
 bool etag_matches(std::string_view if_none_match, std::string_view etag);
 
+// If-Range (RFC 9110 13.1.5): true when the client's validator is still the
+// current one, so its Range applies; a weak tag or another date never is.
+bool if_range_matches(std::string_view if_range, std::string_view etag, std::string_view last_modified);
+
 }  // namespace ql

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstddef>
 #include <cstdlib>
 #include <cctype>
 #include <cstdio>
@@ -124,6 +125,22 @@ const char *ql_status_name(ql_status s) {
 
 const char *ql_version(void) { return QL_VERSION_STRING; }
 uint32_t ql_abi_version(void) { return QL_ABI_VERSION; }
+
+// The _init functions below write the whole struct: right while each struct
+// has its first layout. Appending a field makes a caller built against the
+// older header own a shorter struct, so its _init must then write only the
+// caller's version, as ql_server_options_init does. These checks fail the
+// build when a struct grows past its v1 layout (its last v1 field + padding).
+#define QL_V1_LAYOUT(T, last)                                                                          \
+    static_assert(sizeof(T) == (offsetof(T, last) + sizeof(T::last) + alignof(T) - 1) / alignof(T) * alignof(T), \
+                  #T " grew: make its _init write only the caller's version (see ql_server_options_init)")
+QL_V1_LAYOUT(ql_response, body_len);
+QL_V1_LAYOUT(ql_handler, destroy);
+QL_V1_LAYOUT(ql_server_stats, requests_in_flight);
+QL_V1_LAYOUT(ql_route_options, params_schema_len);
+QL_V1_LAYOUT(ql_static_dir_options, no_gzip);
+QL_V1_LAYOUT(ql_cors_options, max_age_s);
+#undef QL_V1_LAYOUT
 
 void ql_response_init(ql_response *r, uint32_t version) {
     if (!r) return;

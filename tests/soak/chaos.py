@@ -17,10 +17,14 @@ BAD = [
 ]
 
 
-def one(port: int, kind: int) -> None:
+def one(port: int, kind: int, large: str) -> None:
     s = socket.create_connection(("127.0.0.1", port), timeout=2)
     try:
-        if kind == 0:  # half a head, then gone
+        if kind == 5:  # a large download (sendfile), reset after its first bytes
+            s.sendall(b"GET " + large.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.recv(65536)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        elif kind == 0:  # half a head, then gone
             s.sendall(b"GET /hello/x HTTP/1.1\r\nHo")
         elif kind == 1:  # half a body, then gone
             s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"a\":")
@@ -45,6 +49,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--idle", type=int, default=200)
+    ap.add_argument("--large", default="", help="path of a large static file: also reset downloads of it")
     a = ap.parse_args()
     idle = []
     for _ in range(a.idle):  # idle keep-alive connections held for the whole run
@@ -53,15 +58,17 @@ def main() -> None:
         c.recv(4096)
         idle.append(c)
     end = time.monotonic() + a.seconds
-    counts = [0] * 5
+    kinds = 6 if a.large else 5
+    counts = [0] * 6
     while time.monotonic() < end:
-        k = random.randrange(5)
-        one(a.port, k)
+        k = random.randrange(kinds)
+        one(a.port, k, a.large)
         counts[k] += 1
         time.sleep(0.002)
     for c in idle:
         c.close()
-    print("chaos: half-heads %d, half-bodies %d, malformed %d, resets %d, pipelined bursts %d" % tuple(counts))
+    print("chaos: half-heads %d, half-bodies %d, malformed %d, resets %d, pipelined bursts %d, "
+          "large downloads reset %d" % tuple(counts))
 
 
 if __name__ == "__main__":

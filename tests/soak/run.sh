@@ -6,14 +6,28 @@
 # idle keep-alive). Samples RSS and open fds every SOAK_SAMPLE seconds and
 # writes a CSV and a summary to bench/out/. Loopback only; stops by itself.
 # Not part of `make test`: it prints figures, it does not assert speed.
+# SOAK_MODE=fastpath runs the C fastpath example instead (native rules, static
+# files incl. an 8 MiB one sent with sendfile; tests/soak/fastpath.lua), from a
+# folder with a copy of examples/static/, and chaos.py also starts large
+# downloads and resets them midway.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 secs="${SOAK_SECONDS:-600}"
 sample="${SOAK_SAMPLE:-10}"
-bin="${SOAK_BIN:-$root/build/examples/c/example_c_hello}"
+mode="${SOAK_MODE:-hello}"
 out="$root/bench/out"
 mkdir -p "$out"
 stamp="$(date -u +%Y%m%d-%H%M%S)"
+case "$mode" in
+  hello) bin="${SOAK_BIN:-$root/build/examples/c/example_c_hello}"; lua="$root/tests/soak/mixed.lua"; www="$root"; chaos_args=() ;;
+  fastpath)
+    bin="${SOAK_BIN:-$root/build/examples/c/example_c_fastpath}"; lua="$root/tests/soak/fastpath.lua"
+    www="$out/soak-$stamp-www"; chaos_args=(--large /static/large.bin)
+    mkdir -p "$www/static"
+    cp "$root/examples/static/"* "$www/static/"
+    head -c 8388608 /dev/urandom >"$www/static/large.bin" ;;
+  *) echo "SOAK_MODE must be hello or fastpath" >&2; exit 2 ;;
+esac
 csv="$out/soak-$stamp.csv"
 md="$out/soak-$stamp.md"
 
@@ -21,7 +35,7 @@ command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteract
 [ -x "$bin" ] || make -C "$root" build
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-PORT="$port" WORKERS=2 "$bin" >"$out/soak-$stamp-server.log" 2>&1 &
+(cd "$www" && PORT="$port" WORKERS=2 exec "$bin") >"$out/soak-$stamp-server.log" 2>&1 &
 srv=$!
 pids=()
 cleanup() { for p in "${pids[@]}" "$srv"; do kill "$p" 2>/dev/null || true; done; }
@@ -36,9 +50,9 @@ t0=$(date +%s)
 note() { local line="$(( $(date +%s) - t0 )),$(rss),$(fds),$1"; echo "$line" >>"$csv"; echo "$line" >&2; }
 note idle-before
 
-wrk -t1 -c32 -d"${secs}s" -s "$root/tests/soak/mixed.lua" "http://127.0.0.1:$port" >"$out/soak-$stamp-wrk.txt" 2>&1 &
+wrk -t1 -c32 -d"${secs}s" -s "$lua" "http://127.0.0.1:$port" >"$out/soak-$stamp-wrk.txt" 2>&1 &
 pids+=($!)
-python3 "$root/tests/soak/chaos.py" --port "$port" --seconds "$secs" >"$out/soak-$stamp-chaos.txt" 2>&1 &
+python3 "$root/tests/soak/chaos.py" --port "$port" --seconds "$secs" "${chaos_args[@]}" >"$out/soak-$stamp-chaos.txt" 2>&1 &
 pids+=($!)
 end=$(( t0 + secs ))
 while [ "$(date +%s)" -lt "$end" ]; do
@@ -55,9 +69,9 @@ kill -TERM "$srv"
 rc=0; wait "$srv" || rc=$?
 srv=0
 
-python3 - "$csv" "$md" "$secs" "$out/soak-$stamp-wrk.txt" "$out/soak-$stamp-chaos.txt" "$rc" <<'PY'
+python3 - "$csv" "$md" "$secs" "$out/soak-$stamp-wrk.txt" "$out/soak-$stamp-chaos.txt" "$rc" "$(basename "$bin")" <<'PY'
 import csv, sys
-path, md, secs, wrk, chaos, rc = sys.argv[1:]
+path, md, secs, wrk, chaos, rc, example = sys.argv[1:]
 rows = list(csv.DictReader(open(path)))
 load = [r for r in rows if r["phase"] == "load"]
 first, last = rows[0], rows[-1]
@@ -67,7 +81,7 @@ growth = (rss_end - rss_w) / rss_w * 100 if rss_w else 0
 fd_before, fd_after = int(first["fds"]), int(last["fds"])
 reqs = [l for l in open(wrk) if "requests in" in l or "Non-2xx" in l or "Socket errors" in l]
 with open(md, "w") as f:
-    f.write(f"# soak: {secs} s of mixed traffic against the C example (2 workers)\n\n")
+    f.write(f"# soak: {secs} s of mixed traffic against {example} (2 workers)\n\n")
     f.write("".join("    " + l for l in reqs) + "\n")
     f.write("    " + open(chaos).read().strip() + "\n\n")
     f.write(f"- RSS: {first['rss_kb']} kB idle before; {rss_w} kB after warm-up (t={warm['t_s']} s); "
