@@ -38,7 +38,8 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 (cd "$www" && PORT="$port" WORKERS=2 exec "$bin") >"$out/soak-$stamp-server.log" 2>&1 &
 srv=$!
 pids=()
-cleanup() { for p in "${pids[@]}" "$srv"; do kill "$p" 2>/dev/null || true; done; }
+# Only real pids: `kill 0` would signal the whole process group (make too).
+cleanup() { for p in "${pids[@]}" "$srv"; do [ "${p:-0}" -gt 0 ] && kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/ping" >/dev/null 2>&1 && break; sleep 0.05; done
 
