@@ -286,9 +286,12 @@ ql_status Server::start(std::string *err) {
     uint16_t port = 0;
     if (ql_status st = bind_all(limits_.workers, fds, port, err); st != QL_OK) return st;
     state_ = State::Running;
+    // Every worker exists before the first thread runs: a running loop reads
+    // workers_ (find, for any request id), so it must not grow meanwhile.
+    workers_.reserve(limits_.workers);
+    for (uint32_t i = 0; i < limits_.workers; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
     for (uint32_t i = 0; i < limits_.workers; ++i) {
-        workers_.push_back(std::make_unique<Worker>(*this, i));
-        if (!workers_.back()->start(fds[i], err)) {
+        if (!workers_[i]->start(fds[i], err)) {
             for (uint32_t k = i + 1; k < fds.size(); ++k) ::close(fds[k]);
             for (auto &w : workers_) w->request_stop(0);
             for (auto &w : workers_) w->join();
