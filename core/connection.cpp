@@ -562,7 +562,13 @@ void Connection::answer_body(Request *r, int status, std::string body, std::stri
     r->body_ref = {};
     // An answer to HEAD carries no body bytes, errors (404, 405, 400) included.
     if (std::strcmp(r->method_name, "HEAD") == 0) r->head_only = true;
-    HeadParams hp{status, "application/json", extra, r->out_body.size(), r->keep_alive, r->http_minor == 0, w.date};
+    ready_here(r, status, "application/json", extra, r->out_body.size());
+}
+
+// The head of an answer made on the loop (its bytes are in out_body or
+// body_ref): with the native rules' header lines, ready to be written.
+void Connection::ready_here(Request *r, int status, std::string_view type, std::string_view headers, size_t length) {
+    HeadParams hp{status, type, headers, length, r->keep_alive, r->http_minor == 0, w.date};
     hp.rule_headers = r->rule_headers;
     format_head(r->out_head, hp);
     r->resp_status = status;
@@ -627,23 +633,13 @@ void Connection::dispatch(Request *r) {
     }
     if (m.route->metrics) {
         srv.render_metrics(r->out_body);
-        HeadParams hp{200, "text/plain; version=0.0.4; charset=utf-8", {}, r->out_body.size(), r->keep_alive,
-                      r->http_minor == 0, w.date};
-        hp.rule_headers = r->rule_headers;
-        format_head(r->out_head, hp);
-        r->resp_status = 200;
-        r->ready = true;
+        ready_here(r, 200, "text/plain; version=0.0.4; charset=utf-8", {}, r->out_body.size());
         return;
     }
     if (const StaticAnswer *a = m.route->answer.get()) {
         r->body_ref = a->body;
         if (!status_has_body(a->status)) r->head_only = true;
-        HeadParams hp{a->status, a->content_type, a->extra_headers, a->body.size(), r->keep_alive,
-                      r->http_minor == 0, w.date};
-        hp.rule_headers = r->rule_headers;
-        format_head(r->out_head, hp);
-        r->resp_status = a->status;
-        r->ready = true;
+        ready_here(r, a->status, a->content_type, a->extra_headers, a->body.size());
         return;
     }
     static thread_local std::string tmp;
@@ -710,11 +706,7 @@ bool Connection::cors(Request *r, const CorsRules &c) {
         r->out_body.clear();
         r->body_ref = {};
         r->head_only = true;
-        HeadParams hp{204, {}, {}, 0, r->keep_alive, r->http_minor == 0, w.date};
-        hp.rule_headers = r->rule_headers;
-        format_head(r->out_head, hp);
-        r->resp_status = 204;
-        r->ready = true;
+        ready_here(r, 204, {}, {}, 0);
         return true;
     }
     if (allowed) c.actual_headers(origin, r->rule_headers);
@@ -837,11 +829,7 @@ void Connection::serve_file(Request *r, const StaticDir &dir, std::string_view r
         std::string_view body = gz ? std::string_view(f->gz) : std::string_view(f->body);
         r->body_ref = length ? body.substr(first, length) : std::string_view("", 0);
     }
-    HeadParams hp{code, f->type, h, static_cast<size_t>(length), r->keep_alive, r->http_minor == 0, w.date};
-    hp.rule_headers = r->rule_headers;
-    format_head(r->out_head, hp);
-    r->resp_status = code;
-    r->ready = true;
+    ready_here(r, code, f->type, h, static_cast<size_t>(length));
 }
 
 // Response cache: true when answered from it or waiting on the leader.
@@ -868,12 +856,7 @@ bool Connection::cache_lookup(Request *r, const RouteRules &rr) {
         r->rule_headers.append("Age: ").append(age, end).append("\r\n");
         r->body_ref = Server::cached_body(a, *r, r->rule_headers);
         if (!status_has_body(a.status)) r->head_only = true;
-        HeadParams hp{a.status, a.content_type, a.headers, r->body_ref.size(), r->keep_alive,
-                      r->http_minor == 0, w.date};
-        hp.rule_headers = r->rule_headers;
-        format_head(r->out_head, hp);
-        r->resp_status = a.status;
-        r->ready = true;
+        ready_here(r, a.status, a.content_type, a.headers, r->body_ref.size());
         return true;
     }
     case ResponseCache::Outcome::Wait:

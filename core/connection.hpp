@@ -72,6 +72,7 @@ private:
     bool valid(Request *r, const RouteRules &rr);
     void serve_file(Request *r, const StaticDir &dir, std::string_view raw_rest);
     void answer_body(Request *r, int status, std::string body, std::string_view extra = {});
+    void ready_here(Request *r, int status, std::string_view type, std::string_view headers, size_t length);
     void expire_handlers(uint64_t now);
     bool head_limit(Request *r, size_t more);
     bool crlf_gap(const char *to);

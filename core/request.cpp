@@ -65,15 +65,6 @@ void Request::reset_for_reuse() {
     stream_out_data = inflight_data = 0;
 }
 
-namespace {
-int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-}  // namespace
-
 bool valid_utf8(std::string_view s) {
     const auto *p = reinterpret_cast<const unsigned char *>(s.data());
     size_t n = s.size(), i = 0;

@@ -139,6 +139,14 @@ struct Request {
     ~Request() { close_file(); }
 };
 
+// The value of a hex digit, or -1.
+inline int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 // Percent-decoding into `out`; returns false on a bad escape or invalid UTF-8.
 bool percent_decode(std::string_view in, bool plus_is_space, std::string &out);
 bool valid_utf8(std::string_view s);

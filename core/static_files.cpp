@@ -18,14 +18,6 @@ namespace ql {
 
 namespace {
 
-
-int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 bool read_file(int fd, uint64_t size, std::string &out) {
     out.resize(size);
     uint64_t off = 0;
