@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import socket
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
@@ -49,3 +51,13 @@ def raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:
 @pytest.fixture
 def anyport() -> int:
     return 0
+
+
+def load_example(name: str) -> Any:
+    """Imports examples/python/<name>.py as a module (the examples are not a package)."""
+    path = Path(__file__).resolve().parents[3] / "examples" / "python" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_example", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 import fw_apps
 import quicklane
 from compat import Req, Res, assert_same, over_socket, served, settle, via_httpx_client
+from conftest import load_example
 
 ASCII_FILE = bytes(range(256)) * 300  # 76,800 bytes, every byte value
 
@@ -257,14 +258,7 @@ def test_mount_behind_native_routes() -> None:
 
 
 def test_fastapi_example_contract() -> None:
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[3] / "examples" / "python" / "fastapi_app.py"
-    spec = importlib.util.spec_from_file_location("fastapi_example", path)
-    assert spec is not None and spec.loader is not None
-    mod: Any = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_example("fastapi_app")
     with mod.app.start(port=0, workers=1) as srv:
         p = srv.port
         assert over_socket(p, Req("GET", "/ping")).body == b'{"message":"pong"}'

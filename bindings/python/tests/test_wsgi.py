@@ -14,6 +14,7 @@ import pytest
 import fw_apps
 import quicklane
 from compat import Req, assert_same, over_socket, served, settle, via_flask
+from conftest import load_example
 
 UPLOAD = bytes(range(256)) * 300
 
@@ -135,14 +136,7 @@ def test_wsgi_errors_are_500_and_logged(caplog: pytest.LogCaptureFixture) -> Non
 
 
 def test_flask_example_contract() -> None:
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[3] / "examples" / "python" / "flask_app.py"
-    spec = importlib.util.spec_from_file_location("flask_example", path)
-    assert spec is not None and spec.loader is not None
-    mod: Any = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_example("flask_app")
     with mod.app.start(port=0, workers=1) as srv:
         p = srv.port
         assert over_socket(p, Req("GET", "/ping")).body == b'{"message":"pong"}'
