@@ -43,8 +43,14 @@ bool find_path(std::string_view target, size_t &path_off, size_t &path_len) {
         // absolute-form (RFC 9112 3.2.2): skip "scheme://authority"
         size_t scheme = target.find("://");
         if (scheme == std::string_view::npos) return false;
-        size_t slash = target.find('/', scheme + 3);
-        if (slash == std::string_view::npos) return false;  // "http://host" alone: treated as bad here
+        size_t slash = target.find_first_of("/?", scheme + 3);
+        if (slash == std::string_view::npos || target[slash] == '?') {
+            // "http://host" or "http://host?q": the path is empty, which means "/"
+            // (RFC 9112 3.2.2, RFC 3986 6.2.3).
+            path_off = slash == std::string_view::npos ? target.size() : slash;
+            path_len = 0;
+            return true;
+        }
         path_off = slash;
     }
     size_t q = target.find_first_of("?#", path_off);
@@ -55,6 +61,9 @@ bool find_path(std::string_view target, size_t &path_off, size_t &path_len) {
 
 Connection::Connection(Worker &worker) : w(worker) {
     llhttp_init(&parser_, HTTP_REQUEST, settings());
+    // Any HTTP/x.y is parsed; cb_headers_complete answers 505 to a major
+    // other than 1 and serves 1.2 and up as 1.1 (RFC 9112 2.3).
+    parser_.lenient_flags |= LENIENT_VERSION;
     parser_.data = this;
     tcp_.data = this;
     wreq_.data = this;
@@ -168,20 +177,14 @@ void Connection::handle_data(const char *data, size_t len) {
     in_read = true;
     buf_start_ = data;
     buf_end_ = data + len;
-    // A value that ended inside the previous buffer cannot continue here.
-    if (value_end_) value_end_ = reinterpret_cast<const char *>(1);
     span_end_ = nullptr;
     queue_batch_begin();
     llhttp_errno_t err = llhttp_execute(&parser_, data, len);
     queue_batch_end();
     in_read = false;
-    if (err == HPE_OK && parsing_ && span_seen_ && !crlf_gap(buf_end_)) {
-        // The read ended inside the line breaks of a head: check them now,
-        // the buffer is reused for the next read.
-        pending_status_ = 400;
-        pending_msg_ = "bare LF is not allowed as a line terminator";
-        err = HPE_USER;
-    }
+    // The read ended inside the line breaks of a head: check them now, the
+    // buffer is reused for the next read.
+    if (err == HPE_OK && parsing_ && span_seen_ && !gap_ok(buf_end_)) err = HPE_USER;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
         // A request that ends the connection (Connection: close, HTTP/1.0,
         // Upgrade): bytes after it are not HTTP we will read.
@@ -212,7 +215,17 @@ void Connection::handle_data(const char *data, size_t len) {
                 msg = status == 501 ? "method not implemented" : "invalid method";
                 break;
             }
-            default: status = 400; msg = llhttp_get_error_reason(&parser_); break;
+            default: {
+                status = 400;
+                msg = llhttp_get_error_reason(&parser_);
+                // llhttp refuses some folded lines itself (after the request
+                // line, inside Content-Length): name the real fault.
+                const char *pos = llhttp_get_error_pos(&parser_);
+                if (parsing_ && span_seen_ && pos && pos >= buf_start_ && pos <= buf_end_ &&
+                    !gap_ok(std::min(pos + 1, buf_end_)))
+                    msg = pending_msg_;
+                break;
+            }
             }
         }
         if (status) fail(status, msg ? msg : "malformed request");
@@ -247,14 +260,21 @@ bool Connection::head_limit(Request *r, size_t more) {
 }
 
 // Scans the bytes after the last span up to `to` (at most to the LF that ends
-// the head): false on an LF without a CR before it. llhttp 8 accepts a bare
-// LF after the request line and as the empty line ending a head or trailers.
-bool Connection::crlf_gap(const char *to) {
+// the head or the trailers). Every line break of a head lies in these gaps, so
+// the two line rules llhttp 8 does not hold are held here, in every position
+// and across reads: each LF follows a CR (llhttp accepts a bare LF after the
+// request line and as the empty line), and no line starts with SP or HTAB —
+// obs-fold, which llhttp takes as more value, and which it never reports when
+// the folded field's first line was empty (`Transfer-Encoding:` CRLF SP
+// `chunked`). False (400 pending) when either is broken.
+bool Connection::gap_ok(const char *to) {
     for (const char *q = span_end_ ? span_end_ : buf_start_; q < to && gap_lfs_ < 2; ++q) {
         ++gap_bytes_;
         if (*q == '\n') {
-            if (gap_prev_ != '\r') return false;
+            if (gap_prev_ != '\r') return refuse_head("bare LF is not allowed as a line terminator");
             ++gap_lfs_;
+        } else if ((*q == ' ' || *q == '\t') && gap_prev_ == '\n') {
+            return refuse_head("obsolete line folding is not allowed");
         }
         gap_prev_ = *q;
     }
@@ -262,12 +282,17 @@ bool Connection::crlf_gap(const char *to) {
     return true;
 }
 
+bool Connection::refuse_head(const char *why) {
+    pending_status_ = 400;
+    pending_msg_ = why;
+    return false;
+}
+
 bool Connection::note_span(const char *at, size_t len) {
-    if (span_seen_ && !crlf_gap(at)) {
-        pending_status_ = 400;
-        pending_msg_ = "bare LF is not allowed as a line terminator";
-        return false;
-    }
+    if (span_seen_ && !gap_ok(at)) return false;
+    // A span that opens a line with whitespace is a folded line as well.
+    if (span_seen_ && gap_prev_ == '\n' && len && (*at == ' ' || *at == '\t'))
+        return refuse_head("obsolete line folding is not allowed");
     last_gap_ = span_seen_ ? gap_bytes_ : 1;
     span_seen_ = true;
     span_end_ = at + len;
@@ -373,14 +398,7 @@ int Connection::cb_header_value(llhttp_t *p, const char *at, size_t len) {
     if (!r->last_was_value) {
         r->headers.back().value = {static_cast<uint32_t>(r->arena.size()), 0};
         r->last_was_value = true;
-    } else if (at != c->value_end_ && !(at == c->buf_start_ && c->value_end_ == nullptr)) {
-        // llhttp 8 hands an obs-fold continuation line over as more value.
-        c->pending_status_ = 400;
-        c->pending_msg_ = "obsolete line folding is not allowed";
-        return HPE_USER;
     }
-    // A value piece ending at the buffer's end continues at the next buffer's start.
-    c->value_end_ = at + len == c->buf_end_ ? nullptr : at + len;
     r->arena.append(at, len);
     r->headers.back().value.len += static_cast<uint32_t>(len);
     return 0;
@@ -395,14 +413,10 @@ int Connection::cb_headers_complete(llhttp_t *p) {
         c->pending_msg_ = "HTTP version not supported";
         return HPE_USER;
     }
-    // The empty line ending the head must be CRLF too (llhttp 8 accepts a bare LF).
-    if (!c->crlf_gap(c->buf_end_)) {
-        c->pending_status_ = 400;
-        c->pending_msg_ = "bare LF is not allowed as a line terminator";
-        return HPE_USER;
-    }
+    // The line breaks after the last span, the empty line included.
+    if (!c->gap_ok(c->buf_end_)) return HPE_USER;
     c->span_seen_ = false;  // trailers start a new series of spans
-    r->http_minor = p->http_minor;
+    r->http_minor = std::min<uint8_t>(p->http_minor, 1);  // HTTP/1.2 and up: served as 1.1
     r->method_name = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
     int hosts = 0;
     std::string_view expect;
@@ -525,11 +539,7 @@ int Connection::cb_chunk_header(llhttp_t *p) {
 int Connection::cb_message_complete(llhttp_t *p) {
     Connection *c = self(p);
     Request *r = c->parsing_;
-    if (c->span_seen_ && !c->crlf_gap(c->buf_end_)) {  // after trailers
-        c->pending_status_ = 400;
-        c->pending_msg_ = "bare LF is not allowed as a line terminator";
-        return HPE_USER;
-    }
+    if (c->span_seen_ && !c->gap_ok(c->buf_end_)) return HPE_USER;  // after trailers
     c->span_seen_ = false;
     c->parsing_ = nullptr;
     r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !c->w.stopping();
@@ -587,9 +597,8 @@ void Connection::dispatch(Request *r) {
         // asterisk-form: OPTIONS about the server as a whole (RFC 9112 3.2.4).
         r->out_body.clear();
         r->body_ref = {};
-        HeadParams hp{200, {}, {}, 0, r->keep_alive, r->http_minor == 0, w.date};
-        format_head(r->out_head, hp);
-        r->ready = true;
+        r->path = r->target;  // "*" in the access log
+        ready_here(r, 200, {}, {}, 0);
         return;
     }
     if (!find_path(target, poff, plen)) {
@@ -598,6 +607,10 @@ void Connection::dispatch(Request *r) {
         return;
     }
     r->path = {r->target.off + static_cast<uint32_t>(poff), static_cast<uint32_t>(plen)};
+    if (plen == 0) {  // absolute-form without a path: "/"
+        r->path = {static_cast<uint32_t>(r->arena.size()), 1};
+        r->arena.push_back('/');
+    }
     size_t q = target.find('?', poff + plen);
     if (q != std::string_view::npos) {
         size_t end = target.find('#', q);
@@ -852,7 +865,7 @@ bool Connection::cache_lookup(Request *r, const RouteRules &rr) {
         // The stored header lines go out as they are (the request holds the
         // entry); Age and the encoding's lines join the rules' own lines.
         char age[24];
-        auto end = std::to_chars(age, age + sizeof age, (now - a.stored_ms) / 1000).ptr;
+        auto end = std::to_chars(age, age + sizeof age, elapsed_ms(now, a.stored_ms) / 1000).ptr;
         r->rule_headers.append("Age: ").append(age, end).append("\r\n");
         r->body_ref = Server::cached_body(a, *r, r->rule_headers);
         if (!status_has_body(a.status)) r->head_only = true;

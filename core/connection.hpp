@@ -75,7 +75,8 @@ private:
     void ready_here(Request *r, int status, std::string_view type, std::string_view headers, size_t length);
     void expire_handlers(uint64_t now);
     bool head_limit(Request *r, size_t more);
-    bool crlf_gap(const char *to);
+    bool gap_ok(const char *to);
+    bool refuse_head(const char *why);
     bool note_span(const char *at, size_t len);
     int unknown_method(const char *from, const char *to);
     static int cb_method(llhttp_t *p, const char *at, size_t len);
@@ -85,10 +86,9 @@ private:
     llhttp_t parser_;
     uv_write_t wreq_;
     Request *parsing_ = nullptr;
-    // Raw positions for checks llhttp 8 does not make (obs-fold, bare LF).
+    // Raw positions for the line checks llhttp 8 does not make (gap_ok).
     const char *buf_start_ = nullptr;
     const char *buf_end_ = nullptr;
-    const char *value_end_ = nullptr;
     // Bytes between the spans of a head (and after the last one) carry every
     // line break; each LF there must follow a CR. Checked across reads.
     const char *span_end_ = nullptr;  // in the current buffer; nullptr: at its start

@@ -105,7 +105,7 @@ RateLimiter::Verdict RateLimiter::take(uint32_t scope, std::string_view key, con
         if (sh.map.size() >= max_per_shard_) {
             // Drop buckets that have refilled: forgetting them changes nothing.
             for (auto i = sh.map.begin(); i != sh.map.end();) {
-                if (i->second.tokens + (now - i->second.last_ms) * per_ms >= cap)
+                if (i->second.tokens + elapsed_ms(now, i->second.last_ms) * per_ms >= cap)
                     i = sh.map.erase(i);
                 else
                     ++i;
@@ -115,8 +115,8 @@ RateLimiter::Verdict RateLimiter::take(uint32_t scope, std::string_view key, con
         it = sh.map.emplace(k, Bucket{cap, now}).first;
     }
     Bucket &b = it->second;
-    b.tokens = std::min(cap, b.tokens + (now - b.last_ms) * per_ms);
-    b.last_ms = now;
+    b.tokens = std::min(cap, b.tokens + elapsed_ms(now, b.last_ms) * per_ms);
+    b.last_ms = std::max(b.last_ms, now);
     Verdict v{};
     if (b.tokens >= 1.0) {
         b.tokens -= 1.0;
@@ -155,7 +155,7 @@ ResponseCache::Lookup ResponseCache::lookup(const std::string &key, uint64_t now
             e.pending_since = now;
             return {Outcome::Lead, nullptr};
         }
-        if (now - e.pending_since < pending_limit) {
+        if (elapsed_ms(now, e.pending_since) < pending_limit) {
             e.waiters.push_back(waiter);
             return {Outcome::Wait, nullptr};
         }

@@ -18,6 +18,12 @@
 
 namespace ql {
 
+// Milliseconds from `then` to `now`, 0 when `now` is earlier. Several loops
+// share buckets and cache entries, and each reads its clock at its own moment
+// (uv_now is cached per loop iteration): another loop's stamp can be later
+// than this loop's now. Unsigned wrap-around would read as ages of years.
+inline uint64_t elapsed_ms(uint64_t now, uint64_t then) { return now > then ? now - then : 0; }
+
 struct CorsRules {
     bool any_origin = false;
     std::vector<std::string> origins;        // exact, case-sensitive (RFC 6454 serialization)

@@ -212,7 +212,7 @@ std::shared_ptr<const FileEntry> FileCache::get(const StaticDir &dir, const std:
     {
         std::lock_guard lk(mu_);
         auto it = recent_.find(key);
-        if (it != recent_.end() && now - it->second.checked_ms < 1000) return it->second.entry;
+        if (it != recent_.end() && now < it->second.checked_ms + 1000) return it->second.entry;  // no wrap when another loop stamped later
     }
     std::shared_ptr<const FileEntry> e = resolve(dir, rel, status, fd);
     if (e && !e->on_disk) {

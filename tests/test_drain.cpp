@@ -25,6 +25,8 @@ extern char **environ;
 
 namespace {
 
+constexpr uint64_t kBeforeStop = 200;  // requests sent before each stop
+
 struct Tally {
     std::atomic<uint64_t> before_sent{0};      // fully sent before the stop began
     std::atomic<uint64_t> before_answered{0};  // ... and answered with a whole response
@@ -93,7 +95,7 @@ struct Load {
         MESSAGE("sent before the stop: ", tally.before_sent.load(), ", answered: ", tally.before_answered.load(),
                 ", answered after: ", tally.after_answered.load());
         for (const auto &l : tally.lost) MESSAGE("lost: ", l);
-        CHECK(tally.before_sent.load() > 50);
+        CHECK(tally.before_sent.load() >= kBeforeStop);
         CHECK(tally.lost.empty());
         CHECK(tally.before_answered.load() == tally.before_sent.load());
         CHECK(tally.bad.load() == 0);
@@ -127,7 +129,8 @@ TEST_CASE("stop under load answers every request sent before it, slow handlers i
     {
         Load load(server.port(), 8, 3,
                   {qlt::request("GET", "/ping"), qlt::request("GET", "/slow"), qlt::request("GET", "/hello/x")});
-        std::this_thread::sleep_for(400ms);
+        // A count, not a time: the stop comes once enough requests have been sent.
+        REQUIRE(qlt::wait_until([&] { return load.tally.before_sent.load() >= kBeforeStop; }, 14000));
         load.stopped = true;
         server.stop(5000);
         load.join();
@@ -186,7 +189,8 @@ TEST_CASE("SIGTERM to the C example under load: every request sent before it is 
         Load load(port, 8, 3,
                   {qlt::request("GET", "/ping"), qlt::request("GET", "/hello/world"),
                    qlt::request("POST", "/echo", echo, "Content-Type: application/json\r\n")});
-        std::this_thread::sleep_for(400ms);
+        // A count, not a time: the stop comes once enough requests have been sent.
+        REQUIRE(qlt::wait_until([&] { return load.tally.before_sent.load() >= kBeforeStop; }, 14000));
         load.stopped = true;
         REQUIRE(kill(pid, SIGTERM) == 0);
         load.join();

@@ -23,6 +23,8 @@
 //    body for HEAD / 204 / 304, nothing after a "Connection: close" answer;
 //  - no more final answers than requests (per an independent strict llhttp
 //    parse of the same bytes, plus one error answer);
+//  - no head with a line that starts with SP or HTAB (obs-fold: CRLF then SP
+//    or HTAB before the empty line) is ever dispatched; it is a 4xx and close;
 //  - a handler only sees requests that llhttp completed, in order, with valid
 //    method, path, header names and values, Host rules, body length, UTF-8
 //    parameters and query pairs;
@@ -115,7 +117,23 @@ struct Msg {
     int minor = 1;
     std::vector<std::pair<std::string, std::string>> headers;
     bool bare_lf = false;  // a line of the head ends in LF without CR
+    bool folded = false;   // a line of the head starts with SP or HTAB (obs-fold)
 };
+
+// True when a line of the head that starts at `from` (its request line) begins
+// with SP or HTAB before the empty line that ends the head. Field values
+// cannot hold an LF, so the first empty line is the head's end.
+bool head_has_fold(const char *from, const char *end) {
+    for (const char *c = from; c < end;) {
+        const char *nl = static_cast<const char *>(std::memchr(c, '\n', static_cast<size_t>(end - c)));
+        if (!nl || nl + 1 >= end) return false;
+        const char *next = nl + 1;
+        if (*next == ' ' || *next == '\t') return true;
+        if (*next == '\n' || (*next == '\r' && next + 1 < end && next[1] == '\n')) return false;
+        c = next;
+    }
+    return false;
+}
 
 std::string_view trim_ows(std::string_view v) {
     while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
@@ -189,6 +207,7 @@ struct Mirror {
                 for (const char *c = m.head_start; c < end; ++c)
                     if (*c == '\n' && (c == m.input.data() || c[-1] != '\r')) m.cur.bare_lf = true;
             }
+            if (m.head_start) m.cur.folded = head_has_fold(m.head_start, m.input.data() + m.input.size());
             m.in_trailer = true;
             of(p).cur.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
             of(p).cur.minor = p->http_minor;
@@ -728,7 +747,8 @@ size_t check_responses(std::string_view out, const Mirror &m, bool cut, bool &la
             break;
         }
         if (r.status == 100) continue;
-        if (finals < m.msgs.size() && m.msgs[finals].bare_lf) FZ_CHECK(r.status >= 400 && r.close);  // 400, or an earlier limit (414, 431)
+        if (finals < m.msgs.size() && (m.msgs[finals].bare_lf || m.msgs[finals].folded))
+            FZ_CHECK(r.status >= 400 && r.close);  // 400, or an earlier limit (414, 431)
         ++finals;
         closed = r.close;
     }
@@ -760,6 +780,7 @@ void check_seen(const Mirror &m) {
                 break;
         FZ_CHECK(j < m.msgs.size());
         FZ_CHECK(!m.msgs[j].bare_lf);  // bare LF is a 400, never a request
+        FZ_CHECK(!m.msgs[j].folded);   // so is obs-fold, in any position
         used[j] = true;
     }
 }
