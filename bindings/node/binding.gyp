@@ -7,6 +7,8 @@
     "ql_root": "../..",
     "llhttp_dir%": "/usr/share/llhttp",
     "llhttp_include%": "/usr/share/include/llhttp",
+    # node-addon-api's include_dir, found (or fetched) by scripts/build.js
+    "napi_include%": "",
   },
   "targets": [
     {
@@ -22,7 +24,7 @@
         "src/llhttp_llhttp.c",
       ],
       "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<(napi_include)",
         "<(ql_root)/capi/include",
         "<(ql_root)/core",
         "<(llhttp_include)",

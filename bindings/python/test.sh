@@ -21,11 +21,22 @@ if [ ! -f "$tools_stamp" ]; then
   "$py" -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" "pytest>=7" "mypy>=1.8" "orjson>=3.9"
   touch "$tools_stamp"
 fi
-# The frameworks the ASGI/WSGI tests run unchanged under quicklane (and compare
-# with their own in-process test clients).
-apps_stamp="$venv/.ql-apps-1"
+# The package's `test` extra (pytest and the frameworks the ASGI/WSGI tests run
+# unchanged under quicklane), read from pyproject.toml so the two never drift.
+test_deps="$("$py" - "$here/pyproject.toml" <<'PY'
+import sys
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib
+with open(sys.argv[1], "rb") as f:
+    print("\n".join(tomllib.load(f)["project"]["optional-dependencies"]["test"]))
+PY
+)"
+apps_stamp="$venv/.ql-apps-$(echo "$test_deps" | sha256sum | cut -c1-12)"
 if [ ! -f "$apps_stamp" ]; then
-  "$py" -m pip install -q fastapi starlette httpx python-multipart flask django
+  mapfile -t deps <<<"$test_deps"
+  "$py" -m pip install -q "${deps[@]}"
   touch "$apps_stamp"
 fi
 

@@ -38,11 +38,44 @@ function nodeGyp() {
   process.exit(1);
 }
 
+// node-addon-api's headers (a build-time dependency only). npm does not install
+// the dependencies of a linked folder (`npm install /path/to/bindings/node` in
+// an empty project), and runs this script before a copied package's own are
+// in place; so look next to binding.gyp, then in the project npm runs for, and
+// else fetch it from the registry into this folder, as a checkout's install does.
+function napiInclude() {
+  const from = [root, process.env.INIT_CWD, process.cwd()].filter(Boolean);
+  const find = () => {
+    for (const dir of from) {
+      try {
+        return require(require.resolve('node-addon-api', { paths: [dir] })).include_dir.replace(/^"|"$/g, '');
+      } catch {}
+    }
+    return null;
+  };
+  let dir = find();
+  if (!dir) {
+    const range = require(path.join(root, 'package.json')).dependencies['node-addon-api'];
+    console.error(`quicklane: node-addon-api not found; installing node-addon-api@${range} into ${root}`);
+    const npm = process.env.npm_execpath;
+    const cmd = npm ? [process.execPath, [npm]] : ['npm', []];
+    const r = spawnSync(cmd[0], [...cmd[1], 'install', '--no-save', '--no-package-lock', '--ignore-scripts',
+      '--no-audit', '--no-fund', '--loglevel=error', `node-addon-api@${range}`], { cwd: root, stdio: 'inherit' });
+    if (r.status !== 0) process.exit(r.status || 1);
+    dir = find();
+  }
+  if (!dir) {
+    console.error('quicklane: node-addon-api could not be installed');
+    process.exit(1);
+  }
+  return dir;
+}
+
 const gyp = nodeGyp();
 const nodedir = nodeDir();
 const common = [`--nodedir=${nodedir}`, '--jobs=' + (process.env.QUICKLANE_JOBS || '2')];
-function run(args) {
-  const r = spawnSync(process.execPath, [gyp, ...args, ...common], { cwd: root, stdio: 'inherit' });
+function run(args, gypArgs = []) {
+  const r = spawnSync(process.execPath, [gyp, ...args, ...common, ...gypArgs], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status || 1);
 }
 // Reconfigure when the build description changed since the last configure.
@@ -54,6 +87,6 @@ function stale() {
     .some((f) => fs.existsSync(f) && fs.statSync(f).mtimeMs > t);
 }
 if (stale() || process.env.QUICKLANE_REBUILD) {
-  run(['configure']);
+  run(['configure'], ['--', `-Dnapi_include=${napiInclude()}`]);
 }
 run(['build']);
