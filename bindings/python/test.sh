@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the quicklane Python package into a venv and tests it:
-#   mypy --strict on examples/python/hello.py, then the pytest suite.
+#   mypy --strict on the Python examples and the package, then the pytest suite.
 # Assumes the Debian packages of `make build` (cmake, g++, pkg-config,
-# libuv1-dev, node-llhttp); installs everything Python-side itself.
+# libuv1-dev, node-llhttp, zlib1g-dev, nlohmann-json3-dev); installs everything
+# Python-side itself (the build tools, and the package's `test` extra).
 # Idempotent: the extension is rebuilt only when its sources changed.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -478,7 +478,8 @@ QL_API ql_status ql_app_rate_limit(ql_app *app, uint32_t requests, uint32_t wind
  * Encoded slashes or backslashes, NUL, empty, "." and ".." segments, and
  * symlinks that resolve outside the folder answer 404 without touching the
  * disk outside it. Files up to 4 MiB stay in memory (re-read when their
- * size or mtime change); files over 64 MiB are refused (500). */
+ * size or mtime change); larger files of any size are sent from disk with
+ * sendfile(2). */
 typedef struct ql_static_dir_options {
     uint32_t version;
     const char *index;     /* file served for the folder itself and its subfolders; */
