@@ -311,6 +311,15 @@ run_idle() {
 }
 
 # ------------------------------------------------------------- throughput ---
+# other_pct BUSY0 BUSY1 SERVER0 SERVER1 LOAD0 LOAD1 MICROSECONDS → % of one CPU
+# used by anything but the server's processes and the load tool (ticks).
+other_pct() {
+    awk -v b0="$1" -v b1="$2" -v p0="$3" -v p1="$4" -v w0="$5" -v w1="$6" -v t="$7" -v hz="$CLK_TCK" 'BEGIN {
+        if (p0 == "NA" || p1 == "NA" || t <= 0) { print "NA"; exit }
+        o = (b1 - b0) - (p1 - p0) - (w1 - w0); if (o < 0) o = 0
+        printf "%.0f\n", 100 * o / hz / (t / 1e6) }'
+}
+
 # run_wrk SCENARIO ID ROUND PATH [WRK_THREADS CONNS PINNED] → a line in runs.tsv:
 # scenario id round rps p50 p99 p999 requests non2xx socket_errors cpu_us_req rss_kb other_cpu_pct busy stall
 CONTENDED=""
@@ -337,10 +346,7 @@ run_wrk() {
     rss=$(tree_rss_kb "$pid")
     stall=$(awk -v a="$s0" -v b="$s1" -v t="$((t1 - t0))" 'BEGIN {
         if (a == "NA" || b == "NA" || t <= 0) print "NA"; else printf "%.0f\n", 100 * (b - a) / t }')
-    other=$(awk -v b0="$b0" -v b1="$b1" -v p0="$p0" -v p1="$p1" -v w0="$w0" -v w1="$w1" -v t="$((t1 - t0))" -v hz="$CLK_TCK" 'BEGIN {
-        if (p0 == "NA" || p1 == "NA" || t <= 0) { print "NA"; exit }
-        o = (b1 - b0) - (p1 - p0) - (w1 - w0); if (o < 0) o = 0
-        printf "%.0f\n", 100 * o / hz / (t / 1e6) }')
+    other=$(other_pct "$b0" "$b1" "$p0" "$p1" "$w0" "$w1" "$((t1 - t0))")
     rps=$(awk '/^Requests\/sec:/ {printf "%.0f\n", $2; f = 1} END {if (!f) print "NA"}' "$out")
     p50=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
     p99=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
@@ -377,15 +383,19 @@ prime() {
 }
 
 # ------------------------------------------------------------ fixed rate ---
-# run_rate ID PATH → a line in rate.tsv:
-# id target achieved p50 p90 p99 p999 max errors late_starts measured
+# run_rate ID PATH ROUND → a line in rate.tsv:
+# id round target achieved p50 p90 p99 p999 max errors late_starts measured other_cpu_pct
 run_rate() {
-    local id=$1 path=$2 out=$RAW/rate-$1.txt
+    local id=$1 path=$2 round=${3:-1} pid=${SPID[$1]:-} out=$RAW/rate-$1-r${3:-1}.txt b0 b1 p0 p1 w0 w1 t0 t1 other
     up "$id" || return 0
-    log "rate: $id at $RATE rps for ${RATE_DURATION}s (+${RATE_WARMUP}s warmup), $RATE_CONNS connections"
+    log "rate: $id r$round at $RATE rps for ${RATE_DURATION}s (+${RATE_WARMUP}s warmup), $RATE_CONNS connections"
+    b0=$(all_busy) p0=$(tree_ticks "$pid") w0=$(child_ticks) t0=$(now_us)
     run_child timeout -k 5 $((RATE_WARMUP + RATE_DURATION + 30)) "${LOAD_PIN[@]}" "$OUT/rate_client" -r "$RATE" \
         -d "$RATE_DURATION" -w "$RATE_WARMUP" -c "$RATE_CONNS" -p "$path" "$HOST" "${SPORT[$id]}" >"$out" 2>&1 || true
+    w1=$(child_ticks) b1=$(all_busy) p1=$(tree_ticks "$pid") t1=$(now_us)
+    other=$(other_pct "$b0" "$b1" "$p0" "$p1" "$w0" "$w1" "$((t1 - t0))")
+    awk -v v="$other" -v l="$CONTENDED_PCT" 'BEGIN { exit !(v != "NA" && v + 0 >= l + 0) }' && CONTENDED="$CONTENDED rate/$id/r$round"
     kv() { awk -F= -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print "NA"}' "$out"; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$RATE" "$(kv achieved_rate)" "$(kv p50_us)" "$(kv p90_us)" \
-        "$(kv p99_us)" "$(kv p999_us)" "$(kv max_us)" "$(kv errors)" "$(kv late_starts)" "$(kv measured)" >>"$RAW/rate.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$round" "$RATE" "$(kv achieved_rate)" "$(kv p50_us)" \
+        "$(kv p90_us)" "$(kv p99_us)" "$(kv p999_us)" "$(kv max_us)" "$(kv errors)" "$(kv late_starts)" "$(kv measured)" "$other" >>"$RAW/rate.tsv"
 }

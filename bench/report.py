@@ -88,8 +88,13 @@ class Run:
             self.runs[r[0]][r[1]][int(r[2])] = row
         ikeys = ["before", "with", "per", "opened", "base", "fresh", "fresh_max", "reused", "failed"]
         self.idle = {r[0]: dict(zip(ikeys, r[1:])) for r in read_tsv(os.path.join(raw, "idle.tsv"))}
-        rkeys = ["target", "achieved", "p50", "p90", "p99", "p999", "max", "errors", "late", "measured"]
-        self.rate = {r[0]: dict(zip(rkeys, r[1:])) for r in read_tsv(os.path.join(raw, "rate.tsv"))}
+        # rate[id][round] = row dict (a run before rounds has no round column: round 1)
+        rkeys = ["target", "achieved", "p50", "p90", "p99", "p999", "max", "errors", "late", "measured", "other"]
+        self.rate: dict[str, dict[int, dict[str, str]]] = defaultdict(dict)
+        for r in read_tsv(os.path.join(raw, "rate.tsv")):
+            if len(r) == 11:
+                r.insert(1, "1")
+            self.rate[r[0]][int(r[1])] = dict(zip(rkeys, r[2:]))
         self.probes = read_tsv(os.path.join(raw, "probes.tsv"))
         self.contended = set(self.meta.get("contended", "").split())
         self.raw = raw
@@ -209,30 +214,52 @@ def idle_table(run: Run) -> list[str]:
     return out if n or len(out) > 2 else ["Not run (not selected)."]
 
 
+def rate_median(rounds: dict[int, dict[str, str]], field: str) -> float | None:
+    vals = [v for v in (num(r.get(field)) for r in rounds.values()) if v is not None]
+    return statistics.median(vals) if vals else None
+
+
 def rate_table(run: Run) -> list[str]:
     out = [
-        "| language | server | target rps | achieved rps | p50 (µs) | p99 (µs) | p99.9 (µs) | max (µs) | errors | notes |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| language | server | target rps | achieved rps | p50 (µs) | p99 (µs) | p99.9 (µs) | max (µs) | errors "
+        "| quicklane p99 ÷ this server's (same round) | rounds: p50 / p99 / p99.9 (µs) | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     n = 0
     for g in ONE_WORKER_GROUPS:
+        qls = [i for i in run.ids(g) if run.servers[i]["role"] == "ql" and run.rate.get(i)]
         for sid in run.ids(g):
             s = run.servers[sid]
             if s["status"] == "not selected":
                 continue
             name = f"**{s['desc']}**" if s["role"] == "ql" else s["desc"]
-            d = run.rate.get(sid)
-            if not d:
-                out.append(f"| {GROUP_NAMES[g]} | {name} | — | — | — | — | — | — | — | {s['status'] if s['status'] != 'ok' else 'not run'} |")
+            rounds = run.rate.get(sid)
+            if not rounds:
+                out.append(f"| {GROUP_NAMES[g]} | {name} | — | — | — | — | — | — | — | — | — | {s['status'] if s['status'] != 'ok' else 'not run'} |")
                 continue
             n += 1
+            med = {f: rate_median(rounds, f) for f in ("achieved", "p50", "p99", "p999")}
+            target = next(iter(rounds.values()))["target"]
+            worst = max((v for v in (num(r["max"]) for r in rounds.values()) if v is not None), default=None)
+            errors = sum(num(r["errors"]) or 0 for r in rounds.values())
+            ratios = []
+            if s["role"] == "peer":  # each quicklane front end's p99 over this peer's, same round, median
+                for q in qls:
+                    vals = [num(run.rate[q][k]["p99"]) / num(rounds[k]["p99"]) for k in sorted(set(run.rate[q]) & set(rounds))
+                            if num(run.rate[q][k]["p99"]) is not None and num(rounds[k]["p99"])]
+                    ratios.append(f"{q} {fmt_ratio(statistics.median(vals) if vals else None)}"
+                                  + (f" ({' '.join(f'{v:.2f}' for v in vals)})" if len(vals) > 1 else ""))
+            per_round = ", ".join(f"r{k} {r['p50']} / {r['p99']} / {r['p999']}" for k, r in sorted(rounds.items()))
             notes = []
-            t, a = num(d["target"]), num(d["achieved"])
-            if t and (a is None or a < 0.97 * t):
-                notes.append("**did not sustain the rate**: its latencies include queueing")
+            t = num(target)
+            if t and any((num(r["achieved"]) or 0) < 0.97 * t for r in rounds.values()):
+                notes.append("**did not sustain the rate** (a round): its latencies include queueing")
+            cr = run.contended_rounds("rate", sid)
+            if cr:
+                notes.append("contended: " + ", ".join(cr))
             out.append(
-                f"| {GROUP_NAMES[g]} | {name} | {d['target']} | {d['achieved']} | {d['p50']} | {d['p99']} | {d['p999']} "
-                f"| {d['max']} | {d['errors']} | {'; '.join(notes)} |"
+                f"| {GROUP_NAMES[g]} | {name} | {target} | {fmt(med['achieved'])} | {fmt(med['p50'])} | {fmt(med['p99'])} "
+                f"| {fmt(med['p999'])} | {fmt(worst)} | {fmt(errors)} | {', '.join(ratios) or '—'} | {per_round} | {'; '.join(notes)} |"
             )
     return out if n or len(out) > 2 else ["Not run (not selected)."]
 
@@ -413,7 +440,7 @@ def main() -> None:
              f"(measuring {int(num(m.get('measure_time')) or 0)} s; estimated {int(num(m.get('estimate')) or 0)} s)")
     L.append("")
     if run.contended:
-        total = sum(len(r) for ids in run.runs.values() for r in ids.values())
+        total = sum(len(r) for ids in run.runs.values() for r in ids.values()) + sum(len(r) for r in run.rate.values())
         if len(run.contended) <= 10:
             which = ", ".join(sorted(run.contended))
         else:
@@ -459,7 +486,9 @@ def main() -> None:
           f"`bench/rate_client.c`: {settings.get('RATE_CONNS', '?')} keep-alive connections share a constant total rate "
           "(open loop, as wrk2); each request's latency counts from its *intended* send time, so a stalled server is",
           f"charged for the requests it delayed (no coordinated omission). {settings.get('RATE_DURATION', '?')} s measured "
-          f"after {settings.get('RATE_WARMUP', '?')} s. The rate is one every one-worker server here sustains (FastAPI on "
+          f"after {settings.get('RATE_WARMUP', '?')} s, {settings.get('ROUNDS', '?')} rounds (order reversed every other "
+          "round); achieved rps, p50, p99 and p99.9 are medians over the rounds (each round's are listed), max is the",
+          "worst round's. The rate is one every one-worker server here sustains (FastAPI on "
           "uvicorn, the slowest, serves about 3k rps on /hello).", "", *rate_table(run), ""]
     L += ["## 6. All cores: workers = nproc", "",
           "quicklane C (`WORKERS=nproc`), nginx (`worker_processes nproc`), quicklane Go and net/http (`GOMAXPROCS=nproc`),",
