@@ -210,7 +210,9 @@ struct Mirror {
             if (m.head_start) m.cur.folded = head_has_fold(m.head_start, m.input.data() + m.input.size());
             m.in_trailer = true;
             of(p).cur.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
-            of(p).cur.minor = p->http_minor;
+            // The server's version rule (RFC 9112 2.3): major 1 only, 1.2 and up served as 1.1.
+            if (p->http_major != 1) return -1;
+            of(p).cur.minor = std::min<int>(p->http_minor, 1);
             return 0;
         };
         s.on_message_complete = [](llhttp_t *p) {
@@ -218,6 +220,7 @@ struct Mirror {
             return llhttp_should_keep_alive(p) && !p->upgrade ? 0 : static_cast<int>(HPE_PAUSED);
         };
         llhttp_init(&p, HTTP_REQUEST, &s);
+        p.lenient_flags |= LENIENT_VERSION;  // as the server: any x.y parses, the rule is above
         p.data = this;
         input = in;
         llhttp_execute(&p, in.data(), in.size());
