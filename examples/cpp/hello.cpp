@@ -1,15 +1,19 @@
-// quicklane from C++: the example contract with the header-only wrapper and nlohmann_json.
+// quicklane from C++: the example contract with the header-only wrapper. JSON without a DOM
+// (fast_json.hpp, beside): /echo's body is checked and compacted in one pass, replies are written
+// by fast_json::Writer.
 #include <cstdlib>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <quicklane.hpp>
 
-using json = nlohmann::ordered_json;  // keeps the key order of the echoed body
+#include "fast_json.hpp"
+
 using quicklane::Request;
 using quicklane::Response;
 
-static std::string dump(const json& j) {  // invalid UTF-8 from a URL is replaced, not thrown
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+static Response error(std::string_view detail, int status) {  // {"detail": "..."}
+    std::string body;
+    fast_json::Writer(body).begin_object().key("detail").value(detail).end_object();
+    return Response::json(std::move(body), status);
 }
 
 static unsigned env_or(const char* name, unsigned fallback) {
@@ -22,15 +26,16 @@ int main() try {
 
     quicklane::App app;
     app.static_route("GET", "/ping", Response::json(R"({"message":"pong"})"));
-    app.get("/hello/{name}", [](Request& req) {
-        return Response::json(dump({{"hello", req.param("name").value_or("")}}));
+    app.get("/hello/{name}", [](Request& req) {  // invalid UTF-8 would be replaced, not thrown
+        std::string body;
+        fast_json::Writer(body).begin_object().key("hello").value(req.param("name").value_or(""))
+            .end_object();
+        return Response::json(std::move(body));
     });
-    app.post("/echo", [](Request& req) {
-        try {
-            return Response::json(dump(json::parse(req.body())));
-        } catch (const json::parse_error& e) {
-            return Response::json(dump({{"detail", std::string("invalid JSON: ") + e.what()}}), 400);
-        }
+    app.post("/echo", [](Request& req) {  // the body as sent, less its whitespace: key order kept
+        std::string body;
+        if (auto err = fast_json::minify(req.body(), body)) return error(err->message, 400);
+        return Response::json(std::move(body));
     });
 
     quicklane::Server server(app, {.port = static_cast<std::uint16_t>(env_or("PORT", 8080)),
