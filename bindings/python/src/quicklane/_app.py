@@ -47,7 +47,9 @@ def _render(result: Any) -> tuple[int, Optional[str], Optional[list[tuple[str, s
         return result.status_code, result.media_type, result.headers, result.body
     if isinstance(result, (bytes, bytearray, memoryview)):
         return 200, BYTES_TYPE, None, result
-    return 200, JSON_TYPE, None, dumps(result)  # None → null, numbers, tuples, ...
+    if inspect.isgenerator(result) or inspect.isasyncgen(result) or inspect.iscoroutine(result):
+        raise TypeError("a generator or coroutine is not an answer")
+    return 200, JSON_TYPE, None, dumps(result)  # None → null, numbers, tuples (lists, as FastAPI), models, ...
 
 
 def _error_parts(e: HTTPError) -> tuple[int, Optional[str], Optional[list[tuple[str, str]]], Any]:
@@ -616,7 +618,13 @@ def _join_all(threads: list[threading.Thread], timeout: float) -> None:
 
 
 def _answer(ev: _native.NativeRequest, result: Any, route: _Route) -> None:
-    status, ctype, headers, body = _render(result)
+    try:
+        status, ctype, headers, body = _render(result)
+    except (TypeError, ValueError) as e:  # no answer can be made of it: never 200 with a repr
+        logger.error("quicklane: %s %s returned %s, which is not an answer (%s); sent 500",
+                     route.method, route.pattern, type(result).__name__, e)
+        ev.respond(500, JSON_TYPE, None, _INTERNAL_ERROR)
+        return
     try:
         ev.respond(status, ctype, headers, body)
     except ValueError as e:  # refused by the core (e.g. a reserved header): the request is still ours

@@ -1,8 +1,13 @@
 """Requests, responses and errors: the values a handler sees and returns."""
 from __future__ import annotations
 
+import datetime as _dt
+import decimal as _decimal
+import enum as _enum
 import http
 import json as _json
+import pathlib as _pathlib
+import uuid as _uuid
 from typing import Any, Iterator, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import _native
@@ -22,16 +27,39 @@ HeaderList = Sequence[Tuple[str, str]]
 HeadersArg = Union[Mapping[str, str], HeaderList, None]
 
 
+def _encodable(obj: Any) -> Any:
+    """What FastAPI's encoder makes of the types JSON has no form for; TypeError
+    for anything else (a generator, a socket...), never its repr."""
+    model_dump = getattr(obj, "model_dump", None)
+    if callable(model_dump):  # a pydantic model
+        return model_dump(mode="json")
+    if isinstance(obj, _decimal.Decimal):
+        exp = obj.as_tuple().exponent  # as FastAPI: 3 -> 3, 1.50 -> 1.5 (NaN, Infinity: floats)
+        return int(obj) if isinstance(exp, int) and exp >= 0 else float(obj)
+    if isinstance(obj, (set, frozenset)):
+        return list(obj)
+    if isinstance(obj, (_dt.datetime, _dt.date, _dt.time)):
+        return obj.isoformat()
+    if isinstance(obj, _dt.timedelta):
+        return obj.total_seconds()
+    if isinstance(obj, _enum.Enum):
+        return obj.value
+    if isinstance(obj, (_uuid.UUID, _pathlib.PurePath)):
+        return str(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
 def _stdlib_dumps(obj: Any) -> bytes:
-    return _json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    return _json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_encodable).encode()
 
 
 def dumps(obj: Any) -> bytes:
-    """Encodes obj as compact UTF-8 JSON (orjson when installed, else stdlib json)."""
+    """Encodes obj as compact UTF-8 JSON (orjson when installed, else stdlib json).
+    TypeError for a value with no JSON form."""
     if _orjson is not None:
         try:
-            return _orjson.dumps(obj, option=_ORJSON_OPTS)
-        except TypeError:  # a type orjson does not know (Decimal, huge int, ...)
+            return _orjson.dumps(obj, default=_encodable, option=_ORJSON_OPTS)
+        except TypeError:  # a type orjson does not take even so (huge int, ...): stdlib decides
             pass
     return _stdlib_dumps(obj)
 
