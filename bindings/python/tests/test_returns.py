@@ -8,7 +8,7 @@ import decimal
 import enum
 import logging
 import uuid
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import pytest
 from pydantic import BaseModel
@@ -66,3 +66,43 @@ def test_values_with_a_json_form_and_values_without(caplog: pytest.LogCaptureFix
                 assert r.json() == {"detail": "Internal Server Error"}
                 assert b"<" not in r.body
                 assert any(path in m and f"returned {type_name}" in m for m in caplog.messages), caplog.messages
+
+
+def test_query_parameters_are_function_arguments_typed_and_validated_natively() -> None:
+    """Issue 23: `def read(id: int, limit: int = 10)` with ?limit=50 gets limit == 50 (it got 10)."""
+    app = quicklane.App()
+    seen: list[dict[str, Any]] = []
+
+    @app.get("/items/{id}", params={"limit": {"maximum": 100}})
+    def read(id: int, limit: int = 10, q: Optional[str] = None, active: bool = False, ratio: float = 0.5,
+             page=1) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        seen.append({"id": id, "limit": limit, "q": q, "active": active, "ratio": ratio, "page": page})
+        return seen[-1]
+
+    @app.get("/need")
+    def need(token: str) -> dict[str, str]:  # required: no default
+        return {"token": token}
+
+    with app.start("127.0.0.1", 0, workers=1) as srv:
+        r = fetch(srv.port, "GET", "/items/7?limit=50&q=pen&active=yes&ratio=2&page=3")
+        assert (r.status, r.json()) == (200, {"id": 7, "limit": 50, "q": "pen", "active": True, "ratio": 2.0,
+                                              "page": 3})
+        assert fetch(srv.port, "GET", "/items/7").json() == {"id": 7, "limit": 10, "q": None, "active": False,
+                                                               "ratio": 0.5, "page": 1}
+        calls = len(seen)
+        for bad in ("limit=abc", "limit=101", "active=maybe", "page=x"):  # the core answers, Python never runs
+            r = fetch(srv.port, "GET", f"/items/7?{bad}")
+            assert r.status == 422, (bad, r.body)
+            assert r.json()["detail"][0]["loc"][0] == "query", (bad, r.body)
+        assert len(seen) == calls
+        r = fetch(srv.port, "GET", "/need")
+        assert r.status == 422 and r.json()["detail"][0]["type"] == "missing", r.body
+        assert fetch(srv.port, "GET", "/need?token=abc").json() == {"token": "abc"}
+
+
+def test_a_parameter_quicklane_cannot_fill_is_refused_at_registration() -> None:
+    app = quicklane.App()
+    with pytest.raises(TypeError, match="'tags'"):
+        @app.get("/x")
+        def x(req: quicklane.Request, tags: list[int]) -> str:
+            return "never"
