@@ -106,3 +106,23 @@ def test_a_parameter_quicklane_cannot_fill_is_refused_at_registration() -> None:
         @app.get("/x")
         def x(req: quicklane.Request, tags: list[int]) -> str:
             return "never"
+
+
+def test_status_code_of_the_decorator() -> None:
+    app = quicklane.App()
+
+    @app.post("/items", status_code=201)
+    def create(req: quicklane.Request) -> dict[str, int]:
+        return {"id": 1}
+
+    @app.post("/explicit", status_code=201)
+    def explicit(req: quicklane.Request) -> quicklane.Response:
+        return quicklane.Response(b"{}", status=202, media_type="application/json")
+
+    with pytest.raises(ValueError, match="status_code"):
+        app.get("/bad", status_code=99)
+
+    with app.start("127.0.0.1", 0, workers=1) as srv:
+        r = fetch(srv.port, "POST", "/items", b"")
+        assert (r.status, r.json()) == (201, {"id": 1})
+        assert fetch(srv.port, "POST", "/explicit", b"").status == 202  # a Response keeps its own

@@ -58,7 +58,7 @@ def _error_parts(e: HTTPError) -> tuple[int, Optional[str], Optional[list[tuple[
 
 class _Route:
     __slots__ = ("method", "pattern", "fn", "is_async", "req_name", "converters", "adapter", "body_name",
-                 "body_model", "param_types", "query_params")
+                 "body_model", "param_types", "query_params", "status_code")
 
     def __init__(self, method: str, pattern: str, fn: Callable[..., Any]) -> None:
         self.method = method
@@ -66,6 +66,7 @@ class _Route:
         self.fn = fn
         self.is_async = _is_async(fn)
         self.adapter: Any = None
+        self.status_code = 200  # of a return value that is not a Response (status_code= of the decorator)
         names = _param_names(pattern)
         try:  # resolve string annotations (from __future__ import annotations)
             sig = inspect.signature(fn, eval_str=True)
@@ -131,6 +132,7 @@ class _Route:
         r.method, r.pattern, r.fn, r.is_async = method, pattern, adapter, is_async
         r.req_name, r.converters, r.adapter = None, {}, adapter
         r.body_name, r.body_model, r.param_types, r.query_params = None, None, {}, []
+        r.status_code = 200
         return r
 
     def kwargs(self, req: Request) -> dict[str, Any]:
@@ -298,7 +300,7 @@ class App:
     def route(self, path: str, methods: Sequence[str] = ("GET",), *, rate_limit: int = 0, per: float = 60.0,
               rate_key: Optional[str] = None, api_key: bool = False, cache: float = 0.0,
               cache_vary: Sequence[str] = (), body: Any = None,
-              params: Optional[dict[str, dict[str, Any]]] = None) -> Callable[[F], F]:
+              params: Optional[dict[str, dict[str, Any]]] = None, status_code: int = 200) -> Callable[[F], F]:
         """Registers the decorated function (def or async def) for path and methods.
         Path parameters ("{name}", "{rest...}") arrive as keyword arguments.
 
@@ -314,12 +316,18 @@ class App:
         annotated with a pydantic model implies it, and receives the model);
         params={"limit": {"type": "integer", "maximum": 100}} types path and
         query parameters (path parameters annotated int/float are typed
-        automatically)."""
+        automatically); other function parameters are typed query parameters.
+
+        status_code= is the status of a return value that is not a Response
+        (FastAPI's name: status_code=201 on a POST that creates)."""
+        if not 200 <= status_code <= 599:
+            raise ValueError(f"status_code must be between 200 and 599, got {status_code}")
 
         def deco(fn: F) -> F:
             for m in methods:
                 self.add_route(m, path, fn)
                 r = self._routes[-1]
+                r.status_code = status_code
                 schema = _schema_json(body if body is not None else r.body_model)
                 specs: dict[str, dict[str, Any]] = {n: {"in": "path", "type": t} for n, t in r.param_types.items()}
                 for n, t, _conv, default in r.query_params:
@@ -682,6 +690,8 @@ def _join_all(threads: list[threading.Thread], timeout: float) -> None:
 def _answer(ev: _native.NativeRequest, result: Any, route: _Route) -> None:
     try:
         status, ctype, headers, body = _render(result)
+        if route.status_code != 200 and not isinstance(result, Response):
+            status = route.status_code
     except (TypeError, ValueError) as e:  # no answer can be made of it: never 200 with a repr
         logger.error("quicklane: %s %s returned %s, which is not an answer (%s); sent 500",
                      route.method, route.pattern, type(result).__name__, e)
