@@ -20,6 +20,7 @@ const QL_E_ALREADY_SENT = -7;
 // Route handlers by id, across every app of this thread (the core calls
 // dispatch(routeId, slot)). Live requests by slot, for abort notices.
 const routes = [];
+const routeTypes = [];  // per route id: the typed parameters of its schema (coerce)
 const live = [];
 // Apps that listen are kept reachable until closed (like a node:http server).
 const listening = new Set();
@@ -32,9 +33,36 @@ function warn(message) {
   process.emitWarning(message, { code: 'QUICKLANE' });
 }
 
+// The values the core's typed parameters accept, as JS values: what it
+// validated is what the handler receives (Fastify's coerceTypes). Integers and
+// numbers follow the core's (Python's) grammar, underscores between digits
+// included; booleans its words.
+const BOOL_WORDS = { 1: true, on: true, t: true, true: true, y: true, yes: true,
+  0: false, off: false, f: false, false: false, n: false, no: false };
+function coerce(value, type) {
+  if (Array.isArray(value)) return value.map((v) => coerce(v, type));
+  if (type === 'integer' || type === 'number') {
+    const t = String(value).trim().replace(/_/g, '').toLowerCase();
+    if (/^[+-]?inf(inity)?$/.test(t)) return t[0] === '-' ? -Infinity : Infinity;
+    if (/^[+-]?nan$/.test(t)) return NaN;
+    const n = Number(t);
+    return Number.isNaN(n) ? value : n;
+  }
+  if (type === 'boolean') {
+    const b = BOOL_WORDS[String(value).toLowerCase()];
+    return b === undefined ? value : b;
+  }
+  return value;
+}
+function coerced(obj, types) {
+  if (types) for (const [name, type] of types) if (obj[name] !== undefined) obj[name] = coerce(obj[name], type);
+  return obj;
+}
+
 class Request {
-  constructor(slot) {
+  constructor(slot, types) {
     this._slot = slot;
+    this._types = types;  // { path: [[name, type]], query: [...] } of the route's schema, or undefined
     this._done = false;       // answered: native data is gone
     this._aborted = false;
     this._method = undefined;
@@ -71,7 +99,10 @@ class Request {
   }
   /** Path parameters, percent-decoded. */
   get params() {
-    if (this._params === undefined) { this._check(); this._params = native.params(this._slot); }
+    if (this._params === undefined) {
+      this._check();
+      this._params = coerced(native.params(this._slot), this._types && this._types.path);
+    }
     return this._params;
   }
   /** Query parameters, percent-decoded; a repeated name gives an array. */
@@ -88,7 +119,7 @@ class Request {
         else if (Array.isArray(prev)) prev.push(v);
         else q[k] = [prev, v];
       }
-      this._query = q;
+      this._query = coerced(q, this._types && this._types.query);
     }
     return this._query;
   }
@@ -288,7 +319,7 @@ function complete(reply, value) {
 // Called by the core (through napi_make_callback) for every request of a JS route.
 function dispatch(routeId, slot) {
   const handler = routes[routeId];
-  const req = new Request(slot);
+  const req = new Request(slot, routeTypes[routeId]);
   const reply = new Reply(req);
   live[slot] = req;
   let result;
@@ -358,6 +389,19 @@ function staticResponse(body, opts) {
 // TypeBox builds it) → the core's body schema and typed-parameter specs.
 const PARAM_KEYS = ['type', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength',
   'pattern', 'enum'];
+// The typed (integer, number, boolean) parameters of a Fastify schema, for coerce().
+function schemaTypes(schema) {
+  const out = {};
+  for (const [where, s] of [['path', schema.params], ['query', schema.querystring]]) {
+    const props = s && typeof s === 'object' && s.properties;
+    if (!props || typeof props !== 'object') continue;
+    const typed = Object.entries(props).filter(([, p]) => p && ['integer', 'number', 'boolean'].includes(p.type))
+      .map(([name, p]) => [name, p.type]);
+    if (typed.length) out[where] = typed;
+  }
+  return out.path || out.query ? out : undefined;
+}
+
 function nativeSchemas(schema) {
   if (typeof schema !== 'object' || schema === null) throw new TypeError('schema must be { body, params, querystring }');
   const body = schema.body === undefined ? '' : JSON.stringify(schema.body);
@@ -489,6 +533,7 @@ class App {
     if (this._server !== undefined) throw new Error('quicklane: routes must be added before listen()');
     const id = routes.length;
     routes.push(handler);
+    routeTypes[id] = opts && opts.schema && typeof opts.schema === 'object' ? schemaTypes(opts.schema) : undefined;
     try {
       native.route(this._app, String(method).toUpperCase(), corePattern(path), id);
     } catch (e) {
