@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -198,6 +199,62 @@ func (c *Context) pairs(n int, fill func(names, values *C.ql_str)) ([]string, []
 // Query returns the first value of the query parameter name (decoded; "+"
 // is a space), or "".
 func (c *Context) Query(name string) string { return c.QueryValues().Get(name) }
+
+// QueryInt returns the query parameter name as an int in the grammar the
+// core's "integer" parameters validate (digits, an optional sign, single
+// underscores between digits, surrounding spaces), ok false when it is absent
+// or not one. With the route's Params typing it, the core has answered 422
+// already for a bad value.
+func (c *Context) QueryInt(name string) (v int, ok bool) {
+	s, present := c.firstQuery(name)
+	if !present {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(coreNumber(s), 10, 64)
+	return int(n), err == nil
+}
+
+// QueryFloat is QueryInt for "number" parameters (Python's float grammar: also
+// inf, infinity and nan).
+func (c *Context) QueryFloat(name string) (v float64, ok bool) {
+	s, present := c.firstQuery(name)
+	if !present {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(coreNumber(s), 64)
+	return f, err == nil
+}
+
+// QueryBool returns the query parameter name in the words the core's "boolean"
+// parameters take: 1, on, t, true, y, yes (true) and 0, off, f, false, n, no
+// (false), any case — not strconv.ParseBool's, which refuses yes/on.
+func (c *Context) QueryBool(name string) (v bool, ok bool) {
+	s, present := c.firstQuery(name)
+	if !present {
+		return false, false
+	}
+	switch strings.ToLower(s) {
+	case "1", "on", "t", "true", "y", "yes":
+		return true, true
+	case "0", "off", "f", "false", "n", "no":
+		return false, true
+	}
+	return false, false
+}
+
+func (c *Context) firstQuery(name string) (string, bool) {
+	vs, ok := c.QueryValues()[name]
+	if !ok || len(vs) == 0 {
+		return "", false
+	}
+	return vs[0], true
+}
+
+// coreNumber spells a value the core accepted as a number the way strconv reads
+// it: spaces trimmed, underscores between digits dropped.
+func coreNumber(s string) string {
+	return strings.ReplaceAll(strings.TrimSpace(s), "_", "")
+}
 
 // QueryValues returns every query parameter, decoded, in a url.Values.
 func (c *Context) QueryValues() url.Values {

@@ -1,6 +1,7 @@
 package quicklane_test
 
 import (
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -135,5 +136,25 @@ func TestBodyRuleRefused(t *testing.T) {
 	app.POST("/x", func(c *quicklane.Context) error { return nil }, quicklane.Body(weird{}))
 	if err := app.Start("127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "not checked natively") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Issue 23: typed query parameters read back in the grammar the core validated
+// (1_000, yes/on), not strconv.ParseBool's.
+func TestTypedQueryAccessors(t *testing.T) {
+	app := quicklane.New(quiet)
+	app.GET("/q", func(c *quicklane.Context) error {
+		n, nok := c.QueryInt("limit")
+		f, fok := c.QueryFloat("ratio")
+		b, bok := c.QueryBool("active")
+		_, mok := c.QueryInt("missing")
+		return c.String(200, fmt.Sprintf("%d %v %g %v %v %v %v", n, nok, f, fok, b, bok, mok))
+	}, quicklane.Params(`{"limit":{"in":"query","type":"integer"},"ratio":{"in":"query","type":"number"},`+
+		`"active":{"in":"query","type":"boolean"}}`))
+	base := start(t, app)
+	expect(t, do(t, "GET", base+"/q?limit=1_000&ratio=2.5&active=yes", ""), 200, "1000 true 2.5 true true true false")
+	expect(t, do(t, "GET", base+"/q?limit=-3&ratio=inf&active=OFF", ""), 200, "-3 true +Inf true false true false")
+	if r := do(t, "GET", base+"/q?active=maybe", ""); r.status != 422 {
+		t.Fatalf("active=maybe: %d %s", r.status, r.body)
 	}
 }
