@@ -126,3 +126,16 @@ def test_status_code_of_the_decorator() -> None:
         r = fetch(srv.port, "POST", "/items", b"")
         assert (r.status, r.json()) == (201, {"id": 1})
         assert fetch(srv.port, "POST", "/explicit", b"").status == 202  # a Response keeps its own
+
+
+def test_out_of_range_server_options_are_a_clear_error() -> None:
+    """Issue 23: port=70000 is a ValueError naming the option, not a pybind11 signature dump."""
+    app = quicklane.App()
+    app.get("/x")(lambda: "x")
+    for kwargs, match in (({"port": 70000}, "port must be between 0 and 65535, got 70000"),
+                          ({"port": 0, "workers": -1}, "workers must be between 0 and 256"),
+                          ({"port": 0, "max_body_bytes": -5}, "max_body_bytes must be a non-negative int")):
+        with pytest.raises(ValueError, match=match):
+            app.start("127.0.0.1", **kwargs)
+    with pytest.raises(TypeError, match="port must be an int"):
+        app.start("127.0.0.1", "8080")  # type: ignore[arg-type]

@@ -485,6 +485,17 @@ class _Engine:
                  limits: dict[str, int]) -> None:
         if threads < 1 or batch < 1:
             raise ValueError("threads and batch must be at least 1")
+        # Checked here, with the names the user typed (else pybind11 answers with its signature).
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a string, got {type(host).__name__}")
+        for name, value, high in (("port", port, 65535), ("workers", workers, 256)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if not 0 <= value <= high:
+                raise ValueError(f"{name} must be between 0 and {high}, got {value}")
+        for name, value in limits.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
         self.routes = list(app._routes)
         self.statics = list(app._statics)
         self.mounts = list(app._mounts)
