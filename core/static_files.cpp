@@ -1,4 +1,5 @@
 #include "static_files.hpp"
+#include "rules.hpp"  // elapsed_ms
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -212,7 +213,7 @@ std::shared_ptr<const FileEntry> FileCache::get(const StaticDir &dir, const std:
     {
         std::lock_guard lk(mu_);
         auto it = recent_.find(key);
-        if (it != recent_.end() && now < it->second.checked_ms + 1000) return it->second.entry;  // no wrap when another loop stamped later
+        if (it != recent_.end() && elapsed_ms(now, it->second.checked_ms) < 1000) return it->second.entry;
     }
     std::shared_ptr<const FileEntry> e = resolve(dir, rel, status, fd);
     if (e && !e->on_disk) {

@@ -47,8 +47,7 @@ def _render(result: Any) -> tuple[int, Optional[str], Optional[list[tuple[str, s
         return result.status_code, result.media_type, result.headers, result.body
     if isinstance(result, (bytes, bytearray, memoryview)):
         return 200, BYTES_TYPE, None, result
-    if inspect.isgenerator(result) or inspect.isasyncgen(result) or inspect.iscoroutine(result):
-        raise TypeError("a generator or coroutine is not an answer")
+    # dumps raises TypeError for what has no JSON form (a generator, an object): _answer sends 500.
     return 200, JSON_TYPE, None, dumps(result)  # None → null, numbers, tuples (lists, as FastAPI), models, ...
 
 
@@ -102,12 +101,10 @@ class _Route:
         for n in names:
             if n in ps:
                 ann = ps[n].annotation
-                if ann in (int, "int"):
-                    converters[n] = int
-                    self.param_types[n] = "integer"
-                elif ann in (float, "float"):
-                    converters[n] = float
-                    self.param_types[n] = "number"
+                t = _QUERY_TYPES.get(ann) if isinstance(ann, (type, str)) else None
+                if t in ("integer", "number"):  # typed path parameters: int and float
+                    converters[n] = _QUERY_CONVERT[t]
+                    self.param_types[n] = t
             elif not var_kw:
                 raise TypeError(f"{fn.__qualname__} has no parameter for path parameter {n!r} of {pattern}")
         self.converters = converters
@@ -184,12 +181,10 @@ def _query_type(ann: Any, default: Any) -> Optional[str]:
     """The native type of a query parameter annotated `ann` (Optional[X] and X | None
     included) or, unannotated, of its default; None when it cannot be one."""
     if ann is inspect.Parameter.empty:
-        if default is inspect.Parameter.empty or default is None:
-            return None if default is inspect.Parameter.empty else "string"
-        return _QUERY_TYPES.get(type(default))
-    args = [a for a in getattr(ann, "__args__", ()) if a is not type(None)]
-    if args and type(None) in getattr(ann, "__args__", ()) and len(args) == 1:
-        ann = args[0]
+        return "string" if default is None else _QUERY_TYPES.get(type(default))
+    args: tuple[Any, ...] = getattr(ann, "__args__", ())
+    if len(args) == 2 and type(None) in args:  # Optional[X], X | None
+        ann = args[0] if args[1] is type(None) else args[1]
     try:
         return _QUERY_TYPES.get(ann)
     except TypeError:  # unhashable annotation
