@@ -240,7 +240,20 @@ void Connection::update_reading() {
     // Stopping: read on only while nothing is owed, so a request the client
     // sent before the stop is still served (with Connection: close), and no
     // request is read behind an answer that will close the connection.
-    bool want = !close_after_ && (!w.stopping() || !head_) && fifo_len_ < w.server.limits().max_pipeline;
+    // A streamed body in progress is read on (stopping or not, pipeline full
+    // or not) while its unread bytes stay under the window.
+    Request *sb = parsing_ && parsing_->body_stream ? parsing_ : nullptr;
+    bool want = !close_after_ && (sb || ((!w.stopping() || !head_) && fifo_len_ < w.server.limits().max_pipeline));
+    bool paused = want && sb && !sb->ready && !sb->fifo_done &&
+                  sb->body_unread.load(std::memory_order_relaxed) >= w.server.limits().body_window_bytes;
+    if (paused) want = false;
+    if (paused != body_paused_) {
+        // Paused, the host is slow, not the client: the idle clock restarts on resume.
+        if (paused) pause_start_ = w.now_ms();
+        else last_activity_ = w.now_ms();
+        body_paused_ = paused;
+    }
+    if (lingering_) want = true;
     if (want && !reading_) {
         if (uv_read_start(reinterpret_cast<uv_stream_t *>(&tcp_), on_alloc, on_read) == 0) reading_ = true;
     } else if (!want && reading_) {
@@ -480,7 +493,13 @@ int Connection::cb_headers_complete(llhttp_t *p) {
         c->pending_msg_ = "duplicate Host header";
         return HPE_USER;
     }
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > lim.max_body_bytes) {
+    r->content_length = (p->flags & F_CONTENT_LENGTH) ? static_cast<int64_t>(p->content_length)
+                        : (p->flags & F_CHUNKED)      ? -1
+                                                      : 0;
+    // A route that streams its body is dispatched now, with its own limit.
+    bool streamed = c->w.server.streams && c->stream_route(r);
+    uint64_t limit = streamed ? r->body_limit : lim.max_body_bytes;
+    if ((p->flags & F_CONTENT_LENGTH) && limit && p->content_length > limit) {
         c->pending_status_ = 413;
         c->pending_msg_ = "request body too large";
         return HPE_USER;
@@ -491,9 +510,11 @@ int Connection::cb_headers_complete(llhttp_t *p) {
             c->pending_msg_ = "unsupported Expect value";
             return HPE_USER;
         }
+        // A streamed body: 100 Continue when the host first reads it.
+        if (streamed) r->expect_continue = r->http_minor == 1 && r->content_length != 0;
         // Interim answer only when nothing earlier is still owed on this
         // connection, so answers never leave out of order.
-        if (r->http_minor == 1 && !c->head_ && !c->writing_) {
+        else if (r->http_minor == 1 && !c->head_ && !c->writing_) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             uv_buf_t b = uv_buf_init(const_cast<char *>(cont), sizeof cont - 1);
             int n = uv_try_write(reinterpret_cast<uv_stream_t *>(&c->tcp_), &b, 1);
@@ -507,12 +528,19 @@ int Connection::cb_headers_complete(llhttp_t *p) {
     }
     c->headers_done_ = true;
     r->body = {static_cast<uint32_t>(r->arena.size()), 0};
+    if (streamed) {
+        r->body_stream = true;
+        r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !c->w.stopping();
+        c->push(r);
+        c->dispatch(r);  // answered natively, or handed to the host before its body
+    }
     return 0;
 }
 
 int Connection::cb_body(llhttp_t *p, const char *at, size_t len) {
     Connection *c = self(p);
     Request *r = c->parsing_;
+    if (r->body_stream) return c->body_arrived(r, at, len) ? 0 : HPE_USER;
     if (r->body.len + len > c->w.server.limits().max_body_bytes) {
         c->pending_status_ = 413;
         c->pending_msg_ = "request body too large";
@@ -528,6 +556,14 @@ int Connection::cb_body(llhttp_t *p, const char *at, size_t len) {
 int Connection::cb_chunk_header(llhttp_t *p) {
     Connection *c = self(p);
     Request *r = c->parsing_;
+    if (r->body_stream) {
+        if (!r->ready && r->body_limit && p->content_length > r->body_limit - r->body_seen) {
+            c->pending_status_ = 413;
+            c->pending_msg_ = "request body too large";
+            return HPE_USER;
+        }
+        return 0;
+    }
     if (p->content_length > c->w.server.limits().max_body_bytes - r->body.len) {
         c->pending_status_ = 413;
         c->pending_msg_ = "request body too large";
@@ -542,8 +578,13 @@ int Connection::cb_message_complete(llhttp_t *p) {
     if (c->span_seen_ && !c->gap_ok(c->buf_end_)) return HPE_USER;  // after trailers
     c->span_seen_ = false;
     c->parsing_ = nullptr;
-    r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !c->w.stopping();
     c->last_activity_ = c->w.now_ms();
+    if (r->body_stream) {
+        bool keep = r->keep_alive && !c->w.stopping();
+        c->body_ended(r);  // may free r
+        return keep ? 0 : HPE_PAUSED;
+    }
+    r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !c->w.stopping();
     c->push(r);
     c->dispatch(r);
     if (!r->keep_alive) return HPE_PAUSED;
@@ -578,6 +619,7 @@ void Connection::answer_body(Request *r, int status, std::string body, std::stri
 // The head of an answer made on the loop (its bytes are in out_body or
 // body_ref): with the native rules' header lines, ready to be written.
 void Connection::ready_here(Request *r, int status, std::string_view type, std::string_view headers, size_t length) {
+    if (answer_closes(r)) r->keep_alive = false;
     HeadParams hp{status, type, headers, length, r->keep_alive, r->http_minor == 0, w.date};
     hp.rule_headers = r->rule_headers;
     format_head(r->out_head, hp);
@@ -939,6 +981,15 @@ bool Connection::admit(Request *r, const Route &route, const AppRules &app) {
 void Connection::fail(int status, std::string_view msg) {
     Request *r = parsing_;
     parsing_ = nullptr;
+    // A body may still be on its way: let the client read the answer.
+    if (status == 413 || (r && r->body_stream)) linger_ = true;
+    if (r && r->body_stream) {
+        // Already in the FIFO and with the host: the host's reads fail, the
+        // client gets this answer in the request's place when none was made.
+        stream_failed(r, status, msg);
+        close_after_ = true;
+        return;
+    }
     if (!r) {
         r = w.acquire();
         r->conn = this;
@@ -1048,7 +1099,7 @@ void Connection::flush() {
         }
         return;
     }
-    if (!closing_ && !head_ && (close_after_ || w.stopping())) close();
+    if (!closing_ && !head_ && (close_after_ || w.stopping())) close_or_linger();
 }
 
 // The bytes of a streamed answer went out: finish it once its last chunk has.
@@ -1165,6 +1216,12 @@ void Connection::complete(uint32_t n) {
         --fifo_len_;
         if (!r->keep_alive) close_after_ = true;
         if (w.server.observe) observe(r);
+        if (r == parsing_) {
+            // Answered before its body ended: the rest is dropped as it comes,
+            // and the request is freed at the body's end (body_ended).
+            r->fifo_done = true;
+            continue;
+        }
         r->conn = nullptr;
         w.release(r);
     }
@@ -1191,6 +1248,7 @@ void Connection::close() {
 
 void Connection::detach(Request *r) {
     uint64_t old = r->state.fetch_or(RS_GONE, std::memory_order_acq_rel);
+    if (r->body_stream) body_failed(*r, QL_E_GONE);
     r->conn = nullptr;
     if (r->ready || !r->dispatched) {
         w.release(r);
@@ -1224,42 +1282,56 @@ void Connection::expire_handlers(uint64_t now) {
     Request *prev = nullptr;
     for (Request *r = head_; r; prev = r, r = r->next) {
         if (!r->dispatched || r->ready || now - r->dispatched_ms < limit) continue;
-        uint64_t s = r->state.load(std::memory_order_acquire);
-        do {
-            if (s & (RS_ANSWERED | RS_GONE)) break;  // an answer is on its way
-        } while (!r->state.compare_exchange_weak(s, s | RS_GONE, std::memory_order_acq_rel));
-        if (s & (RS_ANSWERED | RS_GONE)) continue;
-        Request *e = w.acquire();
-        e->conn = this;
-        e->keep_alive = r->keep_alive;
-        e->http_minor = r->http_minor;
-        e->head_only = r->head_only;
-        e->rule_headers = r->rule_headers;
-        e->route = r->route;
-        e->t0_ns = r->t0_ns;
-        answer_error(e, 503, "handler timed out");
-        e->next = r->next;
-        if (prev)
-            prev->next = e;
-        else
-            head_ = e;
-        if (tail_ == r) tail_ = e;
-        r->conn = nullptr;
-        r->next = nullptr;
-        std::fprintf(stderr, "quicklane: %s %.*s: no answer after %llu ms; sent 503\n", r->method_name,
-                     static_cast<int>(r->path.len), r->arena.data() + r->path.off,
+        if (r == parsing_) continue;  // its body still arrives: the clock starts at its end
+        std::string path(r->view(r->path));
+        const char *method = r->method_name;
+        if (!replace_unanswered(r, 503, "handler timed out", r->keep_alive)) continue;
+        std::fprintf(stderr, "quicklane: %s %s: no answer after %llu ms; sent 503\n", method, path.c_str(),
                      static_cast<unsigned long long>(limit));
-        abandon(r);
-        r = e;
+        r = prev ? prev->next : head_;  // the stand-in
     }
+}
+
+// Puts a core answer (status, msg) in the FIFO in place of r, which nobody
+// has answered yet, and abandons r like a request whose client left (the
+// host is told; its late answer frees r). False when an answer is already on
+// its way (nothing changes then).
+bool Connection::replace_unanswered(Request *r, int status, std::string_view msg, bool keep_alive) {
+    uint64_t s = r->state.load(std::memory_order_acquire);
+    do {
+        if (s & (RS_ANSWERED | RS_GONE)) return false;
+    } while (!r->state.compare_exchange_weak(s, s | RS_GONE, std::memory_order_acq_rel));
+    Request *prev = nullptr;
+    for (Request *q = head_; q && q != r; q = q->next) prev = q;
+    Request *e = w.acquire();
+    e->conn = this;
+    e->keep_alive = keep_alive;
+    e->http_minor = r->http_minor;
+    e->head_only = r->head_only;
+    e->rule_headers = r->rule_headers;
+    e->route = r->route;
+    e->t0_ns = r->t0_ns;
+    e->method_name = r->method_name;
+    answer_error(e, status, msg);
+    e->next = r->next;
+    if (prev)
+        prev->next = e;
+    else
+        head_ = e;
+    if (tail_ == r) tail_ = e;
+    r->conn = nullptr;
+    r->next = nullptr;
+    abandon(r);
+    return true;
 }
 
 void Connection::on_close(uv_handle_t *h) {
     auto *c = static_cast<Connection *>(h->data);
-    if (c->parsing_) {
-        c->w.release(c->parsing_);
-        c->parsing_ = nullptr;
-    }
+    // A streamed body's request is in the FIFO (detached below) unless its
+    // answer was written already.
+    if (c->parsing_ && !c->parsing_->body_stream) c->w.release(c->parsing_);
+    else if (c->parsing_ && c->parsing_->fifo_done) c->body_abandoned(c->parsing_);
+    c->parsing_ = nullptr;
     while (Request *r = c->head_) {
         c->head_ = r->next;
         c->detach(r);
@@ -1271,7 +1343,7 @@ void Connection::on_close(uv_handle_t *h) {
 }
 
 void Connection::drain() {
-    if (idle() && !bytes_pending()) {
+    if (lingering_ || (idle() && !bytes_pending())) {
         close();
         return;
     }
@@ -1290,12 +1362,22 @@ bool Connection::bytes_pending() {
 void Connection::check_timeouts(uint64_t now) {
     if (closing_) return;
     const Limits &lim = w.server.limits();
+    if (lingering_) {
+        if (now - linger_start_ >= 2000) close();
+        return;
+    }
+    if (body_paused_ && now - pause_start_ >= lim.handler_timeout_ms) {
+        // The host stopped reading a streamed body (and has not answered).
+        fail(503, "handler timed out");
+        flush();
+        return;
+    }
     if (head_) {
         expire_handlers(now);
         if (!writing_ && head_->ready) flush();
         if (closing_) return;
     }
-    if (parsing_) {
+    if (parsing_ && !body_paused_) {
         uint64_t limit = headers_done_ ? lim.idle_timeout_ms : lim.header_timeout_ms;
         uint64_t since = headers_done_ ? last_activity_ : head_start_;
         if (now - since >= limit) {

@@ -28,6 +28,12 @@ public:
     void drain();   // server stopping: finish what is in flight, then close
     void check_timeouts(uint64_t now);
     void update_reading();  // read while the pipeline has room
+    // Streamed request bodies (body_stream.cpp). A host read some of r's
+    // body (loop thread): resume reading, send 100 Continue when owed.
+    void body_consumed(Request *r);
+    // An answer to r is being made while its body still arrives: true when
+    // the connection must close after it (the rest is not worth reading).
+    bool answer_closes(Request *r);
     bool idle() const { return !head_ && !parsing_ && !writing_; }
 
     Worker &w;
@@ -81,6 +87,16 @@ private:
     int unknown_method(const char *from, const char *to);
     static int cb_method(llhttp_t *p, const char *at, size_t len);
     static int cb_version(llhttp_t *p, const char *at, size_t len);
+    // Streamed request bodies (body_stream.cpp).
+    bool stream_route(Request *r);
+    bool body_arrived(Request *r, const char *at, size_t len);
+    void body_ended(Request *r);
+    void body_abandoned(Request *r);
+    void stream_failed(Request *r, int status, std::string_view msg);
+    bool replace_unanswered(Request *r, int status, std::string_view msg, bool keep_alive);
+    void send_continue(Request *r);
+    void linger();
+    void close_or_linger();
 
     uv_tcp_t tcp_;
     llhttp_t parser_;
@@ -114,6 +130,12 @@ private:
     bool closing_ = false;
     bool close_after_ = false;  // close once the FIFO is written
     bool reading_ = false;
+    bool body_paused_ = false;   // reads stopped: a streamed body's window is full
+    bool linger_ = false;        // close after the answer by lingering (a body still comes)
+    bool lingering_ = false;     // write side shut: reading and dropping until EOF or 2 s
+    uint64_t pause_start_ = 0;
+    uint64_t linger_start_ = 0;
+    uv_shutdown_t shutdown_req_;
     bool headers_done_ = false;
     bool counted_ = false;
     uint16_t peer_port_ = 0;

@@ -58,6 +58,17 @@ void Request::reset_for_reuse() {
     pending_type.clear();
     pending_headers.clear();
     stream_mode = stream_end = stream_posted = false;
+    if (body_buf.capacity() > 64 * 1024) std::string().swap(body_buf);
+    else body_buf.clear();
+    body_rpos = 0;
+    body_unread.store(0, std::memory_order_relaxed);
+    body_end = false;
+    body_error = 0;
+    body_armed = body_read_once = false;
+    body_stream = fifo_done = expect_continue = false;
+    body_limit = body_seen = 0;
+    content_length = 0;
+    buffered_rpos = 0;
     stream_in.clear();
     stream_buffered.store(0, std::memory_order_relaxed);
     streaming = stream_done = head_sent = false;

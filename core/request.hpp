@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <cstdint>
@@ -122,6 +123,27 @@ struct Request {
     size_t stream_out_data = 0;  // loop: payload bytes in stream_out
     size_t inflight_data = 0;    // loop: payload bytes in the write under way
 
+    // Streamed request bodies (routes with stream_body). The loop appends
+    // what arrives to body_buf; hosts read it with ql_request_body_read from
+    // any thread. stream_mu guards body_buf/body_rpos/body_end/body_error/
+    // body_armed/body_read_once; body_cv wakes blocked readers.
+    std::condition_variable body_cv;
+    std::string body_buf;        // both: bytes from body_rpos on are unread
+    size_t body_rpos = 0;
+    std::atomic<size_t> body_unread{0};  // loop: the backpressure check
+    bool body_end = false;       // both: the whole body has arrived
+    int32_t body_error = 0;      // both: QL_E_GONE / _TOO_LARGE / _INVALID once it failed
+    bool body_armed = false;     // both: a read gave QL_E_AGAIN; notify once
+    bool body_read_once = false; // both: the host has read (100-continue is owed then)
+    bool body_stream = false;    // loop: dispatched when the head was complete
+    bool fifo_done = false;      // loop: answered and written while the body still came
+    bool expect_continue = false;  // loop: Expect: 100-continue not answered yet
+    uint64_t body_limit = 0;     // loop: 0 = none
+    uint64_t body_seen = 0;      // loop: body bytes received
+    int64_t content_length = 0;  // -1: chunked
+    // A buffered body read through ql_request_body_read: how far (host side).
+    size_t buffered_rpos = 0;
+
     uint64_t generation() const { return state.load(std::memory_order_acquire) >> 8; }
     ql_req_id id() const;
 
@@ -138,6 +160,11 @@ struct Request {
     Request &operator=(const Request &) = delete;
     ~Request() { close_file(); }
 };
+
+// A streamed body failed (client gone, too large, malformed): readers get
+// `code` (the first failure wins) and blocked ones wake. Any thread. True
+// when a reader was waiting for on_body.
+bool body_failed(Request &r, int32_t code);
 
 // The value of a hex digit, or -1.
 inline int hexval(char c) {

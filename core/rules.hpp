@@ -68,6 +68,8 @@ struct RouteRules {
     bool require_api_key = false;
     uint32_t cache_ttl_ms = 0;         // 0 = not cached
     std::vector<std::string> cache_vary;  // lower-case header names in the key
+    bool stream_body = false;  // dispatched at the end of the head; body read as it comes
+    uint64_t max_body_bytes = 0;  // a streamed body's limit; 0 = the server's
 };
 
 struct AppRules {

@@ -44,6 +44,10 @@ bool limits_from_options(const ql_server_options *o, Limits &l, std::string *err
     l.backlog = pick(o->backlog, l.backlog);
     if (o->version >= 2) l.reuse_port = o->reuse_port != 0;
     if (o->version >= 3) l.handler_timeout_ms = pick(o->handler_timeout_ms, l.handler_timeout_ms);
+    if (o->version >= 4) {
+        l.max_stream_body_bytes = o->max_stream_body_bytes;
+        l.body_window_bytes = pick(o->body_window_bytes, l.body_window_bytes);
+    }
     struct Check {
         const char *name;
         uint64_t v, lo, hi;
@@ -59,6 +63,7 @@ bool limits_from_options(const ql_server_options *o, Limits &l, std::string *err
         {"max_pipeline", l.max_pipeline, 1, 1024},
         {"backlog", l.backlog, 1, 65535},
         {"handler_timeout_ms", l.handler_timeout_ms, 10, 86400000},
+        {"body_window_bytes", l.body_window_bytes, 4096, 64u << 20},
     };
     for (const Check &c : checks) {
         if (c.v < c.lo || c.v > c.hi) {
@@ -82,6 +87,7 @@ Server::Server(std::shared_ptr<const Router> router, Limits limits)
         if (r->dir && !files) files = std::make_unique<FileCache>(256ull << 20);
         if (r->rules && r->rules->cache_ttl_ms && !cache)
             cache = std::make_unique<ResponseCache>(router_->app_rules->cache_max_bytes);
+        if (r->rules && r->rules->stream_body) streams = true;
     }
     observe = metrics || router_->app_rules->access_log;
 }

@@ -36,6 +36,8 @@ struct Limits {
     uint32_t backlog = 1024;
     bool reuse_port = false;  // share a fixed port across processes (options v2)
     uint32_t handler_timeout_ms = 60000;  // unanswered → 503 (options v3)
+    uint64_t max_stream_body_bytes = 0;   // streamed bodies: 0 = no limit (options v4)
+    uint32_t body_window_bytes = 256 * 1024;  // unread streamed bytes before reads pause (v4)
 };
 
 // Fills limits from options (0 = default); false + message when out of range.
@@ -61,6 +63,8 @@ public:
     ql_status respond_start(ql_req_id id, const ql_response *head, std::string *err);
     ql_status respond_write(ql_req_id id, const char *data, size_t len, bool end, uint64_t *buffered,
                             std::string *err);
+    ql_status body_read(ql_req_id id, char *buf, size_t cap, int32_t timeout_ms, size_t *out_len,
+                        std::string *err);
     void stats(ql_server_stats *s) const;
     bool on_loop_thread() const;
 
@@ -79,6 +83,7 @@ public:
     std::unique_ptr<ResponseCache> cache;  // set when a route is cached
     std::unique_ptr<FileCache> files;      // set when a folder is mounted
     bool observe = false;              // metrics or access log: time each request
+    bool streams = false;              // a route streams its body: routes are matched at the head
     void render_metrics(std::string &out) const;
     // A cached answer's body for this request: the gzip form when it has one
     // and the client accepts gzip (its headers get Content-Encoding), else

@@ -223,7 +223,7 @@ void Worker::finish() {
         std::lock_guard lk(q_mu_);
         loop_alive_ = false;
         for (const Posted &p : queue_)
-            if (p.r->in_use && p.r->generation() == p.gen) release(p.r);
+            if (p.kind == kAnswer && p.r->in_use && p.r->generation() == p.gen) release(p.r);
         queue_.clear();
     }
     uv_close(reinterpret_cast<uv_handle_t *>(&async_), on_handle_closed);
@@ -283,13 +283,16 @@ Request *Worker::acquire() {
 
 void Worker::release(Request *r) {
     if (r->dispatched) server.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
+    bool readers = r->body_stream;
     {
-        // Hosts check the generation under this lock before appending stream bytes.
+        // Hosts check the generation under this lock before appending stream
+        // bytes or reading a streamed body.
         std::lock_guard lk(r->stream_mu);
         uint64_t gen = (r->state.load(std::memory_order_relaxed) >> 8) + 1;
         r->reset_for_reuse();
         r->state.store(gen << 8, std::memory_order_release);
     }
+    if (readers) r->body_cv.notify_all();  // a blocked reader sees the new generation: QL_E_GONE
     r->in_use = false;
     r->next = free_;
     free_ = r;
@@ -302,17 +305,17 @@ Request *Worker::lookup(uint32_t slot) const {
 
 // ---- answers -----------------------------------------------------------
 
-bool Worker::post(Request *r, uint64_t gen) {
+bool Worker::post(Request *r, uint64_t gen, uint8_t kind) {
     std::lock_guard lk(q_mu_);
     if (!loop_alive_) {
         // The loop has ended: nobody else touches the pool now. A plain
         // answer is freed here; stream requests were freed with their
         // connection.
-        if (r->in_use && r->generation() == gen && !r->stream_mode) release(r);
+        if (kind == kAnswer && r->in_use && r->generation() == gen && !r->stream_mode) release(r);
         return false;
     }
     bool wake = queue_.empty();
-    queue_.push_back({r, gen});
+    queue_.push_back({r, gen, kind});
     // One wake-up per burst: only the first post into an empty queue signals.
     if (wake) uv_async_send(&async_);
     return true;
@@ -323,18 +326,22 @@ void Worker::drain_queue() {
         std::lock_guard lk(q_mu_);
         queue_swap_.swap(queue_);
     }
-    for (const Posted &p : queue_swap_) on_posted(p.r, p.gen);
+    for (const Posted &p : queue_swap_) on_posted(p.r, p.gen, p.kind);
     queue_swap_.clear();
 }
 
-bool Worker::hand(Request *r, uint64_t gen) {
-    if (!on_loop_thread()) return post(r, gen);
-    on_posted(r, gen);
+bool Worker::hand(Request *r, uint64_t gen, uint8_t kind) {
+    if (!on_loop_thread()) return post(r, gen, kind);
+    on_posted(r, gen, kind);
     return true;
 }
 
-void Worker::on_posted(Request *r, uint64_t gen) {
+void Worker::on_posted(Request *r, uint64_t gen, uint8_t kind) {
     if (!r->in_use || r->generation() != gen) return;  // stale: the request was recycled
+    if (kind == kBodyRead) {
+        if (r->conn) r->conn->body_consumed(r);
+        return;
+    }
     // stream_mode is written once, by the claimer, before the post that
     // brings us here (the queue's mutex orders it): no lock needed to read it.
     if (r->stream_mode)
@@ -361,6 +368,7 @@ void Worker::on_stream(Request *r) {
         r->stream_posted = false;
     }
     if (!r->streaming) {
+        if (c->answer_closes(r)) r->keep_alive = false;
         HeadParams hp{r->pending_status, r->pending_type, r->pending_headers, 0,
                       r->keep_alive && !stopping_ && r->http_minor != 0, r->http_minor == 0, date, true};
         if (!hp.keep_alive) r->keep_alive = false;
@@ -403,6 +411,7 @@ void Worker::on_answer(Request *r) {
         release(r);
         return;
     }
+    if (c->answer_closes(r)) r->keep_alive = false;
     HeadParams hp{r->pending_status, r->pending_type, r->pending_headers, r->out_body.size(),
                   r->keep_alive && !stopping_, r->http_minor == 0, date};
     if (!hp.keep_alive) r->keep_alive = false;

@@ -48,10 +48,13 @@ public:
     // Answers and stream bytes from other threads, tagged with the request's
     // generation so a stale post never touches a recycled request. False
     // when the loop is gone.
-    bool post(Request *r, uint64_t gen);
+    // kind: kAnswer (an answer or stream bytes) or kBodyRead (a host read a
+    // streamed body: resume reading, send 100 Continue).
+    enum : uint8_t { kAnswer = 0, kBodyRead = 1 };
+    bool post(Request *r, uint64_t gen, uint8_t kind = kAnswer);
     // From any thread: processed at once on the loop thread, else posted.
-    bool hand(Request *r, uint64_t gen);
-    void on_posted(Request *r, uint64_t gen);  // loop thread
+    bool hand(Request *r, uint64_t gen, uint8_t kind = kAnswer);
+    void on_posted(Request *r, uint64_t gen, uint8_t kind);  // loop thread
     void on_answer(Request *r);                // loop thread
     void on_stream(Request *r);                // loop thread
     bool on_loop_thread() const;
@@ -101,6 +104,7 @@ private:
     struct Posted {
         Request *r;
         uint64_t gen;
+        uint8_t kind;
     };
     std::vector<Posted> queue_;
     std::vector<Posted> queue_swap_;

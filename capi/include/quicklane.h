@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 /* Bumped when something is appended to this header. */
-#define QL_ABI_VERSION 1
+#define QL_ABI_VERSION 2
 
 /* ------------------------------------------------------------------------ */
 /* Status codes and errors                                                   */
@@ -56,7 +56,9 @@ enum {
     QL_E_IO = -5,           /* socket/bind/listen/thread failure               */
     QL_E_GONE = -6,         /* request no longer exists or its client has left */
     QL_E_ALREADY_SENT = -7, /* the request was already answered                */
-    QL_E_INTERNAL = -8      /* unexpected internal failure (a bug: report it)   */
+    QL_E_INTERNAL = -8,     /* unexpected internal failure (a bug: report it)   */
+    QL_E_AGAIN = -9,        /* nothing to read yet: a notification follows      */
+    QL_E_TOO_LARGE = -10    /* the request body crossed its limit (413 sent)    */
 };
 
 typedef struct ql_error ql_error;
@@ -201,10 +203,16 @@ typedef struct ql_handler {
     void *user_data;            /* passed to both callbacks                  */
     ql_destroy_fn destroy;      /* optional: called once when no server or
                                    app uses the route any more               */
+    /* Version 2. Streamed request bodies (ql_route_options.stream_body):
+     * called on the loop thread, once, after a ql_request_body_read that
+     * returned QL_E_AGAIN, when bytes, the end of the body or an error can
+     * be read. Same arguments as on_abort. Optional: without it, read with
+     * a timeout on a thread of your own.                                     */
+    ql_abort_fn on_body;
 } ql_handler;
 
-#define QL_HANDLER_VERSION 1
-#define QL_HANDLER_INIT {QL_HANDLER_VERSION, NULL, NULL, NULL, NULL}
+#define QL_HANDLER_VERSION 2
+#define QL_HANDLER_INIT {QL_HANDLER_VERSION, NULL, NULL, NULL, NULL, NULL}
 QL_API void ql_handler_init(ql_handler *handler, uint32_t version);
 
 QL_API ql_status ql_app_new(ql_app **out_app, ql_error **out_error);
@@ -261,10 +269,19 @@ typedef struct ql_server_options {
      * returns QL_E_GONE (and frees the request, as after a client left).
      * Streamed answers, once started, are not limited. Default 60000.   */
     uint32_t handler_timeout_ms;
+    /* Version 4. Streamed request bodies (ql_route_options.stream_body).
+     * max_stream_body_bytes: the server-wide limit of a streamed body; a
+     * declared Content-Length above it is 413 before a byte is read, a
+     * chunked body crossing it is 413 and close. 0 = none (memory stays
+     * bounded by the window anyway), as uvicorn and Go's net/http.
+     * body_window_bytes: unread body bytes a request may hold before the
+     * connection stops reading (backpressure); default 256 KiB, 4 KiB .. 64 MiB. */
+    uint64_t max_stream_body_bytes;
+    uint32_t body_window_bytes;
 } ql_server_options;
 
-#define QL_SERVER_OPTIONS_VERSION 3
-#define QL_SERVER_OPTIONS_INIT {QL_SERVER_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define QL_SERVER_OPTIONS_VERSION 4
+#define QL_SERVER_OPTIONS_INIT {QL_SERVER_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 QL_API void ql_server_options_init(ql_server_options *options, uint32_t version);
 
 /* Validates options (out-of-range values are refused here, with a message)
@@ -374,10 +391,12 @@ typedef struct ql_queue ql_queue;
 /* Values never change; new ones are appended. */
 enum {
     QL_EVENT_REQUEST = 1, /* a request to answer with ql_respond(server, id)  */
-    QL_EVENT_ABORT = 2    /* the client of request `id` left; the request
+    QL_EVENT_ABORT = 2,   /* the client of request `id` left; the request
                              must still be finished with ql_respond(), which
                              then returns QL_E_GONE. With several pollers an
                              ABORT may be seen before its REQUEST.           */
+    QL_EVENT_BODY = 3     /* a streamed body of request `id` can be read again
+                             (after a ql_request_body_read gave QL_E_AGAIN)  */
 };
 
 typedef struct ql_event {
@@ -451,10 +470,16 @@ typedef struct ql_route_options {
     const char *params_schema;    /* typed path/query parameters, as JSON:               */
     size_t params_schema_len;     /* {"id":{"in":"path","type":"integer","minimum":1},
                                      "q":{"in":"query","required":true}} → 422          */
+    /* Version 2. */
+    uint32_t stream_body;         /* 1 = the handler is called once the head is complete;
+                                     the body is read as it arrives with
+                                     ql_request_body_read (not with body_schema)        */
+    uint64_t max_body_bytes;      /* this route's limit of a streamed body; 0 = the
+                                     server's max_stream_body_bytes                     */
 } ql_route_options;
 
-#define QL_ROUTE_OPTIONS_VERSION 1
-#define QL_ROUTE_OPTIONS_INIT {QL_ROUTE_OPTIONS_VERSION, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL, 0, NULL, 0}
+#define QL_ROUTE_OPTIONS_VERSION 2
+#define QL_ROUTE_OPTIONS_INIT {QL_ROUTE_OPTIONS_VERSION, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0}
 QL_API void ql_route_options_init(ql_route_options *options, uint32_t version);
 
 /* Replaces the rules of one route. QL_E_INVALID when no such route exists or
@@ -548,6 +573,37 @@ QL_API ql_status ql_app_metrics(ql_app *app, const char *pattern, size_t pattern
 /* 1 = one JSON line per answered request on stderr (time, client, method,
  * target, route, status, duration_ms, native). Default 0. */
 QL_API ql_status ql_app_access_log(ql_app *app, uint32_t enabled, ql_error **out_error);
+
+/* ------------------------------------------------------------------------ */
+/* Streamed request bodies                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Reads the body of request `id` as it arrives: copies up to `cap` bytes into
+ * `buf` and stores how many in *out_len. Thread-safe (any thread, one reader
+ * at a time). On a route with stream_body the handler runs when the head is
+ * complete; on other routes this reads the buffered body.
+ *  - QL_OK with *out_len > 0: bytes; QL_OK with *out_len == 0: the body has
+ *    ended (trailers are dropped).
+ *  - QL_E_AGAIN: nothing buffered after waiting timeout_ms (0: no wait,
+ *    negative: until something comes). After a QL_E_AGAIN the route's
+ *    on_body (QL_EVENT_BODY for queued routes) fires once when a read would
+ *    give something.
+ *  - QL_E_GONE: the client left mid-body or the request is finished (the
+ *    route's abort notice fires too); QL_E_TOO_LARGE: the body crossed its
+ *    limit and the core answered 413 (the host's answer then returns
+ *    QL_E_GONE); QL_E_INVALID: the body was malformed (400 sent).
+ * The first read of a request with `Expect: 100-continue` sends
+ * "100 Continue", so a handler that answers without reading (401, 413)
+ * never receives the upload. Unread bytes beyond body_window_bytes pause the
+ * connection until they are read. Answering before the body has ended is
+ * allowed: the rest is read and dropped when it is short (up to 256 KiB
+ * declared), else the answer carries Connection: close. */
+QL_API ql_status ql_request_body_read(ql_server *server, ql_req_id id, char *buf, size_t cap, int32_t timeout_ms,
+                                      size_t *out_len, ql_error **out_error);
+
+/* The declared Content-Length of a request body, or -1 when it is chunked
+ * (unknown until its end); 0 when there is none. Loop-owned, read-only. */
+QL_API int64_t ql_request_content_length(const ql_request *req);
 
 #ifdef __cplusplus
 }

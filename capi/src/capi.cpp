@@ -119,6 +119,8 @@ const char *ql_status_name(ql_status s) {
     case QL_E_GONE: return "QL_E_GONE";
     case QL_E_ALREADY_SENT: return "QL_E_ALREADY_SENT";
     case QL_E_INTERNAL: return "QL_E_INTERNAL";
+    case QL_E_AGAIN: return "QL_E_AGAIN";
+    case QL_E_TOO_LARGE: return "QL_E_TOO_LARGE";
     default: return "QL_E_UNKNOWN";
     }
 }
@@ -135,9 +137,7 @@ uint32_t ql_abi_version(void) { return QL_ABI_VERSION; }
     static_assert(sizeof(T) == (offsetof(T, last) + sizeof(T::last) + alignof(T) - 1) / alignof(T) * alignof(T), \
                   #T " grew: make its _init write only the caller's version (see ql_server_options_init)")
 QL_V1_LAYOUT(ql_response, body_len);
-QL_V1_LAYOUT(ql_handler, destroy);
 QL_V1_LAYOUT(ql_server_stats, requests_in_flight);
-QL_V1_LAYOUT(ql_route_options, params_schema_len);
 QL_V1_LAYOUT(ql_static_dir_options, no_gzip);
 QL_V1_LAYOUT(ql_cors_options, max_age_s);
 #undef QL_V1_LAYOUT
@@ -152,7 +152,7 @@ void ql_handler_init(ql_handler *h, uint32_t version) {
     if (!h) return;
     ql_handler d = QL_HANDLER_INIT;
     d.version = version;
-    *h = d;
+    std::memcpy(h, &d, version <= 1 ? offsetof(ql_handler, on_body) : sizeof d);
 }
 void ql_server_options_init(ql_server_options *o, uint32_t version) {
     if (!o) return;
@@ -162,6 +162,7 @@ void ql_server_options_init(ql_server_options *o, uint32_t version) {
     // only the fields its version has.
     size_t n = version <= 1   ? offsetof(ql_server_options, reuse_port)
                : version == 2 ? offsetof(ql_server_options, handler_timeout_ms)
+               : version == 3 ? offsetof(ql_server_options, max_stream_body_bytes)
                               : sizeof d;
     std::memcpy(o, &d, n);
 }
@@ -257,7 +258,8 @@ ql_status ql_app_route(ql_app *app, const char *method, size_t method_len, const
         ql_status st = app->router->add({method ? method : "", method_len}, {pattern ? pattern : "", pattern_len},
                                         ref, nullptr, &msg);
         if (st != QL_OK) return fail(err, st, msg);  // ref has no destroy yet: user_data stays the caller's
-        ref->h = *handler;
+        // A caller built against an older header has a shorter struct.
+        std::memcpy(&ref->h, handler, handler->version <= 1 ? offsetof(ql_handler, on_body) : sizeof(ql_handler));
         return QL_OK;
     });
 }
@@ -353,6 +355,21 @@ void ql_server_free(ql_server **s) {
     }
 }
 
+ql_status ql_request_body_read(ql_server *s, ql_req_id id, char *buf, size_t cap, int32_t timeout_ms,
+                               size_t *out_len, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        size_t dummy = 0;
+        if (!out_len) out_len = &dummy;
+        *out_len = 0;
+        if (!s || (!buf && cap)) return fail(err, QL_E_INVALID, "server and buf are required");
+        ql_status st = s->impl.body_read(id, buf, cap, timeout_ms, out_len, &msg);
+        if (st != QL_OK) return fail(err, st, msg);
+        return QL_OK;
+    });
+}
+
+int64_t ql_request_content_length(const ql_request *r) { return R(r)->content_length; }
+
 ql_status ql_respond(ql_server *s, ql_req_id id, const ql_response *response, ql_error **err) {
     return guarded(err, [&](std::string &msg) -> ql_status {
         if (!s) return fail(err, QL_E_INVALID, "server is NULL");
@@ -437,6 +454,7 @@ ql_status ql_app_route_queue(ql_app *app, const char *method, size_t method_len,
         ref->h.version = QL_HANDLER_VERSION;
         ref->h.on_request = ql::queue_on_request;
         ref->h.on_abort = ql::queue_on_abort;
+        ref->h.on_body = ql::queue_on_body;
         ref->h.user_data = qr;
         ref->h.destroy = ql::queue_route_destroy;
         ql_status st = app->router->add({method ? method : "", method_len}, {pattern ? pattern : "", pattern_len},
@@ -529,7 +547,7 @@ void ql_route_options_init(ql_route_options *o, uint32_t version) {
     if (!o) return;
     ql_route_options d = QL_ROUTE_OPTIONS_INIT;
     d.version = version;
-    *o = d;
+    std::memcpy(o, &d, version <= 1 ? offsetof(ql_route_options, stream_body) : sizeof d);
 }
 
 void ql_cors_options_init(ql_cors_options *o, uint32_t version) {
@@ -595,6 +613,18 @@ ql_status ql_app_route_options(ql_app *app, const char *method, size_t method_le
         }
         if ((rules->body_schema || rules->params) && route->answer)
             return fail(err, QL_E_INVALID, "a static route has no handler to validate for");
+        if (o->version >= 2 && o->stream_body) {
+            if (!route->handler || route->dir || route->metrics)
+                return fail(err, QL_E_INVALID, "stream_body needs a route with a handler");
+            if (rules->body_schema)
+                return fail(err, QL_E_INVALID,
+                            "stream_body and body_schema exclude each other (validation needs the whole body)");
+            if (rules->cache_ttl_ms) return fail(err, QL_E_INVALID, "a cached route cannot stream its body");
+            rules->stream_body = true;
+            rules->max_body_bytes = o->max_body_bytes;
+        } else if (o->version >= 2 && o->max_body_bytes) {
+            return fail(err, QL_E_INVALID, "max_body_bytes is the limit of a streamed body: set stream_body too");
+        }
         route->rules = std::move(rules);
         return QL_OK;
     });

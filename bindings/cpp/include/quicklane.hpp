@@ -37,11 +37,14 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -211,6 +214,46 @@ private:
     RequestId id_ = 0;
 };
 
+// Reads a request body as it arrives (routes with RouteRules::stream_body, or
+// App::route_stream), on any thread but the loop that received it: a read
+// that waits there would stall the very loop that brings the bytes in. On
+// other routes it reads the buffered body. Copyable (a server pointer and an
+// id); use it only until the request is answered.
+class BodyReader {
+public:
+    BodyReader() noexcept = default;
+    BodyReader(ql_server* server, RequestId id) noexcept : server_(server), id_(id) {}
+
+    // Copies up to `cap` bytes, waiting up to timeout_ms (-1: until bytes or
+    // the end come); returns how many, 0 at the end of the body. Throws
+    // Error: QL_E_GONE (the client left), QL_E_TOO_LARGE (over the limit; 413
+    // was sent), QL_E_INVALID (malformed chunked body; 400 was sent),
+    // QL_E_AGAIN (nothing within timeout_ms), QL_E_STATE (on the loop thread
+    // with a timeout).
+    std::size_t read(char* buf, std::size_t cap, std::int32_t timeout_ms = -1) const {
+        std::size_t n = 0;
+        detail::ErrorSlot err;
+        Status st = ql_request_body_read(server_, id_, buf, cap, timeout_ms, &n, err.out());
+        if (st != QL_OK) detail::raise(st, err, "ql_request_body_read");
+        return n;
+    }
+
+    // The rest of the body, at most max_bytes (more: Error QL_E_TOO_LARGE).
+    std::string read_all(std::size_t max_bytes = SIZE_MAX) const {
+        std::string out;
+        char buf[64 * 1024];
+        while (std::size_t n = read(buf, sizeof buf)) {
+            if (out.size() + n > max_bytes) throw Error(QL_E_TOO_LARGE, "quicklane: body larger than read_all's max_bytes");
+            out.append(buf, n);
+        }
+        return out;
+    }
+
+private:
+    ql_server* server_ = nullptr;
+    RequestId id_ = 0;
+};
+
 // A view over a request handed to a handler. Copies are cheap and all views
 // stay valid, on any thread, until the request is answered (Responder::send or
 // the return of a sync handler). Copy what you keep beyond that.
@@ -255,6 +298,14 @@ public:
 
     // A Responder for this request (the same one route_async handlers get).
     Responder responder() const noexcept { return Responder(ql_request_server(req_), id()); }
+    // Reads the body as it arrives (see BodyReader).
+    BodyReader body_reader() const noexcept { return BodyReader(ql_request_server(req_), id()); }
+    // The declared Content-Length; nullopt for a chunked body.
+    std::optional<std::uint64_t> content_length() const noexcept {
+        std::int64_t n = ql_request_content_length(req_);
+        if (n < 0) return std::nullopt;
+        return static_cast<std::uint64_t>(n);
+    }
     ql_request* native() const noexcept { return req_; }
 
 private:
@@ -291,6 +342,19 @@ using AsyncHandler = std::function<void(Request&, Responder)>;
 // (or the server was force-stopped) before the request was answered. The
 // Responder names the aborted request; its send() returns QL_E_GONE.
 using AbortHandler = std::function<void(Responder)>;
+
+// What a route_stream handler returns: callbacks that receive the body on the
+// loop thread as it arrives. on_end runs once the whole body has arrived;
+// on_error instead when it cannot (QL_E_GONE: the client left; QL_E_TOO_LARGE:
+// over the route's limit, 413 sent; QL_E_INVALID: malformed, 400 sent) — the
+// request is finished for you then. Answer with the Responder whenever you
+// like, before the end too (the rest of the body is then dropped).
+struct BodySink {
+    std::function<void(std::string_view)> on_data{};
+    std::function<void()> on_end{};
+    std::function<void(Status)> on_error{};
+};
+using StreamHandler = std::function<BodySink(Request&, Responder)>;
 
 namespace detail {
 
@@ -360,6 +424,108 @@ struct AsyncRoute : RouteBase {
     }
 };
 
+// route_stream: the handler runs when the head is complete and returns a
+// sink; the body is pumped into it with non-blocking reads, again on each
+// on_body notification. Requests whose body is still coming are kept here by
+// id (callbacks come from every loop thread).
+struct StreamRoute : RouteBase {
+    StreamHandler fn;
+    struct Live {
+        BodySink sink;
+        Responder res;
+    };
+    std::mutex mu;
+    std::unordered_map<ql_req_id, std::shared_ptr<Live>> live;
+
+    std::shared_ptr<Live> find(ql_req_id id, bool take) {
+        std::lock_guard lk(mu);
+        auto it = live.find(id);
+        if (it == live.end()) return nullptr;
+        std::shared_ptr<Live> l = it->second;
+        if (take) live.erase(it);
+        return l;
+    }
+
+    static void on_request(void* user_data, ql_request* req) noexcept {
+        auto* self = static_cast<StreamRoute*>(user_data);
+        ql_server* server = ql_request_server(req);
+        ql_req_id id = ql_request_id(req);
+        ql_request_set_tag(req, server);
+        try {
+            Request request(req);
+            auto l = std::make_shared<Live>(Live{self->fn(request, Responder(server, id)), Responder(server, id)});
+            {
+                std::lock_guard lk(self->mu);
+                self->live.emplace(id, std::move(l));
+            }
+            self->pump(server, id);
+            return;
+        } catch (const std::exception& e) {
+            log_error("exception in handler", self->method, self->pattern, e.what());
+        } catch (...) {
+            log_error("exception in handler", self->method, self->pattern, "unknown exception");
+        }
+        self->find(id, true);
+        respond_internal_error(server, id);
+    }
+
+    void pump(ql_server* server, ql_req_id id) noexcept {
+        std::shared_ptr<Live> l = find(id, false);
+        if (!l) return;
+        static thread_local char buf[64 * 1024];
+        try {
+            while (true) {
+                std::size_t n = 0;
+                Status st = ql_request_body_read(server, id, buf, sizeof buf, 0, &n, nullptr);
+                if (st == QL_OK && n) {
+                    if (l->sink.on_data) l->sink.on_data(std::string_view(buf, n));
+                    continue;
+                }
+                if (st == QL_E_AGAIN) return;  // on_body calls back
+                if (!find(id, true)) return;  // finished meanwhile (on_abort)
+                if (st == QL_OK) {
+                    if (l->sink.on_end) l->sink.on_end();
+                    return;
+                }
+                fail(*l, st, server, id);
+                return;
+            }
+        } catch (const std::exception& e) {
+            log_error("exception in body callback of", method, pattern, e.what());
+        } catch (...) {
+            log_error("exception in body callback of", method, pattern, "unknown exception");
+        }
+        if (find(id, true)) respond_internal_error(server, id);
+    }
+
+    void fail(Live& l, Status st, ql_server* server, ql_req_id id) noexcept {
+        try {
+            if (l.sink.on_error) l.sink.on_error(st);
+        } catch (...) {
+            log_error("exception in on_error of", method, pattern, "");
+        }
+        respond_internal_error(server, id);  // frees it: the core has answered or the client left
+    }
+
+    static void on_body(void* user_data, ql_req_id id, void* tag) noexcept {
+        static_cast<StreamRoute*>(user_data)->pump(static_cast<ql_server*>(tag), id);
+    }
+
+    static void on_abort(void* user_data, ql_req_id id, void* tag) noexcept {
+        auto* self = static_cast<StreamRoute*>(user_data);
+        std::shared_ptr<Live> l = self->find(id, true);
+        if (!l) return;
+        // Why: the rest of the body is moot; its last read says (gone, too large, malformed).
+        auto* server = static_cast<ql_server*>(tag);
+        static thread_local char buf[64 * 1024];
+        std::size_t n = 0;
+        Status st;
+        do st = ql_request_body_read(server, id, buf, sizeof buf, 0, &n, nullptr);
+        while (st == QL_OK && n);
+        self->fail(*l, st == QL_OK || st == QL_E_AGAIN ? QL_E_GONE : st, server, id);
+    }
+};
+
 // The header does not say whether a failed ql_app_route calls `destroy`.
 // Registration records a synchronous destroy here, so the route object is
 // freed exactly once either way.
@@ -388,6 +554,10 @@ struct RouteRules {
     std::string cache_vary{};          // headers in the cache key, comma-separated
     std::string body_schema{};         // JSON Schema of the JSON body → 400 / 422
     std::string params_schema{};       // typed path/query parameters (JSON) → 422
+    // The handler runs when the head is complete; read the body with
+    // Request::body_reader() (route_stream sets this for you).
+    bool stream_body = false;
+    std::uint64_t max_body_bytes = 0;  // a streamed body's limit; 0 = the server's
 };
 
 // CORS for the app (see ql_cors_options); lists are comma-separated.
@@ -409,11 +579,12 @@ public:
         detail::check(ql_app_new(&app_, err.out()), err, "ql_app_new");
     }
     ~App() { ql_app_free(&app_); }
-    App(App&& other) noexcept : app_(std::exchange(other.app_, nullptr)) {}
+    App(App&& other) noexcept : app_(std::exchange(other.app_, nullptr)), streamed_(std::move(other.streamed_)) {}
     App& operator=(App&& other) noexcept {
         if (this != &other) {
             ql_app_free(&app_);
             app_ = std::exchange(other.app_, nullptr);
+            streamed_ = std::move(other.streamed_);
         }
         return *this;
     }
@@ -440,6 +611,21 @@ public:
         route->abort = std::move(on_abort);
         ql_abort_fn abort_fn = route->abort ? &detail::AsyncRoute::on_abort : nullptr;
         return add(method, pattern, std::move(route), &detail::AsyncRoute::on_request, abort_fn);
+    }
+
+    // The body arrives as a stream: `handler` runs when the head is complete
+    // and returns a BodySink whose callbacks get the body on the loop thread
+    // as it comes (memory stays bounded by the server's body window).
+    // max_body_bytes: this route's limit (0 = the server's max_stream_body_bytes,
+    // none by default); over it the client gets 413.
+    App& route_stream(std::string_view method, std::string_view pattern, StreamHandler handler,
+                      std::uint64_t max_body_bytes = 0) {
+        auto route = std::make_unique<detail::StreamRoute>();
+        route->fn = std::move(handler);
+        add(method, pattern, std::move(route), &detail::StreamRoute::on_request, &detail::StreamRoute::on_abort,
+            &detail::StreamRoute::on_body);
+        streamed_[std::string(method) + ' ' + std::string(pattern)] = max_body_bytes;
+        return route_rules(method, pattern, RouteRules{});
     }
 
     // Answered entirely in the core; no C++ runs per request.
@@ -470,6 +656,13 @@ public:
         o.body_schema_len = rules.body_schema.size();
         o.params_schema = rules.params_schema.data();
         o.params_schema_len = rules.params_schema.size();
+        o.stream_body = rules.stream_body ? 1 : 0;
+        o.max_body_bytes = rules.max_body_bytes;
+        // route_stream's routes keep streaming whatever other rules are set.
+        if (auto it = streamed_.find(std::string(method) + ' ' + std::string(pattern)); it != streamed_.end()) {
+            o.stream_body = 1;
+            if (!o.max_body_bytes) o.max_body_bytes = it->second;
+        }
         detail::ErrorSlot err;
         detail::check(ql_app_route_options(native_checked(), method.data(), method.size(), pattern.data(),
                                            pattern.size(), &o, err.out()),
@@ -580,13 +773,14 @@ private:
 
     template <class T>
     App& add(std::string_view method, std::string_view pattern, std::unique_ptr<T> route,
-             ql_handler_fn on_request, ql_abort_fn on_abort) {
+             ql_handler_fn on_request, ql_abort_fn on_abort, ql_abort_fn on_body = nullptr) {
         ql_app* app = native_checked();
         route->method.assign(method);
         route->pattern.assign(pattern);
         ql_handler h = QL_HANDLER_INIT;
         h.on_request = on_request;
         h.on_abort = on_abort;
+        h.on_body = on_body;
         h.user_data = route.get();
         h.destroy = &detail::destroy_route<T>;
 
@@ -602,6 +796,7 @@ private:
     }
 
     ql_app* app_ = nullptr;
+    std::map<std::string, std::uint64_t> streamed_;  // "METHOD pattern" of route_stream routes → limit
 };
 
 // Mirrors ql_server_options; 0 (or an empty host) means the library default.
@@ -620,6 +815,8 @@ struct ServerOptions {
     std::uint32_t backlog = 0;
     bool reuse_port = false;              // share a fixed port with other processes
     std::uint32_t handler_timeout_ms = 0; // unanswered → 503; default 60000
+    std::uint64_t max_stream_body_bytes = 0;  // streamed bodies' limit; 0 = none
+    std::uint32_t body_window_bytes = 0;      // unread streamed bytes before reads pause; default 256 KiB
 };
 
 struct ServerStats {
@@ -653,6 +850,8 @@ public:
         o.backlog = options.backlog;
         o.reuse_port = options.reuse_port ? 1 : 0;
         o.handler_timeout_ms = options.handler_timeout_ms;
+        o.max_stream_body_bytes = options.max_stream_body_bytes;
+        o.body_window_bytes = options.body_window_bytes;
         detail::ErrorSlot err;
         detail::check(ql_server_new(app.native(), &o, &server_, err.out()), err, "ql_server_new");
     }
