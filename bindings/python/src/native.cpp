@@ -424,6 +424,41 @@ public:
         return st;
     }
 
+    // A streamed body (stream_body routes), or the buffered one: bytes (b""
+    // at the end), None when nothing is there yet (QL_E_AGAIN: a BODY event
+    // follows on the route's queue), or the negative ql_status of a failure
+    // (QL_E_GONE, QL_E_TOO_LARGE, QL_E_INVALID). Waits up to timeout_ms
+    // without the GIL.
+    py::object body_read(size_t cap, int32_t timeout_ms) {
+        if (!req_) return py::int_(static_cast<int>(QL_E_GONE));
+        if (cap == 0) cap = 1;
+        if (cap > (size_t{16} << 20)) cap = size_t{16} << 20;
+        PyObject *b = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(cap));
+        if (!b) throw py::error_already_set();
+        py::object out = py::reinterpret_steal<py::object>(b);
+        size_t n = 0;
+        ql_status st;
+        if (timeout_ms != 0) {
+            py::gil_scoped_release nogil;
+            st = ql_request_body_read(server_, id_, PyBytes_AS_STRING(b), cap, timeout_ms, &n, nullptr);
+        } else {
+            st = ql_request_body_read(server_, id_, PyBytes_AS_STRING(b), cap, 0, &n, nullptr);
+        }
+        if (st == QL_E_AGAIN) return py::none();
+        if (st != QL_OK) return py::int_(static_cast<int>(st));
+        if (n != cap) {
+            if (_PyBytes_Resize(&b, static_cast<Py_ssize_t>(n)) != 0) {
+                out.release();
+                throw py::error_already_set();
+            }
+            out.release();
+            out = py::reinterpret_steal<py::object>(b);
+        }
+        return out;
+    }
+    // The declared Content-Length; -1 for a chunked body.
+    int64_t content_length() const { return ql_request_content_length(live()); }
+
     size_t body_size() const { return ql_request_body(live()).len; }
     py::bytes body_part(size_t offset, size_t size) const {
         ql_str b = ql_request_body(live());
@@ -690,8 +725,10 @@ public:
             const ql_event &ev = events_[i];
             if (ev.kind == QL_EVENT_REQUEST)
                 out[i] = py::cast(new NativeRequest(ev), py::return_value_policy::take_ownership);
+            else if (ev.kind == QL_EVENT_BODY)
+                out[i] = py::make_tuple(static_cast<int>(QL_EVENT_BODY), ev.id);  // more of a streamed body can be read
             else
-                out[i] = py::int_(ev.id);
+                out[i] = py::int_(ev.id);  // an abort
         }
         return out;
     }
@@ -723,10 +760,10 @@ public:
     void route_rules(const std::string &method, const std::string &pattern, uint32_t rate_limit,
                      uint32_t rate_window_ms, const std::string &rate_key_header, bool require_api_key,
                      uint32_t cache_ttl_ms, const std::string &cache_vary, const std::string &body_schema,
-                     const std::string &params_schema) {
+                     const std::string &params_schema, bool stream_body, uint64_t max_body_bytes) {
         app_.route_rules(method, pattern,
                          {rate_limit, rate_window_ms, rate_key_header, require_api_key, cache_ttl_ms, cache_vary,
-                          body_schema, params_schema});
+                          body_schema, params_schema, stream_body, max_body_bytes});
     }
     void cache_size(uint64_t max_bytes) { app_.cache_size(max_bytes); }
     void static_dir(const std::string &prefix, const std::string &folder, uint32_t max_age_s, bool gzip,
@@ -779,6 +816,8 @@ public:
             else if (k == "backlog") o.backlog = static_cast<uint32_t>(v);
             else if (k == "handler_timeout_ms") o.handler_timeout_ms = static_cast<uint32_t>(v);
             else if (k == "reuse_port") o.reuse_port = v ? 1 : 0;
+            else if (k == "max_stream_body_bytes") o.max_stream_body_bytes = v;
+            else if (k == "body_window_bytes") o.body_window_bytes = static_cast<uint32_t>(v);
             else throw py::value_error("unknown server option: " + k);
         }
         ql_error *err = nullptr;
@@ -843,6 +882,9 @@ PYBIND11_MODULE(_native, m) {
     m.attr("E_GONE") = static_cast<int>(QL_E_GONE);
     m.attr("E_ALREADY_SENT") = static_cast<int>(QL_E_ALREADY_SENT);
     m.attr("E_STATE") = static_cast<int>(QL_E_STATE);
+    m.attr("E_TOO_LARGE") = static_cast<int>(QL_E_TOO_LARGE);
+    m.attr("E_INVALID") = static_cast<int>(QL_E_INVALID);
+    m.attr("EVENT_BODY") = static_cast<int>(QL_EVENT_BODY);
 
     py::class_<NativeRequest>(m, "NativeRequest")
         .def_property_readonly("route", &NativeRequest::route)
@@ -862,6 +904,8 @@ PYBIND11_MODULE(_native, m) {
         .def("client", &NativeRequest::client)
         .def("respond", &NativeRequest::respond)
         .def("discard", &NativeRequest::discard)
+        .def("body_read", &NativeRequest::body_read)
+        .def("content_length", &NativeRequest::content_length)
         .def("body_size", &NativeRequest::body_size)
         .def("body_part", &NativeRequest::body_part)
         .def("asgi_scope", &NativeRequest::asgi_scope)

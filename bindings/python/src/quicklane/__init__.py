@@ -10,6 +10,7 @@ routes and answers native routes without the GIL; your handlers stay in Python.
     app.run(host="127.0.0.1", port=8080, workers=2)
 """
 from ._app import App, Server
+from ._body import ClientDisconnect
 from ._http import Address, Headers, HTTPError, QueryParams, Request, Response
 from ._native import NativeError
 
@@ -23,5 +24,5 @@ def native_version() -> str:
     return _native.version()
 
 
-__all__ = ["App", "Server", "Request", "Response", "HTTPError", "Headers", "QueryParams", "Address",
+__all__ = ["App", "Server", "Request", "Response", "HTTPError", "ClientDisconnect", "Headers", "QueryParams", "Address",
            "NativeError", "native_version", "__version__"]

@@ -12,6 +12,7 @@ import threading
 from typing import Any, Callable, Optional, Sequence, TypeVar, Union
 
 from . import _native
+from ._body import AsyncBody, ClientDisconnect, wake
 from ._http import (
     JSON_TYPE,
     TEXT_TYPE,
@@ -57,7 +58,7 @@ def _error_parts(e: HTTPError) -> tuple[int, Optional[str], Optional[list[tuple[
 
 class _Route:
     __slots__ = ("method", "pattern", "fn", "is_async", "req_name", "converters", "adapter", "body_name",
-                 "body_model", "param_types", "query_params", "status_code")
+                 "body_model", "param_types", "query_params", "status_code", "stream")
 
     def __init__(self, method: str, pattern: str, fn: Callable[..., Any]) -> None:
         self.method = method
@@ -66,6 +67,7 @@ class _Route:
         self.is_async = _is_async(fn)
         self.adapter: Any = None
         self.status_code = 200  # of a return value that is not a Response (status_code= of the decorator)
+        self.stream = False  # stream=True: the body is read while the handler runs
         names = _param_names(pattern)
         try:  # resolve string annotations (from __future__ import annotations)
             sig = inspect.signature(fn, eval_str=True)
@@ -130,6 +132,7 @@ class _Route:
         r.req_name, r.converters, r.adapter = None, {}, adapter
         r.body_name, r.body_model, r.param_types, r.query_params = None, None, {}, []
         r.status_code = 200
+        r.stream = True
         return r
 
     def kwargs(self, req: Request) -> dict[str, Any]:
@@ -279,6 +282,8 @@ class App:
         self._mounts.append(adapter)
         for m in methods:
             self._routes.append(_Route.mounted(m.upper(), "/{path...}", adapter, interface == "asgi"))
+            # Bodies reach the app as they arrive (receive() / wsgi.input), as under uvicorn.
+            self._route_rules(m.upper(), "/{path...}", 0, 60.0, None, False, 0.0, (), "", "", True)
 
     # -- declaring routes ---------------------------------------------------
     def static(self, method: str, path: str, body: Any = b"", *, status: int = 200,
@@ -295,7 +300,8 @@ class App:
     def route(self, path: str, methods: Sequence[str] = ("GET",), *, rate_limit: int = 0, per: float = 60.0,
               rate_key: Optional[str] = None, api_key: bool = False, cache: float = 0.0,
               cache_vary: Sequence[str] = (), body: Any = None,
-              params: Optional[dict[str, dict[str, Any]]] = None, status_code: int = 200) -> Callable[[F], F]:
+              params: Optional[dict[str, dict[str, Any]]] = None, status_code: int = 200,
+              stream: bool = False, max_body_size: int = 0) -> Callable[[F], F]:
         """Registers the decorated function (def or async def) for path and methods.
         Path parameters ("{name}", "{rest...}") arrive as keyword arguments.
 
@@ -314,15 +320,30 @@ class App:
         automatically); other function parameters are typed query parameters.
 
         status_code= is the status of a return value that is not a Response
-        (FastAPI's name: status_code=201 on a POST that creates)."""
+        (FastAPI's name: status_code=201 on a POST that creates).
+
+        stream=True: the handler runs as soon as the request's head is in, and
+        reads the body as it arrives with req.stream() (uploads of any size,
+        memory bounded); max_body_size= limits it (bytes; over it: 413)."""
         if not 200 <= status_code <= 599:
             raise ValueError(f"status_code must be between 200 and 599, got {status_code}")
+        if isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size < 0:
+            raise ValueError(f"max_body_size must be a non-negative int, got {max_body_size!r}")
+        if max_body_size and not stream:
+            raise ValueError("max_body_size= is the limit of a streamed body: set stream=True too "
+                             "(buffered bodies are limited by the server's max_body_bytes)")
+        if stream and (body is not None or cache):
+            raise ValueError("stream=True cannot be combined with body= (validation needs the whole body) or cache=")
 
         def deco(fn: F) -> F:
             for m in methods:
                 self.add_route(m, path, fn)
                 r = self._routes[-1]
                 r.status_code = status_code
+                r.stream = stream
+                if stream and r.body_model is not None:
+                    raise ValueError(f"{fn.__qualname__}: a pydantic body parameter needs the whole body; "
+                                     "it cannot be used with stream=True")
                 schema = _schema_json(body if body is not None else r.body_model)
                 specs: dict[str, dict[str, Any]] = {n: {"in": "path", "type": t} for n, t in r.param_types.items()}
                 for n, t, _conv, default in r.query_params:
@@ -331,15 +352,15 @@ class App:
                 for n, spec in (params or {}).items():
                     specs[n] = {**specs.get(n, {}), "in": "path" if n in names else "query", **spec}
                 self._route_rules(m.upper(), path, rate_limit, per, rate_key, api_key, cache, cache_vary,
-                                  schema, json.dumps(specs) if specs else "")
+                                  schema, json.dumps(specs) if specs else "", stream, max_body_size)
             return fn
 
         return deco
 
     def _route_rules(self, method: str, path: str, rate_limit: int, per: float, rate_key: Optional[str],
                      api_key: bool, cache: float, cache_vary: Sequence[str], body_schema: str,
-                     params_schema: str) -> None:
-        if not rate_limit and not api_key and not cache and not body_schema and not params_schema:
+                     params_schema: str, stream: bool = False, max_body_size: int = 0) -> None:
+        if not rate_limit and not api_key and not cache and not body_schema and not params_schema and not stream:
             return
         window_ms = _window_ms(per)
         ttl_ms = round(cache * 1000)
@@ -348,7 +369,7 @@ class App:
         vary = ", ".join(cache_vary)
         self._native_rules.append(
             lambda nat: nat.route_rules(method, path, rate_limit, window_ms, rate_key or "", api_key, ttl_ms, vary,
-                                        body_schema, params_schema))
+                                        body_schema, params_schema, stream, max_body_size))
 
     def static_dir(self, prefix: str, directory: Union[str, "os.PathLike[str]"], *, max_age: int = 0,
                    gzip: bool = True, index: str = "index.html") -> None:
@@ -491,11 +512,15 @@ class _Engine:
         for name, value in limits.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        # max_body_bytes is a limit for streamed bodies too (none by default, as uvicorn).
+        if limits.get("max_body_bytes") and "max_stream_body_bytes" not in limits:
+            limits = {**limits, "max_stream_body_bytes": limits["max_body_bytes"]}
         self.routes = list(app._routes)
         self.statics = list(app._statics)
         self.mounts = list(app._mounts)
         self.native_rules = list(app._native_rules)
         self.cycles: dict[int, Any] = {}  # ASGI request cycles by request id
+        self.body_waiters: dict[int, asyncio.Future[None]] = {}  # async readers of streamed bodies, by id
         self.host, self.req_port, self.workers = host, port, workers
         self.threads, self.batch, self.limits = threads, batch, limits
         self.port = 0
@@ -507,7 +532,7 @@ class _Engine:
         self.pool: list[threading.Thread] = []
         self.tasks: dict[int, tuple[asyncio.Task[None], _native.NativeRequest]] = {}
         self.closing = False
-        self.backlog: collections.deque[Union[_native.NativeRequest, int]] = collections.deque()
+        self.backlog: collections.deque[Union[_native.NativeRequest, int, tuple[int, int]]] = collections.deque()
         self.poll_lock = threading.Lock()  # held by the one sync thread polling the native queue
 
     # -- lifecycle -------------------------------------------------------------
@@ -622,8 +647,8 @@ class _Engine:
                         ev = events[0]
                         if len(events) > 1:
                             backlog.extend(events[1:])
-            if isinstance(ev, int):
-                continue  # an abort: the answer will just free the request
+            if isinstance(ev, (int, tuple)):
+                continue  # an abort (the answer will just free the request), or a BODY event (sync reads block)
             if self.closing:
                 ev.discard()
                 continue
@@ -631,7 +656,7 @@ class _Engine:
             if route.adapter is not None:
                 route.adapter.handle(ev)  # a mounted WSGI app (answers every request itself)
                 continue
-            req = Request(ev, False)
+            req = Request(ev, False, None, True if route.stream else None)
             try:
                 _answer(ev, route.fn(**route.kwargs(req)), route)
             except BaseException as e:  # noqa: BLE001 - every failure becomes an answer
@@ -644,12 +669,22 @@ class _Engine:
         if not events:
             return
         routes, tasks, loop, cycles = self.routes, self.tasks, self.loop, self.cycles
+        waiters = self.body_waiters
         for ev in events:
+            if isinstance(ev, tuple):
+                wake(waiters, ev[1])  # more of a streamed body can be read
+                continue
             if isinstance(ev, int):
+                # A reader waiting for body bytes reads again and gets
+                # ClientDisconnect (or http.disconnect) instead of a cancel.
+                reading = ev in waiters
+                wake(waiters, ev)
                 cycle = cycles.get(ev)
                 if cycle is not None:
                     cycle.on_disconnect()  # receive() gives http.disconnect; the app decides
                     continue
+                if reading:
+                    continue  # the handler learns it at its read, and ends itself
                 entry = tasks.pop(ev, None)
                 if entry is not None:
                     task, nreq = entry
@@ -667,7 +702,8 @@ class _Engine:
 
     async def _run_async(self, route: _Route, ev: _native.NativeRequest) -> None:
         try:
-            req = Request(ev, True)
+            streamed = AsyncBody(ev, self.body_waiters, self.loop) if route.stream and self.loop else None
+            req = Request(ev, True, None, streamed)
             result = await route.fn(**route.kwargs(req))
             _answer(ev, result, route)
         except asyncio.CancelledError:
@@ -711,6 +747,9 @@ def _answer(ev: _native.NativeRequest, result: Any, route: _Route) -> None:
 
 
 def _answer_error(ev: _native.NativeRequest, e: BaseException, route: _Route) -> None:
+    if isinstance(e, ClientDisconnect):
+        ev.discard()  # nobody to answer: free the request
+        return
     if isinstance(e, HTTPError):
         try:
             ev.respond(*_error_parts(e))

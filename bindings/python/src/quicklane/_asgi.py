@@ -10,6 +10,8 @@ import logging
 from typing import Any, Awaitable, Callable, MutableMapping, Optional
 
 from . import _native
+from ._body import AsyncBody, ClientDisconnect
+from ._http import HTTPError
 
 logger = logging.getLogger("quicklane")
 access_logger = logging.getLogger("quicklane.access")
@@ -20,9 +22,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# The request body is buffered by the core (up to max_body_bytes); receive()
-# hands it over in pieces of this size.
-BODY_CHUNK = 65536
+# The request body streams: receive() hands over what the core holds (up to
+# _body.CHUNK per message) as it arrives, with backpressure through the core.
 # A streamed answer pauses its producer while the core holds more than HIGH
 # bytes for the socket, until it drops below LOW (polled: the C ABI has no
 # drain notification).
@@ -93,7 +94,7 @@ class AsgiAdapter:
 class _Cycle:
     """One request/response cycle: receive() and send() of one ASGI call."""
 
-    __slots__ = ("adapter", "ev", "scope", "loop", "task", "body_left", "body_pos", "disconnected",
+    __slots__ = ("adapter", "ev", "scope", "loop", "task", "body_left", "body", "clen", "disconnected",
                  "started", "complete", "status", "headers", "gather", "waiter", "native_started")
 
     def __init__(self, adapter: AsgiAdapter, ev: _native.NativeRequest, scope: Scope,
@@ -104,7 +105,8 @@ class _Cycle:
         self.loop = loop
         self.task: Optional[asyncio.Task[None]] = None
         self.body_left = True  # the body (possibly empty) is still to be received
-        self.body_pos = 0
+        self.body = AsyncBody(ev, adapter.engine.body_waiters, loop)
+        self.clen = ev.content_length()  # -1: chunked
         self.disconnected = False
         self.started = False  # http.response.start seen
         self.complete = False  # last body message seen
@@ -148,14 +150,19 @@ class _Cycle:
 
     async def receive(self) -> Message:
         if self.body_left and not self.disconnected and not self.ev.finished:
-            ev = self.ev
-            size = ev.body_size()
-            pos = self.body_pos
-            n = min(size - pos, BODY_CHUNK)
-            chunk = ev.body_part(pos, n) if n > 0 else b""
-            pos += n
-            self.body_pos = pos
-            more = pos < size
+            body = self.body
+            if self.clen == 0:
+                chunk = b""
+            else:
+                try:
+                    chunk = await body.chunk()
+                except (ClientDisconnect, HTTPError):
+                    # Left mid-body, or refused by the core (413/400 already sent).
+                    self.disconnected = True
+                    self.body_left = False
+                    return dict(_DISCONNECT)
+            # With a declared length the last bytes end the body at once.
+            more = bool(chunk) and not (self.clen >= 0 and body.received >= self.clen)
             self.body_left = more
             return {"type": "http.request", "body": chunk, "more_body": more}
         if not self.disconnected and not self.complete:

@@ -43,8 +43,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-graceful-shutdown", type=float, default=30.0,
                    help="seconds in-flight requests get after SIGTERM/SIGINT (default 30)")
     p.add_argument("--max-body-size", type=int, default=0,
-                   help="largest request body in bytes, buffered before the app runs "
-                        "(default 0 = the core's 1 MiB; larger → 413)")
+                   help="largest request body in bytes (larger → 413); bodies stream to the app "
+                        "as they arrive, memory stays bounded (default 0 = no limit, as uvicorn)")
     p.add_argument("--threads", type=int, default=40,
                    help="WSGI thread pool size per process (default 40)")
     p.add_argument("--loops", type=int, default=1,

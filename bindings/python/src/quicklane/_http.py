@@ -8,7 +8,7 @@ import http
 import json as _json
 import pathlib as _pathlib
 import uuid as _uuid
-from typing import Any, Iterator, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, AsyncIterator, Iterator, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import _native
 
@@ -219,6 +219,11 @@ class _Ready:
 _MISSING: Any = object()
 
 
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
+
+
 class Request:
     """The request a handler receives.
 
@@ -229,12 +234,15 @@ class Request:
     """
 
     __slots__ = ("_n", "_async", "_method", "_path", "_params", "_query", "_headers", "_body", "_json",
-                 "_client", "state")
+                 "_client", "state", "_streamed")
 
     def __init__(self, native: _native.NativeRequest, is_async: bool = False,
-                 params: Optional[dict[str, str]] = None) -> None:
+                 params: Optional[dict[str, str]] = None, streamed: Any = None) -> None:
         self._n = native
         self._async = is_async
+        # stream=True routes: the body arrives while the handler runs (an
+        # AsyncBody in async handlers, True in sync ones).
+        self._streamed = streamed
         self._method: Optional[str] = None
         self._path: Optional[str] = None
         self._params = params
@@ -305,8 +313,31 @@ class Request:
     @property
     def body(self) -> bytes:
         if self._body is None:
-            self._body = self._n.body()
+            if self._streamed is not None:
+                if self._async:
+                    raise RuntimeError("quicklane: on a stream=True route, read the body in an async handler with "
+                                       "`async for chunk in req.stream()` or `await req.json()`")
+                self._body = self.stream().read()
+            else:
+                self._body = self._n.body()
         return self._body
+
+    def stream(self) -> Any:
+        """The body as it arrives. In ``async def``: an async iterator of bytes
+        chunks (``async for chunk in req.stream()``, as Starlette). In ``def``:
+        a file-like object (``read(n)``, ``readline()``), read on the handler's
+        pool thread. On routes without stream=True the buffered body comes the
+        same way. A client that leaves mid-body raises ClientDisconnect."""
+        from ._body import body_file
+
+        if self._streamed is not None:
+            return self._streamed if self._async else body_file(self._n)
+        data = self.body
+        if self._async:
+            return _once(data)
+        import io
+
+        return io.BytesIO(data)
 
     @property
     def client(self) -> Address:
@@ -324,12 +355,22 @@ class Request:
         In an ``async def`` handler, ``await req.json()`` (as in FastAPI); in a
         ``def`` handler, ``req.json()`` gives the value directly.
         """
+        if self._json is _MISSING and self._streamed is not None and self._async and self._body is None:
+            return self._read_json()
         if self._json is _MISSING:
             try:
                 self._json = loads(self.body)
             except ValueError as e:
                 raise HTTPError(400, f"invalid JSON body: {e}") from None
         return _Ready(self._json) if self._async else self._json
+
+    async def _read_json(self) -> Any:
+        self._body = await self._streamed.read()
+        self._async = False
+        try:
+            return self.json()
+        finally:
+            self._async = True
 
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")

@@ -6,13 +6,13 @@ in one crossing (NativeRequest.wsgi_environ).
 """
 from __future__ import annotations
 
-import io
 import logging
 import sys
 import time
 from typing import Any, Callable, Iterable, Optional
 
 from . import _native
+from ._body import ClientDisconnect, body_file, read_up_to
 from ._asgi import GATHER_LIMIT, HIGH_WATER, LOW_WATER
 
 logger = logging.getLogger("quicklane")
@@ -20,6 +20,8 @@ access_logger = logging.getLogger("quicklane.access")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
+# A chunked body up to this size is read whole before the app runs (see handle).
+CHUNKED_GATHER = 1 << 20
 _ERROR_BODY = b"Internal Server Error"
 _ERROR_HEADERS = [("Content-Type", "text/plain; charset=utf-8")]
 
@@ -60,13 +62,21 @@ class WsgiAdapter:
         """Runs the app for one request on the calling pool thread and answers it."""
         try:
             env = ev.wsgi_environ(self.base)
-            size = ev.body_size()
-            env["wsgi.input"] = io.BytesIO(ev.body_part(0, size))
+            # The body as it arrives, read on this pool thread (PEP 3333).
             if "HTTP_TRANSFER_ENCODING" in env:
-                # The core de-chunked the body: describe it as the bytes it now is
-                # (Django reads CONTENT_LENGTH bytes only).
-                del env["HTTP_TRANSFER_ENCODING"]
-                env["CONTENT_LENGTH"] = str(size)
+                # Chunked: frameworks that read CONTENT_LENGTH bytes only (Django)
+                # get a short body whole, described as the bytes it is; a long
+                # one streams and ends at EOF (wsgi.input_terminated: Flask).
+                head, ended = read_up_to(ev, CHUNKED_GATHER)
+                if ended:
+                    del env["HTTP_TRANSFER_ENCODING"]
+                    env["CONTENT_LENGTH"] = str(len(head))
+                env["wsgi.input"] = body_file(ev, head)
+            else:
+                env["wsgi.input"] = body_file(ev)
+        except ClientDisconnect:
+            ev.discard()
+            return
         except Exception:  # noqa: BLE001
             logger.exception("quicklane: could not build the WSGI environ")
             ev.respond_app(500, _ERROR_HEADERS, _ERROR_BODY)
