@@ -1100,6 +1100,10 @@ void Connection::flush() {
         return;
     }
     if (!closing_ && !head_ && (close_after_ || w.stopping())) close_or_linger();
+    if (const ql_handler *h = drain_h_) {
+        drain_h_ = nullptr;
+        h->on_drain(h->user_data, drain_id_, drain_tag_);  // a stale id only makes its writes QL_E_GONE
+    }
 }
 
 // The bytes of a streamed answer went out: finish it once its last chunk has.
@@ -1107,8 +1111,16 @@ void Connection::stream_written() {
     Request *r = head_;
     r->head_sent = true;
     r->out_body.clear();
-    r->stream_buffered.fetch_sub(r->inflight_data, std::memory_order_relaxed);
+    uint64_t left = r->stream_buffered.fetch_sub(r->inflight_data, std::memory_order_relaxed) - r->inflight_data;
     r->inflight_data = 0;
+    if (left <= QL_DRAIN_LOW && r->drain_armed.load(std::memory_order_acquire) &&
+        r->drain_armed.exchange(false, std::memory_order_acq_rel) && r->route && r->route->handler &&
+        r->route->handler->h.on_drain) {
+        // Told at the end of flush, when a write from the callback is safe.
+        drain_h_ = &r->route->handler->h;
+        drain_id_ = r->id();
+        drain_tag_ = r->tag;
+    }
     if (r->stream_done && r->stream_out.empty()) complete(1);
 }
 

@@ -136,6 +136,10 @@ private:
     uint64_t pause_start_ = 0;
     uint64_t linger_start_ = 0;
     uv_shutdown_t shutdown_req_;
+    // A streamed answer drained (stream_written): its on_drain, due at the end of flush.
+    const ql_handler *drain_h_ = nullptr;
+    ql_req_id drain_id_ = 0;
+    void *drain_tag_ = nullptr;
     bool headers_done_ = false;
     bool counted_ = false;
     uint16_t peer_port_ = 0;

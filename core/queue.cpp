@@ -140,6 +140,15 @@ void queue_on_body(void *user_data, ql_req_id id, void *) {
     publish(qr->queue.get(), ev);
 }
 
+void queue_on_drain(void *user_data, ql_req_id id, void *) {
+    auto *qr = static_cast<QueueRoute *>(user_data);
+    ql_event ev{};
+    ev.kind = QL_EVENT_DRAIN;
+    ev.id = id;
+    ev.route_data = qr->route_data;
+    publish(qr->queue.get(), ev);
+}
+
 void queue_route_destroy(void *user_data) { delete static_cast<QueueRoute *>(user_data); }
 
 }  // namespace ql

@@ -56,6 +56,7 @@ void queue_batch_end();
 void queue_on_request(void *user_data, ql_request *req);
 void queue_on_abort(void *user_data, ql_req_id id, void *tag);
 void queue_on_body(void *user_data, ql_req_id id, void *tag);
+void queue_on_drain(void *user_data, ql_req_id id, void *tag);
 void queue_route_destroy(void *user_data);
 
 }  // namespace ql

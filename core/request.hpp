@@ -122,6 +122,11 @@ struct Request {
     std::string stream_out;      // loop: framed bytes waiting for a write
     size_t stream_out_data = 0;  // loop: payload bytes in stream_out
     size_t inflight_data = 0;    // loop: payload bytes in the write under way
+    bool stream_sized = false;   // host: a declared Content-Length (no chunked framing)
+    uint64_t stream_length = 0;  // host: that length
+    uint64_t stream_total = 0;   // host: payload bytes given so far
+    bool stream_abort = false;   // host: ql_respond_abort: cut the connection
+    std::atomic<bool> drain_armed{false};  // a write left > QL_DRAIN_HIGH buffered
 
     // Streamed request bodies (routes with stream_body). The loop appends
     // what arrives to body_buf; hosts read it with ql_request_body_read from

@@ -470,18 +470,57 @@ ql_status Server::respond(ql_req_id id, const ql_response *resp, std::string *er
     return answer(id, resp, false, err);
 }
 
-ql_status Server::respond_start(ql_req_id id, const ql_response *head, std::string *err) {
-    return answer(id, head, true, err);
+ql_status Server::respond_start(ql_req_id id, const ql_response *head, std::string *err, int64_t length) {
+    return answer(id, head, true, err, length);
+}
+
+// Cuts a request off (ql_respond_abort): the loop closes its connection.
+ql_status Server::respond_abort(ql_req_id id, std::string *err) {
+    Worker *w = nullptr;
+    Request *r = find(id, &w, err);
+    if (!r) return QL_E_GONE;
+    uint64_t gen = 0;
+    {
+        std::lock_guard lk(r->stream_mu);
+        uint64_t s = r->state.load(std::memory_order_acquire);
+        if (((s >> 8) & 0xffffffffu) != (id & 0xffffffffu)) {
+            *err = "request is gone (finished, or its client left)";
+            return QL_E_GONE;
+        }
+        gen = s >> 8;
+        if (r->stream_mode) {
+            if (r->stream_end) {
+                *err = "the streamed answer was already ended";
+                return QL_E_STATE;
+            }
+        } else {
+            bool gone = false;
+            if (ql_status st = claim(r, id, &gone, err); st != QL_OK) return st;
+            r->stream_mode = true;  // the loop sees a stream to cut
+        }
+        r->stream_abort = true;
+        r->stream_end = true;
+        r->stream_posted = true;
+    }
+    if (!w->hand(r, gen)) {
+        *err = "the server has stopped";
+        return QL_E_GONE;
+    }
+    return QL_OK;
 }
 
 // The one answer of a request, whole or as the head of a stream.
-ql_status Server::answer(ql_req_id id, const ql_response *resp, bool stream, std::string *err) {
+ql_status Server::answer(ql_req_id id, const ql_response *resp, bool stream, std::string *err, int64_t length) {
     Worker *w = nullptr;
     Request *r = find(id, &w, err);
     if (!r) return QL_E_GONE;
     // Validate before claiming, so a bad response leaves the request unanswered.
     static thread_local std::string type, headers;
     if (!render_response_fields(resp, type, headers, err)) return QL_E_INVALID;
+    if (length >= 0 && resp->body_len > static_cast<uint64_t>(length)) {
+        *err = "the head's body is longer than the declared Content-Length";
+        return QL_E_INVALID;
+    }
     bool gone = false;
     if (ql_status st = claim(r, id, &gone, err); st != QL_OK) return st;
     // A cache leader's answer serves its waiters too, even when its own
@@ -500,6 +539,9 @@ ql_status Server::answer(ql_req_id id, const ql_response *resp, bool stream, std
         r->pending_headers.swap(headers);
         if (stream) {
             r->stream_mode = true;
+            r->stream_sized = length >= 0;
+            r->stream_length = length >= 0 ? static_cast<uint64_t>(length) : 0;
+            r->stream_total = resp->body_len;
             r->stream_in.assign(resp->body ? resp->body : "", resp->body_len);
             r->stream_buffered.store(resp->body_len, std::memory_order_relaxed);
             r->stream_posted = true;
@@ -539,11 +581,17 @@ ql_status Server::respond_write(ql_req_id id, const char *data, size_t len, bool
             *err = "the streamed answer was already ended";
             return QL_E_STATE;
         }
+        if (r->stream_sized && len > r->stream_length - r->stream_total) {
+            *err = "more bytes than the declared Content-Length (" + std::to_string(r->stream_length) + ")";
+            return QL_E_INVALID;
+        }
+        r->stream_total += len;
         gen = s >> 8;
         if (len) r->stream_in.append(data, len);
         if (end) r->stream_end = true;
         uint64_t b = r->stream_buffered.fetch_add(len, std::memory_order_relaxed) + len;
         if (buffered) *buffered = b;
+        if (b > QL_DRAIN_HIGH && !end) r->drain_armed.store(true, std::memory_order_release);
         post = !r->stream_posted || end;
         r->stream_posted = true;
     }

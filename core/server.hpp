@@ -60,7 +60,9 @@ public:
     void (*delete_when_closed)(Server *) = nullptr;
     uint16_t port() const { return port_.load(); }
     ql_status respond(ql_req_id id, const ql_response *resp, std::string *err);
-    ql_status respond_start(ql_req_id id, const ql_response *head, std::string *err);
+    // length >= 0: a declared Content-Length instead of chunked framing.
+    ql_status respond_start(ql_req_id id, const ql_response *head, std::string *err, int64_t length = -1);
+    ql_status respond_abort(ql_req_id id, std::string *err);
     ql_status respond_write(ql_req_id id, const char *data, size_t len, bool end, uint64_t *buffered,
                             std::string *err);
     ql_status body_read(ql_req_id id, char *buf, size_t cap, int32_t timeout_ms, size_t *out_len,
@@ -94,7 +96,7 @@ public:
 private:
     Request *find(ql_req_id id, Worker **w, std::string *err);
     ql_status claim(Request *r, ql_req_id id, bool *gone, std::string *err);
-    ql_status answer(ql_req_id id, const ql_response *resp, bool stream, std::string *err);
+    ql_status answer(ql_req_id id, const ql_response *resp, bool stream, std::string *err, int64_t length = -1);
     std::shared_ptr<const CachedAnswer> fill_cache(Request *r, const ql_response *resp, bool stream,
                                                    std::string &type, std::string &headers);
     bool compressible(const ql_response *resp, const std::string &type, const std::string &headers) const;

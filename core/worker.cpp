@@ -359,18 +359,28 @@ void Worker::on_stream(Request *r) {
         return;
     }
     static thread_local std::string chunk;
-    bool end;
+    bool end, abort, sized, short_end;
     {
         std::lock_guard lk(r->stream_mu);
         chunk.swap(r->stream_in);
         r->stream_in.clear();
         end = r->stream_end;
+        abort = r->stream_abort;
+        sized = r->stream_sized;
+        short_end = sized && r->stream_total < r->stream_length;
         r->stream_posted = false;
+    }
+    if (abort) {
+        // ql_respond_abort: no last chunk, no further answer on this connection.
+        chunk.clear();
+        r->ready = true;  // freed by the close, answered or not
+        c->close();
+        return;
     }
     if (!r->streaming) {
         if (c->answer_closes(r)) r->keep_alive = false;
-        HeadParams hp{r->pending_status, r->pending_type, r->pending_headers, 0,
-                      r->keep_alive && !stopping_ && r->http_minor != 0, r->http_minor == 0, date, true};
+        HeadParams hp{r->pending_status, r->pending_type, r->pending_headers, sized ? r->stream_length : 0,
+                      r->keep_alive && !stopping_ && (sized || r->http_minor != 0), r->http_minor == 0, date, !sized};
         if (!hp.keep_alive) r->keep_alive = false;
         if (!status_has_body(hp.status)) r->head_only = true;
         hp.rule_headers = r->rule_headers;
@@ -381,7 +391,7 @@ void Worker::on_stream(Request *r) {
         r->ready = true;
     }
     if (!r->head_only && !chunk.empty()) {
-        if (r->http_minor == 0) {
+        if (r->http_minor == 0 || sized) {
             r->stream_out.append(chunk);
         } else {
             char hex[20];
@@ -396,7 +406,9 @@ void Worker::on_stream(Request *r) {
     }
     chunk.clear();
     if (end && !r->stream_done) {
-        if (!r->head_only && r->http_minor != 0) r->stream_out.append("0\r\n\r\n");
+        if (!r->head_only && r->http_minor != 0 && !sized) r->stream_out.append("0\r\n\r\n");
+        // Short of its declared length: the client must see it broken.
+        if (short_end && !r->head_only) r->keep_alive = false;
         r->stream_done = true;
     }
     if (!c->in_read) {

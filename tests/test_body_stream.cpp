@@ -443,3 +443,47 @@ TEST_CASE("pipelined behind a streamed upload, answers keep their order") {
     CHECK(b->body == h.hex() + " 300000");
     CHECK(d->body == "pong");
 }
+
+TEST_CASE("C++ StreamWriter: SSE events, a sized answer, an abort") {
+    q::App app;
+    std::vector<std::thread> producers;
+    std::mutex mu;
+    app.route_async("GET", "/events", [&](q::Request &, q::Responder res) {
+        std::lock_guard lk(mu);
+        producers.emplace_back([res] {
+            q::StreamWriter w = res.start(q::sse::head());
+            w.write(q::sse::event("hello\nworld", "greeting", "1"));
+            w.write(q::sse::keep_alive());
+            w.end();
+        });
+    });
+    app.route_async("GET", "/sized", [](q::Request &, q::Responder res) {
+        q::StreamWriter w = res.start(q::Response::text(""), 6);
+        w.write("abc");
+        w.write("def");
+        w.end();
+    });
+    app.route_async("GET", "/broken", [](q::Request &, q::Responder res) {
+        q::StreamWriter w = res.start(q::Response::text("partial"));
+        w.abort();
+    });
+    q::Server srv(app, q::ServerOptions{.workers = 1});
+    srv.start();
+    Client c(srv.port());
+    REQUIRE(c.send("GET /events HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->header("Content-Type") == std::optional<std::string>("text/event-stream"));
+    CHECK(r->body == "event: greeting\nid: 1\ndata: hello\ndata: world\n\n: keep-alive\n\n");
+    REQUIRE(c.send("GET /sized HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto s = c.read_response();
+    REQUIRE(s);
+    CHECK(s->header("Content-Length") == std::optional<std::string>("6"));
+    CHECK(s->body == "abcdef");
+    Client d(srv.port());
+    REQUIRE(d.send("GET /broken HTTP/1.1\r\nHost: t\r\n\r\n"));
+    CHECK(d.wait_closed());
+    CHECK(d.buf.find("0\r\n\r\n") == std::string::npos);
+    std::lock_guard lk(mu);
+    for (auto &t : producers) t.join();
+}

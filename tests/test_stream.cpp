@@ -204,3 +204,113 @@ TEST_CASE("streams: a client that leaves makes the next calls return QL_E_GONE; 
     CHECK(r->body == "pong");
     CHECK(wait_until([&] { return ss.s->stats().requests_in_flight == 0; }));
 }
+
+TEST_CASE("a streamed answer with a declared length: Content-Length, no framing, too many bytes refused") {
+    StreamServer ss;
+    Client cl(ss.s->port);
+    REQUIRE(cl.send(request("GET", "/stream")));
+    ql_req_id id = ss.next_id();
+    ql_response h = head(200, "text/plain", "0123");
+    REQUIRE(ql_respond_start_sized(ss.srv, id, &h, 10, nullptr) == QL_OK);
+    CHECK(ql_respond_write(ss.srv, id, "4567890", 7, nullptr, nullptr) == QL_E_INVALID);  // 11 > 10
+    CHECK(ql_respond_write(ss.srv, id, "456789", 6, nullptr, nullptr) == QL_OK);
+    CHECK(ql_respond_end(ss.srv, id, nullptr) == QL_OK);
+    auto r = cl.read_final();
+    REQUIRE(r);
+    CHECK_FALSE(r->chunked);
+    CHECK(r->header("Content-Length") == std::optional<std::string>("10"));
+    CHECK(r->body == "0123456789");
+    REQUIRE(cl.send(request("GET", "/ping")));  // kept alive
+    auto p = cl.read_final();
+    REQUIRE(p);
+    CHECK(p->body == "pong");
+
+    // HEAD: the length, no bytes.
+    REQUIRE(cl.send(request("HEAD", "/stream")));
+    id = ss.next_id();
+    ql_response hh = head(200, "text/plain");
+    REQUIRE(ql_respond_start_sized(ss.srv, id, &hh, 1234, nullptr) == QL_OK);
+    CHECK(ql_respond_end(ss.srv, id, nullptr) == QL_OK);
+    std::string buf;
+    REQUIRE(read_until(cl.fd(), buf, [](const std::string &b) { return has(b, "\r\n\r\n"); }));
+    CHECK(has(buf, "Content-Length: 1234\r\n"));
+    CHECK(cl.quiet_for(100));
+
+    // Ended short of its length: the bytes given, then the connection closes.
+    Client c2(ss.s->port);
+    REQUIRE(c2.send(request("GET", "/stream")));
+    id = ss.next_id();
+    REQUIRE(ql_respond_start_sized(ss.srv, id, &hh, 100, nullptr) == QL_OK);
+    REQUIRE(ql_respond_write(ss.srv, id, "short", 5, nullptr, nullptr) == QL_OK);
+    REQUIRE(ql_respond_end(ss.srv, id, nullptr) == QL_OK);
+    CHECK(c2.wait_closed());
+    CHECK(has(c2.buf, "Content-Length: 100\r\n"));
+    CHECK(c2.buf.size() >= 5);
+    CHECK(c2.buf.substr(c2.buf.size() - 5) == "short");
+}
+
+TEST_CASE("ql_respond_abort cuts a stream: no last chunk, the connection closes") {
+    StreamServer ss;
+    Client cl(ss.s->port);
+    REQUIRE(cl.send(request("GET", "/stream")));
+    ql_req_id id = ss.next_id();
+    ql_response h = head(200, "text/plain", "part");
+    REQUIRE(ql_respond_start(ss.srv, id, &h, nullptr) == QL_OK);
+    std::string buf;
+    REQUIRE(read_until(cl.fd(), buf, [](const std::string &b) { return has(b, "4\r\npart\r\n"); }));
+    REQUIRE(ql_respond_abort(ss.srv, id, nullptr) == QL_OK);
+    CHECK(cl.wait_closed());
+    CHECK_FALSE(has(cl.buf + buf, "0\r\n\r\n"));
+    ql_status late = ql_respond_write(ss.srv, id, "x", 1, nullptr, nullptr);
+    CHECK((late == QL_E_STATE || late == QL_E_GONE));
+    // An unanswered request: its connection closes without an answer.
+    Client c2(ss.s->port);
+    REQUIRE(c2.send(request("GET", "/stream")));
+    id = ss.next_id();
+    REQUIRE(ql_respond_abort(ss.srv, id, nullptr) == QL_OK);
+    CHECK(c2.wait_closed());
+    CHECK(c2.buf.empty());
+    CHECK(wait_until([&] { return ss.s->stats().requests_in_flight == 0; }));
+}
+
+namespace {
+std::atomic<int> g_drains{0};
+std::atomic<ql_req_id> g_drain_id{0};
+std::atomic<ql_req_id> g_req{0};
+extern "C" void drain_req(void *, ql_request *req) { g_req = ql_request_id(req); }
+extern "C" void drain_cb(void *, ql_req_id id, void *) {
+    g_drain_id = id;
+    ++g_drains;
+}
+}  // namespace
+
+TEST_CASE("on_drain fires once the buffered bytes of a stream fall to QL_DRAIN_LOW") {
+    Server s([](ql_app *app, Server &) {
+        ql_handler h = QL_HANDLER_INIT;
+        h.on_request = drain_req;
+        h.on_drain = drain_cb;
+        REQUIRE(ql_app_route(app, "GET", 3, "/big", 4, &h, nullptr) == QL_OK);
+    });
+    Client cl(s.port);
+    REQUIRE(cl.send(request("GET", "/big")));
+    REQUIRE(wait_until([&] { return g_req.load() != 0; }));
+    ql_req_id id = g_req;
+    ql_response h = head(200, "application/octet-stream");
+    REQUIRE(ql_respond_start(s.server, id, &h, nullptr) == QL_OK);
+    // More than the kernel's socket buffers take: the rest waits in the core.
+    std::string block(32 * 1024 * 1024, 'z');
+    uint64_t buffered = 0;
+    REQUIRE(ql_respond_write(s.server, id, block.data(), block.size(), &buffered, nullptr) == QL_OK);
+    CHECK(buffered > QL_DRAIN_HIGH);
+    sleep_ms(100);
+    CHECK(g_drains.load() == 0);  // the client reads nothing yet
+    std::string got;
+    bool drained = read_until(cl.fd(), got, [&](const std::string &) { return g_drains.load() > 0; }, 5000);
+    INFO("read ", got.size());
+    REQUIRE(drained);
+    CHECK(g_drains.load() == 1);
+    CHECK(g_drain_id.load() == id);
+    REQUIRE(ql_respond_end(s.server, id, nullptr) == QL_OK);
+    REQUIRE(read_until(cl.fd(), got, [](const std::string &b) { return has(b, "0\r\n\r\n"); }, 5000));
+    CHECK(g_drains.load() == 1);
+}

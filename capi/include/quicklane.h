@@ -209,10 +209,18 @@ typedef struct ql_handler {
      * be read. Same arguments as on_abort. Optional: without it, read with
      * a timeout on a thread of your own.                                     */
     ql_abort_fn on_body;
+    /* Version 2. Streamed answers: called on the loop thread, once, after a
+     * ql_respond_write left more than QL_DRAIN_HIGH bytes buffered, when the
+     * buffered bytes fall to QL_DRAIN_LOW or below (QL_EVENT_DRAIN for
+     * queued routes): write again. Optional.                                 */
+    ql_abort_fn on_drain;
 } ql_handler;
 
+#define QL_DRAIN_HIGH (1024 * 1024)
+#define QL_DRAIN_LOW (256 * 1024)
+
 #define QL_HANDLER_VERSION 2
-#define QL_HANDLER_INIT {QL_HANDLER_VERSION, NULL, NULL, NULL, NULL, NULL}
+#define QL_HANDLER_INIT {QL_HANDLER_VERSION, NULL, NULL, NULL, NULL, NULL, NULL}
 QL_API void ql_handler_init(ql_handler *handler, uint32_t version);
 
 QL_API ql_status ql_app_new(ql_app **out_app, ql_error **out_error);
@@ -395,8 +403,10 @@ enum {
                              must still be finished with ql_respond(), which
                              then returns QL_E_GONE. With several pollers an
                              ABORT may be seen before its REQUEST.           */
-    QL_EVENT_BODY = 3     /* a streamed body of request `id` can be read again
+    QL_EVENT_BODY = 3,    /* a streamed body of request `id` can be read again
                              (after a ql_request_body_read gave QL_E_AGAIN)  */
+    QL_EVENT_DRAIN = 4    /* a streamed answer of request `id` has drained to
+                             QL_DRAIN_LOW buffered bytes (see on_drain)       */
 };
 
 typedef struct ql_event {
@@ -600,6 +610,21 @@ QL_API ql_status ql_app_access_log(ql_app *app, uint32_t enabled, ql_error **out
  * declared), else the answer carries Connection: close. */
 QL_API ql_status ql_request_body_read(ql_server *server, ql_req_id id, char *buf, size_t cap, int32_t timeout_ms,
                                       size_t *out_len, ql_error **out_error);
+
+/* A streamed answer with a declared length: like ql_respond_start, but the
+ * head carries Content-Length: content_length and the bytes go out as they
+ * are (no chunked framing; to HEAD, the head only). Writing more than
+ * declared is QL_E_INVALID; ending with fewer closes the connection after
+ * them, so the client sees an incomplete message. */
+QL_API ql_status ql_respond_start_sized(ql_server *server, ql_req_id id, const ql_response *head,
+                                        uint64_t content_length, ql_error **out_error);
+
+/* Cuts request `id` off: a streamed answer ends without its last chunk (or
+ * short of its declared length) and the connection closes, so the client
+ * sees a broken message, never a complete one; an unanswered request's
+ * connection closes without an answer. Finishes the request like
+ * ql_respond_end. Thread-safe. QL_E_GONE when it is already finished. */
+QL_API ql_status ql_respond_abort(ql_server *server, ql_req_id id, ql_error **out_error);
 
 /* The declared Content-Length of a request body, or -1 when it is chunked
  * (unknown until its end); 0 when there is none. Loop-owned, read-only. */

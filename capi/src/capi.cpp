@@ -392,6 +392,21 @@ ql_status ql_respond_write(ql_server *s, ql_req_id id, const char *data, size_t 
     });
 }
 
+ql_status ql_respond_start_sized(ql_server *s, ql_req_id id, const ql_response *head, uint64_t content_length,
+                                 ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!s || !head || head->version < 1) return fail(err, QL_E_INVALID, "server and head are required");
+        return s->impl.respond_start(id, head, &msg, static_cast<int64_t>(content_length));
+    });
+}
+
+ql_status ql_respond_abort(ql_server *s, ql_req_id id, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!s) return fail(err, QL_E_INVALID, "server is NULL");
+        return s->impl.respond_abort(id, &msg);
+    });
+}
+
 ql_status ql_respond_end(ql_server *s, ql_req_id id, ql_error **err) {
     return guarded(err, [&](std::string &msg) -> ql_status {
         if (!s) return fail(err, QL_E_INVALID, "server is NULL");
@@ -455,6 +470,7 @@ ql_status ql_app_route_queue(ql_app *app, const char *method, size_t method_len,
         ref->h.on_request = ql::queue_on_request;
         ref->h.on_abort = ql::queue_on_abort;
         ref->h.on_body = ql::queue_on_body;
+        ref->h.on_drain = ql::queue_on_drain;
         ref->h.user_data = qr;
         ref->h.destroy = ql::queue_route_destroy;
         ql_status st = app->router->add({method ? method : "", method_len}, {pattern ? pattern : "", pattern_len},

@@ -205,6 +205,10 @@ public:
         return st;
     }
 
+    // A streamed answer (see StreamWriter): the head goes out now, chunked,
+    // or with Content-Length when `length` is given.
+    class StreamWriter start(const Response& head, std::optional<std::uint64_t> length = std::nullopt) const;
+
     RequestId id() const noexcept { return id_; }
     ql_server* server() const noexcept { return server_; }
     explicit operator bool() const noexcept { return server_ != nullptr; }
@@ -213,6 +217,67 @@ private:
     ql_server* server_ = nullptr;
     RequestId id_ = 0;
 };
+
+// Writes a streamed answer from any thread. write() returns false once the
+// client has left (stop producing). buffered() is what the core holds for the
+// socket: pause while it is above QL_DRAIN_HIGH. end() finishes the answer;
+// abort() cuts it (no last chunk: the client sees a broken message).
+class StreamWriter {
+public:
+    StreamWriter(ql_server* server, RequestId id) noexcept : server_(server), id_(id) {}
+    bool write(std::string_view data) {
+        detail::ErrorSlot err;
+        Status st = ql_respond_write(server_, id_, data.data(), data.size(), &buffered_, err.out());
+        if (st == QL_E_GONE) return false;
+        if (st != QL_OK) detail::raise(st, err, "ql_respond_write");
+        return true;
+    }
+    bool end() {
+        Status st = ql_respond_end(server_, id_, nullptr);
+        return st == QL_OK;
+    }
+    void abort() noexcept { ql_respond_abort(server_, id_, nullptr); }
+    std::uint64_t buffered() const noexcept { return buffered_; }
+
+private:
+    ql_server* server_;
+    RequestId id_;
+    std::uint64_t buffered_ = 0;
+};
+
+inline StreamWriter Responder::start(const Response& head, std::optional<std::uint64_t> length) const {
+    if (!server_) throw Error(QL_E_STATE, "quicklane: start on an empty Responder");
+    detail::ErrorSlot err;
+    Status st = detail::with_c_response(head, [&](const ql_response* res) {
+        return length ? ql_respond_start_sized(server_, id_, res, *length, err.out())
+                      : ql_respond_start(server_, id_, res, err.out());
+    });
+    if (st != QL_OK && st != QL_E_GONE) detail::raise(st, err, "ql_respond_start");
+    return StreamWriter(server_, id_);
+}
+
+// Server-sent events framing (text/event-stream): one event; multi-line data
+// becomes several data: lines. keep_alive() is a comment line that keeps
+// proxies from closing an idle stream.
+namespace sse {
+inline std::string event(std::string_view data, std::string_view event = {}, std::string_view id = {}) {
+    std::string out;
+    if (!event.empty()) out.append("event: ").append(event).append("\n");
+    if (!id.empty()) out.append("id: ").append(id).append("\n");
+    while (true) {
+        std::size_t nl = data.find('\n');
+        out.append("data: ").append(data.substr(0, nl)).append("\n");
+        if (nl == std::string_view::npos) break;
+        data.remove_prefix(nl + 1);
+    }
+    out.append("\n");
+    return out;
+}
+inline std::string keep_alive() { return ": keep-alive\n\n"; }
+inline Response head() {
+    return Response{200, "text/event-stream", {{"Cache-Control", "no-cache"}}, {}};
+}
+}  // namespace sse
 
 // Reads a request body as it arrives (routes with RouteRules::stream_body, or
 // App::route_stream), on any thread but the loop that received it: a read
