@@ -58,7 +58,7 @@ void Request::reset_for_reuse() {
     pending_type.clear();
     pending_headers.clear();
     stream_mode = stream_end = stream_posted = false;
-    stream_sized = stream_abort = false;
+    stream_sized = stream_abort = stream_bare = false;
     stream_length = stream_total = 0;
     drain_armed.store(false, std::memory_order_relaxed);
     if (body_buf.capacity() > 64 * 1024) std::string().swap(body_buf);

@@ -126,6 +126,7 @@ struct Request {
     uint64_t stream_length = 0;  // host: that length
     uint64_t stream_total = 0;   // host: payload bytes given so far
     bool stream_abort = false;   // host: ql_respond_abort: cut the connection
+    bool stream_bare = false;    // host: aborted before any answer was started
     std::atomic<bool> drain_armed{false};  // a write left > QL_DRAIN_HIGH buffered
 
     // Streamed request bodies (routes with stream_body). The loop appends

@@ -497,6 +497,7 @@ ql_status Server::respond_abort(ql_req_id id, std::string *err) {
             bool gone = false;
             if (ql_status st = claim(r, id, &gone, err); st != QL_OK) return st;
             r->stream_mode = true;  // the loop sees a stream to cut
+            r->stream_bare = true;  // with no head to send
         }
         r->stream_abort = true;
         r->stream_end = true;

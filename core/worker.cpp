@@ -359,21 +359,22 @@ void Worker::on_stream(Request *r) {
         return;
     }
     static thread_local std::string chunk;
-    bool end, abort, sized, short_end;
+    bool end, abort, bare, sized, short_end;
     {
         std::lock_guard lk(r->stream_mu);
         chunk.swap(r->stream_in);
         r->stream_in.clear();
         end = r->stream_end;
         abort = r->stream_abort;
+        bare = r->stream_bare;
         sized = r->stream_sized;
         short_end = sized && r->stream_total < r->stream_length;
         r->stream_posted = false;
     }
-    if (abort) {
-        // ql_respond_abort: no last chunk, no further answer on this connection.
+    if (abort && bare) {
+        // ql_respond_abort of an unanswered request: the connection closes, no answer.
         chunk.clear();
-        r->ready = true;  // freed by the close, answered or not
+        r->ready = true;  // freed by the close
         c->close();
         return;
     }
@@ -406,9 +407,11 @@ void Worker::on_stream(Request *r) {
     }
     chunk.clear();
     if (end && !r->stream_done) {
-        if (!r->head_only && r->http_minor != 0 && !sized) r->stream_out.append("0\r\n\r\n");
-        // Short of its declared length: the client must see it broken.
-        if (short_end && !r->head_only) r->keep_alive = false;
+        // Aborted (ql_respond_abort): what was given goes out, then the
+        // connection closes without the last chunk: the client sees it broken.
+        if (!abort && !r->head_only && r->http_minor != 0 && !sized) r->stream_out.append("0\r\n\r\n");
+        // Short of its declared length: the client must see it broken too.
+        if (abort || (short_end && !r->head_only)) r->keep_alive = false;
         r->stream_done = true;
     }
     if (!c->in_read) {

@@ -622,7 +622,9 @@ public:
         ql_error *err = nullptr;
         int64_t clen = -1;
         ql_status st = with_app_response(status, headers, b.data, b.len, &clen, [&](ql_response *res) {
-            return ql_respond_start(server_, id_, res, &err);
+            // A declared Content-Length goes out as such (HEAD included), not chunked.
+            return clen >= 0 ? ql_respond_start_sized(server_, id_, res, static_cast<uint64_t>(clen), &err)
+                             : ql_respond_start(server_, id_, res, &err);
         });
         if (st == QL_OK) {
             streaming_ = true;
@@ -654,6 +656,15 @@ public:
         return st;
     }
     bool streaming() const { return streaming_; }
+
+    // Cuts the request off (ql_respond_abort): a streamed answer ends without
+    // its last chunk and the connection closes.
+    int abort() {
+        if (!req_) return QL_E_ALREADY_SENT;
+        ql_status st = ql_respond_abort(server_, id_, nullptr);
+        req_ = nullptr;
+        return st;
+    }
 
     // Frees a request nobody will answer (its client left): QL_E_GONE or OK.
     int discard() {
@@ -725,8 +736,9 @@ public:
             const ql_event &ev = events_[i];
             if (ev.kind == QL_EVENT_REQUEST)
                 out[i] = py::cast(new NativeRequest(ev), py::return_value_policy::take_ownership);
-            else if (ev.kind == QL_EVENT_BODY)
-                out[i] = py::make_tuple(static_cast<int>(QL_EVENT_BODY), ev.id);  // more of a streamed body can be read
+            else if (ev.kind == QL_EVENT_BODY || ev.kind == QL_EVENT_DRAIN)
+                // (kind, id): more of a streamed body can be read / a streamed answer drained
+                out[i] = py::make_tuple(static_cast<int>(ev.kind), ev.id);
             else
                 out[i] = py::int_(ev.id);  // an abort
         }
@@ -885,6 +897,9 @@ PYBIND11_MODULE(_native, m) {
     m.attr("E_TOO_LARGE") = static_cast<int>(QL_E_TOO_LARGE);
     m.attr("E_INVALID") = static_cast<int>(QL_E_INVALID);
     m.attr("EVENT_BODY") = static_cast<int>(QL_EVENT_BODY);
+    m.attr("EVENT_DRAIN") = static_cast<int>(QL_EVENT_DRAIN);
+    m.attr("DRAIN_HIGH") = static_cast<int>(QL_DRAIN_HIGH);
+    m.attr("DRAIN_LOW") = static_cast<int>(QL_DRAIN_LOW);
 
     py::class_<NativeRequest>(m, "NativeRequest")
         .def_property_readonly("route", &NativeRequest::route)
@@ -904,6 +919,7 @@ PYBIND11_MODULE(_native, m) {
         .def("client", &NativeRequest::client)
         .def("respond", &NativeRequest::respond)
         .def("discard", &NativeRequest::discard)
+        .def("abort", &NativeRequest::abort)
         .def("body_read", &NativeRequest::body_read)
         .def("content_length", &NativeRequest::content_length)
         .def("body_size", &NativeRequest::body_size)

@@ -401,3 +401,118 @@ def test_stream_options_are_checked() -> None:
         app.post("/x", max_body_size=10)(lambda req: "x")
     with pytest.raises(ValueError, match="body="):
         app.post("/y", stream=True, body={"type": "object"})(lambda req: "x")
+
+
+# ---- streamed answers from native handlers -----------------------------------
+
+@pytest.fixture(scope="module")
+def answers() -> Iterator[tuple[int, dict[str, Any]]]:
+    app = quicklane.App()
+    state: dict[str, Any] = {"produced": 0, "closed": 0}
+
+    @app.get("/agen")
+    async def agen() -> Any:
+        async def gen() -> AsyncIterator[bytes]:
+            for i in range(3):
+                yield f"chunk {i}\n".encode()
+                await asyncio.sleep(0.01)
+        return quicklane.StreamingResponse(gen(), media_type="text/plain")
+
+    @app.get("/sgen")
+    def sgen() -> Any:
+        def gen() -> Iterator[str]:
+            yield "a"
+            yield "b"
+        return gen()
+
+    @app.get("/sized")
+    def sized() -> Any:
+        return quicklane.StreamingResponse(iter([b"abc", b"def"]), media_type="text/plain", content_length=6)
+
+    @app.get("/sse")
+    async def sse() -> Any:
+        async def events() -> AsyncIterator[Any]:
+            yield quicklane.ServerSentEvent({"n": 1}, event="tick", id="1")
+            await asyncio.sleep(0.25)
+            yield "two\nlines"
+        return quicklane.EventSourceResponse(events(), ping=0.1)
+
+    @app.get("/broken")
+    def broken() -> Any:
+        def gen() -> Iterator[bytes]:
+            yield b"start"
+            raise RuntimeError("producer failed")
+        return gen()
+
+    @app.get("/endless")
+    async def endless() -> Any:
+        async def gen() -> AsyncIterator[bytes]:
+            try:
+                block = b"x" * 65536
+                while True:
+                    state["produced"] += len(block)
+                    yield block
+            finally:
+                state["closed"] += 1
+        return quicklane.StreamingResponse(gen())
+
+    srv = serve(app)
+    try:
+        yield srv.port, state
+    finally:
+        srv.stop(3.0)
+
+
+def test_streamed_answers_async_sync_sized(answers: tuple[int, dict[str, Any]]) -> None:
+    from conftest import fetch
+
+    port, _ = answers
+    r = fetch(port, "GET", "/agen")
+    assert r.status == 200 and r.body == b"chunk 0\nchunk 1\nchunk 2\n"
+    assert r.headers.get("transfer-encoding") == "chunked"
+    r = fetch(port, "GET", "/sgen")
+    assert r.body == b"ab"
+    r = fetch(port, "GET", "/sized")
+    assert r.body == b"abcdef" and r.headers.get("content-length") == "6" and "transfer-encoding" not in r.headers
+
+
+def test_sse_events_and_keep_alive(answers: tuple[int, dict[str, Any]]) -> None:
+    from conftest import fetch
+
+    port, _ = answers
+    r = fetch(port, "GET", "/sse")
+    assert r.headers["content-type"] == "text/event-stream" and r.headers["cache-control"] == "no-cache"
+    text = r.body.decode()
+    assert text.startswith('event: tick\nid: 1\ndata: {"n":1}\n\n')
+    assert ": keep-alive\n\n" in text  # the producer was quiet for 0.25 s, pinged every 0.1 s
+    assert text.endswith("data: two\ndata: lines\n\n")
+
+
+def test_a_failing_producer_cuts_the_answer(answers: tuple[int, dict[str, Any]]) -> None:
+    from conftest import raw
+
+    port, _ = answers
+    out = raw(port, b"GET /broken HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200") and b"start" in out
+    assert not out.endswith(b"0\r\n\r\n")  # never a complete message
+
+
+def test_a_slow_client_pauses_the_producer_and_a_gone_one_stops_it(answers: tuple[int, dict[str, Any]]) -> None:
+    port, state = answers
+    before_closed = state["closed"]
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /endless HTTP/1.1\r\nHost: t\r\n\r\n")
+    time.sleep(0.5)  # not reading: the producer must stop at the core's bound plus the socket buffers
+    produced = state["produced"]
+    time.sleep(0.3)
+    assert state["produced"] == produced  # paused
+    assert produced < 64 * MIB
+    got = 0
+    while got < 8 * MIB:
+        got += len(s.recv(1 << 20))
+    assert state["produced"] > produced  # reading resumed it
+    s.close()
+    deadline = time.monotonic() + 5
+    while state["closed"] == before_closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert state["closed"] == before_closed + 1

@@ -11,7 +11,8 @@ routes and answers native routes without the GIL; your handlers stay in Python.
 """
 from ._app import App, Server
 from ._body import ClientDisconnect
-from ._http import Address, Headers, HTTPError, QueryParams, Request, Response
+from ._http import (Address, EventSourceResponse, Headers, HTTPError, QueryParams, Request, Response,
+                    ServerSentEvent, StreamingResponse)
 from ._native import NativeError
 
 __version__ = "0.1.0"
@@ -24,5 +25,6 @@ def native_version() -> str:
     return _native.version()
 
 
-__all__ = ["App", "Server", "Request", "Response", "HTTPError", "ClientDisconnect", "Headers", "QueryParams", "Address",
+__all__ = ["App", "Server", "Request", "Response", "HTTPError", "ClientDisconnect",
+           "StreamingResponse", "EventSourceResponse", "ServerSentEvent", "Headers", "QueryParams", "Address",
            "NativeError", "native_version", "__version__"]

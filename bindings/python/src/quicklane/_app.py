@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional, Sequence, TypeVar, Union
 
 from . import _native
 from ._body import AsyncBody, ClientDisconnect, wake
+from ._stream import Drains, as_stream, send_async, send_sync
 from ._http import (
     JSON_TYPE,
     TEXT_TYPE,
@@ -521,6 +522,7 @@ class _Engine:
         self.native_rules = list(app._native_rules)
         self.cycles: dict[int, Any] = {}  # ASGI request cycles by request id
         self.body_waiters: dict[int, asyncio.Future[None]] = {}  # async readers of streamed bodies, by id
+        self.drains = Drains()  # producers of streamed answers waiting for the socket
         self.host, self.req_port, self.workers = host, port, workers
         self.threads, self.batch, self.limits = threads, batch, limits
         self.port = 0
@@ -647,8 +649,13 @@ class _Engine:
                         ev = events[0]
                         if len(events) > 1:
                             backlog.extend(events[1:])
-            if isinstance(ev, (int, tuple)):
-                continue  # an abort (the answer will just free the request), or a BODY event (sync reads block)
+            if isinstance(ev, tuple):
+                if ev[0] == _native.EVENT_DRAIN:
+                    self.drains.wake(ev[1])
+                continue  # a BODY event: sync reads block instead
+            if isinstance(ev, int):
+                self.drains.wake(ev)  # a producer waiting for the socket learns the client left
+                continue  # an abort: the answer will just free the request
             if self.closing:
                 ev.discard()
                 continue
@@ -658,7 +665,12 @@ class _Engine:
                 continue
             req = Request(ev, False, None, True if route.stream else None)
             try:
-                _answer(ev, route.fn(**route.kwargs(req)), route)
+                result = route.fn(**route.kwargs(req))
+                sr = as_stream(result)
+                if sr is not None:
+                    send_sync(ev, sr, self.drains, f"{route.method} {route.pattern}", type(result).__name__)
+                else:
+                    _answer(ev, result, route)
             except BaseException as e:  # noqa: BLE001 - every failure becomes an answer
                 _answer_error(ev, e, route)
 
@@ -672,13 +684,17 @@ class _Engine:
         waiters = self.body_waiters
         for ev in events:
             if isinstance(ev, tuple):
-                wake(waiters, ev[1])  # more of a streamed body can be read
+                if ev[0] == _native.EVENT_DRAIN:
+                    self.drains.wake(ev[1])
+                else:
+                    wake(waiters, ev[1])  # more of a streamed body can be read
                 continue
             if isinstance(ev, int):
                 # A reader waiting for body bytes reads again and gets
                 # ClientDisconnect (or http.disconnect) instead of a cancel.
                 reading = ev in waiters
                 wake(waiters, ev)
+                self.drains.wake(ev)
                 cycle = cycles.get(ev)
                 if cycle is not None:
                     cycle.on_disconnect()  # receive() gives http.disconnect; the app decides
@@ -705,7 +721,12 @@ class _Engine:
             streamed = AsyncBody(ev, self.body_waiters, self.loop) if route.stream and self.loop else None
             req = Request(ev, True, None, streamed)
             result = await route.fn(**route.kwargs(req))
-            _answer(ev, result, route)
+            sr = as_stream(result)
+            if sr is not None and self.loop is not None:
+                await send_async(ev, sr, self.drains, self.loop, f"{route.method} {route.pattern}",
+                                 type(result).__name__)
+            else:
+                _answer(ev, result, route)
         except asyncio.CancelledError:
             ev.discard()  # client left or server stopped: free the request
         except BaseException as e:  # noqa: BLE001

@@ -25,10 +25,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # The request body streams: receive() hands over what the core holds (up to
 # _body.CHUNK per message) as it arrives, with backpressure through the core.
 # A streamed answer pauses its producer while the core holds more than HIGH
-# bytes for the socket, until it drops below LOW (polled: the C ABI has no
-# drain notification).
-HIGH_WATER = 1 << 20
-LOW_WATER = 256 << 10
+# bytes for the socket, until the core's drain event (at LOW bytes or fewer).
+HIGH_WATER = _native.DRAIN_HIGH
+LOW_WATER = _native.DRAIN_LOW
 # A declared Content-Length up to this size, sent in several messages, is
 # gathered and answered with Content-Length instead of chunked.
 GATHER_LIMIT = 1 << 20
@@ -247,18 +246,9 @@ class _Cycle:
             await self._drain()
 
     async def _drain(self) -> None:
-        """Waits (bounded polls) until the core's buffer for this answer is small."""
-        delay = 0.001
-        ev = self.ev
-        while not self.disconnected:
-            await asyncio.sleep(delay)
-            buffered = ev.stream_write(b"")
-            if buffered < 0:
-                self.on_disconnect()
-                return
-            if buffered <= LOW_WATER:
-                return
-            delay = min(delay * 2, 0.05)
+        """Waits for the core's drain event (the buffer for this answer is small again)."""
+        if not await self.adapter.engine.drains.wait_async(self.ev, self.loop):
+            self.on_disconnect()
 
     def _answer(self, status: int, headers: Any, body: Any) -> None:
         ev = self.ev

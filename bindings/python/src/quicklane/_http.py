@@ -384,3 +384,78 @@ class Request:
             return f"<Request {self.method} {self.path}>"
         except ValueError:
             return "<Request (answered)>"
+
+
+class StreamingResponse:
+    """An answer streamed as it is produced (Starlette's name and shape).
+
+    content: an async iterable (in ``async def`` handlers) or an iterable
+    (generator) of bytes or str chunks. Chunked unless ``content_length`` is
+    given. A client that stops reading pauses the producer (the core's buffer
+    stays bounded); a client that leaves ends the iteration; an exception
+    mid-stream cuts the answer so the client sees it broken, never complete.
+    Returning a (async) generator from a handler streams it the same way.
+    """
+
+    __slots__ = ("content", "status_code", "headers", "media_type", "content_length")
+
+    def __init__(self, content: Any, status: int = 200, headers: HeadersArg = None,
+                 media_type: Optional[str] = None, content_length: Optional[int] = None) -> None:
+        self.content = content
+        self.status_code = status
+        self.headers = _header_list(headers)
+        self.media_type = media_type
+        self.content_length = content_length
+
+
+class ServerSentEvent:
+    """One server-sent event: data (str, or anything JSON-able), event, id, retry (ms)."""
+
+    __slots__ = ("data", "event", "id", "retry")
+
+    def __init__(self, data: Any = "", event: Optional[str] = None, id: Optional[str] = None,
+                 retry: Optional[int] = None) -> None:
+        self.data = data
+        self.event = event
+        self.id = id
+        self.retry = retry
+
+    def encode(self) -> bytes:
+        data = self.data if isinstance(self.data, str) else dumps(self.data).decode()
+        out = []
+        if self.event is not None:
+            out.append(f"event: {self.event}\n")
+        if self.id is not None:
+            out.append(f"id: {self.id}\n")
+        if self.retry is not None:
+            out.append(f"retry: {int(self.retry)}\n")
+        for line in data.split("\n"):
+            out.append(f"data: {line}\n")
+        out.append("\n")
+        return "".join(out).encode()
+
+
+KEEP_ALIVE_COMMENT = b": keep-alive\n\n"
+
+
+class EventSourceResponse(StreamingResponse):
+    """Server-sent events (text/event-stream) from an (async) iterable of
+    ServerSentEvent, str or JSON-able items; a keep-alive comment goes out
+    every `ping` seconds while the producer is quiet (async producers)."""
+
+    __slots__ = ("ping",)
+
+    def __init__(self, content: Any, status: int = 200, headers: HeadersArg = None, ping: float = 15.0) -> None:
+        hs = _header_list(headers) or []
+        if not any(k.lower() == "cache-control" for k, _ in hs):
+            hs.append(("Cache-Control", "no-cache"))
+        super().__init__(content, status, hs, "text/event-stream")
+        self.ping = ping
+
+
+def sse_encode(item: Any) -> bytes:
+    if isinstance(item, ServerSentEvent):
+        return item.encode()
+    if isinstance(item, (bytes, bytearray)):
+        return bytes(item)
+    return ServerSentEvent(item).encode()

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from . import _native
 from ._body import ClientDisconnect, body_file, read_up_to
-from ._asgi import GATHER_LIMIT, HIGH_WATER, LOW_WATER
+from ._asgi import GATHER_LIMIT, HIGH_WATER
 
 logger = logging.getLogger("quicklane")
 access_logger = logging.getLogger("quicklane.access")
@@ -35,8 +35,10 @@ class WsgiAdapter:
         self.base: dict[str, Any] = {}
         self.access_log = access_log
         self.log_access = False
+        self.engine: Any = None
 
     def bind(self, engine: Any, host: str, port: int) -> None:
+        self.engine = engine
         self.base = {
             "SCRIPT_NAME": self.script_name,
             "SERVER_NAME": host,
@@ -172,14 +174,8 @@ class _Call:
             self.gone = True
             return
         if buffered > HIGH_WATER:  # backpressure: a slow client blocks this pool thread, bounded
-            delay = 0.001
-            while buffered > LOW_WATER:
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
-                buffered = self.ev.stream_write(b"")
-                if buffered < 0:
-                    self.gone = True
-                    return
+            if not self.adapter.engine.drains.wait_sync(self.ev):
+                self.gone = True
 
     def run(self) -> None:
         ev = self.ev
