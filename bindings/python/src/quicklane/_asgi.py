@@ -135,8 +135,10 @@ class _Cycle:
                 if not self.native_started:
                     # Nothing sent yet: a clean 500 (a gathered body is dropped).
                     self._answer(500, _ERROR_HEADERS, _ERROR_BODY)
-                # A streamed answer already under way is ended by discard() below;
-                # the C ABI cannot close the connection instead (yet).
+                elif not ev.finished:
+                    # A streamed answer under way is cut (no last chunk, the
+                    # connection closes): the client sees it broken, as under uvicorn.
+                    ev.abort()
             self.complete = True
             if not ev.finished:
                 ev.discard()  # frees an aborted request, ends an unfinished stream

@@ -208,6 +208,8 @@ class _Call:
             if not self.sent and not ev.finished:
                 self.status = 500
                 self._respond(500, _ERROR_HEADERS, _ERROR_BODY)
+            elif not ev.finished:
+                ev.abort()  # mid-stream: cut, so the client sees it broken
         finally:
             close = getattr(result, "close", None)
             if close is not None:
