@@ -118,6 +118,7 @@ struct Msg {
     std::vector<std::pair<std::string, std::string>> headers;
     bool bare_lf = false;  // a line of the head ends in LF without CR
     bool folded = false;   // a line of the head starts with SP or HTAB (obs-fold)
+    bool partial = false;  // a streamed body the handler did not read to its end
 };
 
 // True when a line of the head that starts at `from` (its request line) begins
@@ -145,6 +146,7 @@ struct Mirror {
     llhttp_t p;
     llhttp_settings_t s;
     std::vector<Msg> msgs;
+    std::vector<Msg> heads;  // every complete head, its message complete or not (streamed routes)
     Msg cur;
     bool in_field = false, in_trailer = false, value_first = false;
     std::string_view input;
@@ -213,6 +215,7 @@ struct Mirror {
             // The server's version rule (RFC 9112 2.3): major 1 only, 1.2 and up served as 1.1.
             if (p->http_major != 1) return -1;
             of(p).cur.minor = std::min<int>(p->http_minor, 1);
+            of(p).heads.push_back(of(p).cur);
             return 0;
         };
         s.on_message_complete = [](llhttp_t *p) {
@@ -229,7 +232,7 @@ struct Mirror {
 
 // ---- the server ------------------------------------------------------------
 
-enum Kind : intptr_t { K_HELLO, K_ECHO, K_STREAM, K_FILES, K_DEFER, K_LATE, K_HDR, K_BIG };
+enum Kind : intptr_t { K_HELLO, K_ECHO, K_STREAM, K_FILES, K_DEFER, K_LATE, K_HDR, K_BIG, K_UPLOAD };
 
 struct Harness {
     uv_loop_t loop;
@@ -239,6 +242,8 @@ struct Harness {
     std::vector<ql_req_id> deferred, late, aborted;
     ql_queue *queue = nullptr;                  // queued delivery (Python, Go)
     std::vector<ql_req_id> queue_gone, queue_aborted;
+    // Streamed bodies being read (K_UPLOAD): id → index into `seen`.
+    std::vector<std::pair<ql_req_id, size_t>> uploads;
 };
 Harness *H = nullptr;
 
@@ -251,7 +256,7 @@ void respond_or_die(ql_req_id id, const ql_response *r) {
 }
 
 // Everything a handler may rely on about a request that reached it.
-void check_request(ql_request *req) {
+void check_request(ql_request *req, bool streamed = false) {
     std::string_view method = sv(ql_request_method(req)), path = sv(ql_request_path(req));
     FZ_CHECK(token(method));
     FZ_CHECK(!path.empty() && path[0] == '/');
@@ -280,7 +285,12 @@ void check_request(ql_request *req) {
     FZ_CHECK(!(lengths && te));
     std::string_view body = sv(ql_request_body(req));
     FZ_CHECK(body.size() <= kMaxBody);
-    if (lengths) {
+    if (streamed) {
+        // Read as it arrives: the buffered view is empty; the length is checked at the end.
+        FZ_CHECK(body.empty());
+        int64_t declared = ql_request_content_length(req);
+        FZ_CHECK(lengths ? declared >= 0 : te ? declared == -1 : declared == 0);
+    } else if (lengths) {
         uint64_t n = 0;
         FZ_CHECK(!cl.empty());
         for (char c : cl) {
@@ -325,12 +335,33 @@ int status_from_query(ql_request *req) {
     return s >= 200 && s <= 599 ? s : 200;
 }
 
+void pump_upload(ql_req_id id);
+
 void on_request(void *ud, ql_request *req) {
-    check_request(req);
+    Kind kind = static_cast<Kind>(reinterpret_cast<intptr_t>(ud));
+    check_request(req, kind == K_UPLOAD);
     ql_req_id id = ql_request_id(req);
+    if (kind == K_UPLOAD) {
+        ql_str x{nullptr, 0};
+        ql_request_param_at(req, 0, nullptr, &x);
+        H->seen.back().partial = true;
+        if (x.len && x.data[0] == 'e') {
+            // Answered before reading: the body is dropped (or the connection closes).
+            ql_response r = QL_RESPONSE_INIT;
+            r.status = 403;
+            respond_or_die(id, &r);
+            return;
+        }
+        H->seen.back().body.clear();
+        H->uploads.emplace_back(id, H->seen.size() - 1);
+        pump_upload(id);
+        return;
+    }
     ql_response r = QL_RESPONSE_INIT;
     ql_str v{nullptr, 0};
-    switch (static_cast<Kind>(reinterpret_cast<intptr_t>(ud))) {
+    switch (kind) {
+    case K_UPLOAD:
+        break;
     case K_HELLO:
         ql_request_param_at(req, 0, nullptr, &v);
         r.status = status_from_query(req);
@@ -410,9 +441,50 @@ void on_request(void *ud, ql_request *req) {
     }
 }
 
+// Reads what a streamed body has (never waiting: this is the loop thread);
+// at its end answers with the byte count.
+void pump_upload(ql_req_id id) {
+    auto it = std::find_if(H->uploads.begin(), H->uploads.end(), [&](auto &u) { return u.first == id; });
+    if (it == H->uploads.end()) return;  // finished already (a stale notification)
+    char buf[700];
+    for (;;) {
+        size_t n = 0;
+        ql_status st = ql_request_body_read(H->server, id, buf, sizeof buf, 0, &n, nullptr);
+        if (st == QL_OK && n) {
+            FZ_CHECK(n <= sizeof buf);
+            H->seen[it->second].body.append(buf, n);
+            FZ_CHECK(H->seen[it->second].body.size() <= kMaxBody);
+            continue;
+        }
+        if (st == QL_E_AGAIN) return;  // on_body calls back
+        size_t idx = it->second;
+        H->uploads.erase(it);
+        if (st == QL_OK) {
+            H->seen[idx].partial = false;  // the whole body: compared with llhttp's
+            std::string count = std::to_string(H->seen[idx].body.size());
+            ql_response r = QL_RESPONSE_INIT;
+            r.body = count.data();
+            r.body_len = count.size();
+            respond_or_die(id, &r);
+        } else {
+            // Gone, too large or malformed: answered (QL_E_GONE) with the held ones.
+            FZ_CHECK(st == QL_E_GONE || st == QL_E_TOO_LARGE || st == QL_E_INVALID);
+            H->late.push_back(id);
+        }
+        return;
+    }
+}
+
+void on_body(void *, ql_req_id id, void *) { pump_upload(id); }
+
 void on_abort(void *, ql_req_id id, void *) {
     for (ql_req_id a : H->aborted) FZ_CHECK(a != id);  // at most one abort per request
     H->aborted.push_back(id);
+    auto it = std::find_if(H->uploads.begin(), H->uploads.end(), [&](auto &u) { return u.first == id; });
+    if (it != H->uploads.end()) {
+        H->uploads.erase(it);
+        H->late.push_back(id);  // answered (QL_E_GONE) with the held ones
+    }
 }
 
 bool was_aborted(ql_req_id id) {
@@ -447,6 +519,7 @@ void add_route(ql_app *app, const char *method, const char *pattern, Kind k) {
     ql_handler h = QL_HANDLER_INIT;
     h.on_request = on_request;
     h.on_abort = on_abort;
+    h.on_body = on_body;
     h.user_data = reinterpret_cast<void *>(static_cast<intptr_t>(k));
     ql_error *err = nullptr;
     must(ql_app_route(app, method, std::strlen(method), pattern, std::strlen(pattern), &h, &err), err);
@@ -487,6 +560,15 @@ void setup() {
     add_route(app, "GET", "/late/{x}", K_LATE);
     add_route(app, "GET", "/hdr", K_HDR);
     add_route(app, "GET", "/big/{n}", K_BIG);
+    // Streamed bodies, read in small pieces as they arrive; a limit to cross.
+    add_route(app, "POST", "/up/{x}", K_UPLOAD);
+    add_route(app, "PUT", "/up/{x}", K_UPLOAD);
+    for (const char *m : {"POST", "PUT"}) {
+        ql_route_options ro = QL_ROUTE_OPTIONS_INIT;
+        ro.stream_body = 1;
+        ro.max_body_bytes = kMaxBody;
+        must(ql_app_route_options(app, m, std::strlen(m), "/up/{x}", 7, &ro, &err), err);
+    }
     must(ql_queue_new(&H->queue, &err), err);
     must(ql_app_route_queue(app, "GET", 3, "/q/{x}", 6, H->queue, H, nullptr, &err), err);
     must(ql_app_route_queue(app, "POST", 4, "/q/{x}", 6, H->queue, H, nullptr, &err), err);
@@ -778,9 +860,22 @@ void check_seen(const Mirror &m) {
     for (const Msg &s : H->seen) {
         size_t j = 0;
         for (; j < m.msgs.size(); ++j)
-            if (!used[j] && m.msgs[j].method == s.method && m.msgs[j].url == s.url && m.msgs[j].body == s.body &&
+            if (!used[j] && m.msgs[j].method == s.method && m.msgs[j].url == s.url &&
+                (s.partial ? m.msgs[j].body.compare(0, s.body.size(), s.body) == 0 : m.msgs[j].body == s.body) &&
                 m.msgs[j].minor == s.minor && same_headers(m.msgs[j], s))
                 break;
+        if (j == m.msgs.size() && s.partial) {
+            // A streamed body's handler runs at the end of the head: its message
+            // need not complete (a malformed or cut body), but its head must.
+            size_t h = 0;
+            for (; h < m.heads.size(); ++h)
+                if (m.heads[h].method == s.method && m.heads[h].url == s.url && m.heads[h].minor == s.minor &&
+                    same_headers(m.heads[h], s))
+                    break;
+            FZ_CHECK(h < m.heads.size());
+            FZ_CHECK(!m.heads[h].bare_lf && !m.heads[h].folded);
+            continue;
+        }
         FZ_CHECK(j < m.msgs.size());
         FZ_CHECK(!m.msgs[j].bare_lf);  // bare LF is a 400, never a request
         FZ_CHECK(!m.msgs[j].folded);   // so is obs-fold, in any position
@@ -823,6 +918,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     m.run(in);
     H->seen.clear();
     H->aborted.clear();
+    H->uploads.clear();
     H->queue_gone.clear();
     H->queue_aborted.clear();
 
