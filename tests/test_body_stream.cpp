@@ -102,11 +102,17 @@ q::App upload_app(std::atomic<int> *errors = nullptr, std::atomic<int> *last_err
 
 }  // namespace
 
+// 64 MiB in `make test`; `SOAK_MODE=upload make soak` sets QL_UPLOAD_MIB=1024.
+static size_t upload_bytes() {
+    const char *mib = std::getenv("QL_UPLOAD_MIB");
+    return (mib ? std::strtoull(mib, nullptr, 10) : 64) << 20;
+}
+
 TEST_CASE("a 64 MiB upload, Content-Length and chunked, is hashed as it arrives with bounded memory") {
     q::App app = upload_app();
     q::Server srv(app, q::ServerOptions{.workers = 1});
     srv.start();
-    const size_t total = 64u << 20, chunk = 256 * 1024;
+    const size_t total = upload_bytes(), chunk = 256 * 1024;
     const std::string want = expected_hash(total, chunk) + " " + std::to_string(total);
     for (bool chunked : {false, true}) {
         CAPTURE(chunked);
@@ -152,7 +158,7 @@ TEST_CASE("a slow reader pauses the connection: memory stays bounded by the wind
     app.route_rules("POST", "/slow", q::RouteRules{.stream_body = true});
     q::Server srv(app, q::ServerOptions{.workers = 1, .body_window_bytes = 128 * 1024});
     srv.start();
-    const size_t total = 64u << 20, chunk = 64 * 1024;
+    const size_t total = upload_bytes(), chunk = 64 * 1024;
     long before = rss_kib();
     Client c(srv.port());
     std::atomic<size_t> sent_when_half{0};

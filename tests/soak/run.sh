@@ -10,11 +10,23 @@
 # files incl. an 8 MiB one sent with sendfile; tests/soak/fastpath.lua), from a
 # folder with a copy of examples/static/, and chaos.py also starts large
 # downloads and resets them midway.
+# SOAK_MODE=upload runs the streamed-body tests with 1 GiB uploads instead
+# (SOAK_UPLOAD_MIB, default 1024): C++ (tests/test_body_stream) and Python
+# (FastAPI UploadFile and request.stream(), Flask, native), Content-Length and
+# chunked, hashed by the handler; RSS growth must stay under 32 MiB.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 secs="${SOAK_SECONDS:-600}"
 sample="${SOAK_SAMPLE:-10}"
 mode="${SOAK_MODE:-hello}"
+if [ "$mode" = upload ]; then
+  export QL_UPLOAD_MIB="${SOAK_UPLOAD_MIB:-1024}"
+  echo "soak upload: ${QL_UPLOAD_MIB} MiB bodies"
+  "$root/build/tests/test_body_stream" -tc='a 64 MiB upload*,a slow reader*'
+  bash "$root/bindings/python/test.sh" -k 'fastapi or flask or native_stream or slow' \
+    "$root/bindings/python/tests/test_body_stream.py"
+  exit 0
+fi
 out="$root/bench/out"
 mkdir -p "$out"
 stamp="$(date -u +%Y%m%d-%H%M%S)"
@@ -26,7 +38,7 @@ case "$mode" in
     mkdir -p "$www/static"
     cp "$root/examples/static/"* "$www/static/"
     head -c 8388608 /dev/urandom >"$www/static/large.bin" ;;
-  *) echo "SOAK_MODE must be hello or fastpath" >&2; exit 2 ;;
+  *) echo "SOAK_MODE must be hello, fastpath or upload" >&2; exit 2 ;;
 esac
 csv="$out/soak-$stamp.csv"
 md="$out/soak-$stamp.md"

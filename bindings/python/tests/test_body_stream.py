@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import socket
 import threading
 import time
@@ -89,7 +90,8 @@ def serve(app: Any, **kw: Any) -> quicklane.Server:
     return qa.start(port=0, workers=1, threads=4, **kw)
 
 
-TOTAL = 64 * MIB
+# 64 MiB in `make test`; `SOAK_MODE=upload make soak` sets 1 GiB.
+TOTAL = int(os.environ.get("QL_UPLOAD_MIB", "64")) * MIB
 WANT = digest(TOTAL)
 
 
