@@ -122,32 +122,21 @@ void queue_on_request(void *user_data, ql_request *req) {
     publish(qr->queue.get(), ev);
 }
 
-void queue_on_abort(void *user_data, ql_req_id id, void *) {
+namespace {
+// An abort, BODY or DRAIN notice: the id and the route's data only.
+void queue_notice(void *user_data, ql_req_id id, uint32_t kind) {
     auto *qr = static_cast<QueueRoute *>(user_data);
     ql_event ev{};
-    ev.kind = QL_EVENT_ABORT;
+    ev.kind = kind;
     ev.id = id;
     ev.route_data = qr->route_data;
     publish(qr->queue.get(), ev);
 }
+}  // namespace
 
-void queue_on_body(void *user_data, ql_req_id id, void *) {
-    auto *qr = static_cast<QueueRoute *>(user_data);
-    ql_event ev{};
-    ev.kind = QL_EVENT_BODY;
-    ev.id = id;
-    ev.route_data = qr->route_data;
-    publish(qr->queue.get(), ev);
-}
-
-void queue_on_drain(void *user_data, ql_req_id id, void *) {
-    auto *qr = static_cast<QueueRoute *>(user_data);
-    ql_event ev{};
-    ev.kind = QL_EVENT_DRAIN;
-    ev.id = id;
-    ev.route_data = qr->route_data;
-    publish(qr->queue.get(), ev);
-}
+void queue_on_abort(void *user_data, ql_req_id id, void *) { queue_notice(user_data, id, QL_EVENT_ABORT); }
+void queue_on_body(void *user_data, ql_req_id id, void *) { queue_notice(user_data, id, QL_EVENT_BODY); }
+void queue_on_drain(void *user_data, ql_req_id id, void *) { queue_notice(user_data, id, QL_EVENT_DRAIN); }
 
 void queue_route_destroy(void *user_data) { delete static_cast<QueueRoute *>(user_data); }
 
