@@ -44,9 +44,20 @@ func WithWorkers(n int) Option { return func(a *App) { a.workers = n } }
 // GOMAXPROCS, clamped to 2..4.
 func WithPollers(n int) Option { return func(a *App) { a.pollers = n } }
 
-// WithMaxBodyBytes sets the largest request body the core accepts (larger
-// ones get 413 without reaching Go). 0 means the core's default (1 MiB).
+// WithMaxBodyBytes sets the largest request body the core accepts: larger
+// ones get 413 (a declared Content-Length before Go runs; a streamed body
+// crossing it while it arrives, and the handler's read returns
+// *http.MaxBytesError). It applies to buffered bodies (0 means the core's
+// default, 1 MiB; the core buffers at most 3 GiB) and to streamed ones
+// (StreamBody routes without a limit of their own, and every route of Mount
+// and ListenAndServe; 0 means none, as net/http).
 func WithMaxBodyBytes(n int64) Option { return func(a *App) { a.maxBody = n } }
+
+// WithBodyWindowBytes sets how many bytes of a streamed body the core holds
+// for a handler that has not read them yet before it stops reading from the
+// client (backpressure). 0 means the core's default, 256 KiB; the core
+// accepts 4 KiB .. 64 MiB.
+func WithBodyWindowBytes(n int) Option { return func(a *App) { a.bodyWindow = n } }
 
 // WithHandlerTimeout sets how long a handler may run before the client gets
 // 503 {"detail":"handler timed out"} (the handler's Context is then
@@ -84,6 +95,8 @@ type App struct {
 	pollers  int
 	maxBody  int64
 	errorLog *log.Logger
+
+	bodyWindow int
 
 	handlerTimeout time.Duration
 
@@ -317,12 +330,12 @@ func newServer(a *App, host string, port uint16) (_ *server, err error) {
 	if workers < 0 {
 		workers = 0
 	}
-	maxBody := a.maxBody
-	if maxBody < 0 {
-		maxBody = 0
-	}
+	maxBody := max(a.maxBody, 0)
+	buffered := min(maxBody, maxBufferedBody)
+	window := min(max(a.bodyWindow, 0), math.MaxUint32)
 	if st := C.qlgo_server_new(s.capp, host, C.uint16_t(port), C.uint32_t(workers),
-		C.uint64_t(maxBody), C.uint32_t(a.handlerTimeout.Milliseconds()), &s.csrv, &cerr); st != C.QL_OK {
+		C.uint64_t(buffered), C.uint32_t(a.handlerTimeout.Milliseconds()), C.uint64_t(maxBody), C.uint32_t(window),
+		&s.csrv, &cerr); st != C.QL_OK {
 		return nil, statusError(st, cerr)
 	}
 	if st := C.ql_server_start(s.csrv, &cerr); st != C.QL_OK {
@@ -354,6 +367,10 @@ func newServer(a *App, host string, port uint16) (_ *server, err error) {
 }
 
 const batchSize = 64
+
+// maxBufferedBody is the core's bound of a buffered body (max_body_bytes):
+// WithMaxBodyBytes above it still limits streamed bodies.
+const maxBufferedBody = 3 << 30
 
 // poll is one poller goroutine blocked in ql_queue_poll (a cgo call that
 // holds its OS thread while it waits): one crossing per batch.
@@ -422,12 +439,19 @@ func (s *server) dispatch(b batch, n int) {
 	for i := 0; i < n; i++ {
 		ev := &b.evs[i]
 		id := uint64(ev.id)
-		if ev.kind == C.QL_EVENT_ABORT {
+		switch ev.kind {
+		case C.QL_EVENT_ABORT:
 			s.abort(id)
+			continue
+		case C.QL_EVENT_BODY:
+			s.bodyReady(id)
+			continue
+		case C.QL_EVENT_REQUEST:
+		default:
 			continue
 		}
 		r := s.routes[uintptr(C.qlgo_event_route(ev))]
-		c := &Context{srv: s, csrv: ev.server, id: ev.id, req: ev.request, info: b.infos[i]}
+		c := &Context{srv: s, csrv: ev.server, id: ev.id, req: ev.request, info: b.infos[i], route: r}
 		s.mu.Lock()
 		if _, ok := s.early[id]; ok {
 			delete(s.early, id)
@@ -492,6 +516,40 @@ func (s *server) abort(id uint64) {
 	}
 }
 
+// bodyReady wakes the reader of a streamed body that the core told
+// QL_E_AGAIN: bytes, the end or an error can be read now.
+func (s *server) bodyReady(id uint64) {
+	s.mu.Lock()
+	var ready chan struct{}
+	if c := s.inflight[id]; c != nil && c.bodyR != nil {
+		ready = c.bodyR.ready
+	}
+	s.mu.Unlock()
+	if ready != nil {
+		select {
+		case ready <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+}
+
+// inFlight reports the requests the core has handed to Go and not seen
+// finished, and those the Go side tracks (for tests: export_test.go).
+func (a *App) inFlight() (native uint64, goSide int) {
+	a.mu.Lock()
+	s := a.srv
+	a.mu.Unlock()
+	if s == nil {
+		return 0, 0
+	}
+	st := C.ql_server_stats{version: C.QL_SERVER_STATS_VERSION}
+	C.ql_server_stats_get(s.csrv, &st, nil)
+	s.mu.Lock()
+	goSide = len(s.inflight)
+	s.mu.Unlock()
+	return uint64(st.requests_in_flight), goSide
+}
+
 func (s *server) done(c *Context) {
 	s.mu.Lock()
 	delete(s.inflight, uint64(c.id))
@@ -521,8 +579,17 @@ func (s *server) serve(c *Context, r *route) {
 	}()
 	if err := r.handler(c); err != nil && !c.responded {
 		var he *HTTPError
-		if errors.As(err, &he) {
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &he):
 			_ = c.JSON(he.Code, map[string]string{"detail": he.Message})
+			return
+		case errors.As(err, &tooLarge): // http.MaxBytesReader, or the core's 413 (then this is dropped)
+			_ = c.JSON(http.StatusRequestEntityTooLarge, map[string]string{"detail": "request body too large"})
+			return
+		case errors.Is(err, ErrBodyIncomplete) || errors.Is(err, ErrBodyMalformed):
+			// The client left (or the core answered 400): nothing to log.
+			_ = c.JSON(http.StatusBadRequest, map[string]string{"detail": err.Error()})
 			return
 		}
 		s.logf("quicklane: %s %s: %v", c.Method(), c.Path(), err)

@@ -10,12 +10,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -48,6 +50,10 @@ type Context struct {
 	req  *C.ql_request
 	info C.qlgo_info
 	ctx  reqContext
+
+	route *route
+	bodyR *bodyReader // made by BodyReader; read by bodyReady under srv.mu
+	sent  atomic.Bool // an answer went to the core (body readers may run elsewhere)
 
 	respHeader http.Header
 	responded  bool
@@ -294,21 +300,48 @@ func (c *Context) Headers() http.Header {
 }
 
 // Body returns a copy of the request body (the core has read it whole,
-// within the configured limit).
+// within the configured limit). On a StreamBody route it reads what is left
+// of the stream into memory (BodyReader reads it piece by piece instead); it
+// is nil when that read fails (the client left, or the body crossed its
+// limit and the core answered 413).
 func (c *Context) Body() []byte {
 	if c.body == nil {
 		if !c.alive() {
 			return nil
 		}
-		c.body = gobytes(c.info.body)
+		if c.streamed() {
+			b, err := io.ReadAll(c.BodyReader())
+			if err != nil {
+				return nil
+			}
+			c.body = b
+		} else {
+			c.body = gobytes(c.info.body)
+		}
 	}
 	return c.body
 }
 
+// ContentLength returns the declared Content-Length of the request body, -1
+// for a chunked body (its length is known only at its end), 0 without one.
+func (c *Context) ContentLength() int64 { return int64(c.info.content_length) }
+
+func (c *Context) streamed() bool { return c.route != nil && c.route.rules.stream }
+
 // BindJSON decodes the JSON body into v. A body that is not valid JSON for v
 // gives an *HTTPError with status 400, so a handler may simply return it.
 func (c *Context) BindJSON(v any) error {
-	if err := json.Unmarshal(c.Body(), v); err != nil {
+	body := c.Body()
+	if body == nil && c.streamed() && c.alive() {
+		if err := c.body0().failure(); err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return NewHTTPError(http.StatusRequestEntityTooLarge, "request body too large")
+			}
+			return NewHTTPError(http.StatusBadRequest, "request body: "+err.Error())
+		}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
 		return NewHTTPError(http.StatusBadRequest, "invalid JSON: "+err.Error())
 	}
 	return nil
@@ -470,6 +503,7 @@ func (c *Context) send(code int, contentType string, h http.Header, body []byte,
 			C.ql_error_free(&cerr)
 		}
 		c.responded = true
+		c.sent.Store(true)
 		if st == C.QL_E_GONE && streamed {
 			return errClientGone // freed: the caller must not stream on
 		}
@@ -479,6 +513,7 @@ func (c *Context) send(code int, contentType string, h http.Header, body []byte,
 			C.ql_error_free(&cerr)
 		}
 		c.responded = true
+		c.sent.Store(true)
 		return ErrResponded
 	}
 	return statusError(st, cerr)
@@ -497,6 +532,9 @@ func (c *Context) failInternal() {
 // finish ends the request after the handler: a handler that returned without
 // answering gets a 500; the request is released in every case.
 func (c *Context) finish() {
+	if c.bodyR != nil {
+		c.bodyR.over.Store(true)
+	}
 	c.streamEnd()
 	if !c.responded && !c.finished {
 		c.srv.logf("quicklane: handler for %s %s returned without a response", c.Method(), c.Path())
@@ -513,4 +551,5 @@ func (c *Context) finish() {
 func (c *Context) free() {
 	C.qlgo_respond(c.csrv, c.id, 500, nil, 0, nil, nil, 0, nil, 0, 0, nil)
 	c.responded = true
+	c.sent.Store(true)
 }

@@ -12,7 +12,8 @@
 //	log.Fatal(app.Listen("127.0.0.1:8080"))
 //
 // Existing net/http code runs unchanged with Handler, Mount or
-// ListenAndServe.
+// ListenAndServe. Request bodies stream (Context.BodyReader, r.Body) on
+// routes with the StreamBody rule, which every route of Mount has.
 //
 // Requests reach Go by queued delivery: the core puts them on a native queue
 // and a few poller goroutines take them in batches, one cgo call per batch;

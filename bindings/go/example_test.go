@@ -2,6 +2,7 @@ package quicklane_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
@@ -97,6 +98,28 @@ func ExampleContext_Context() {
 	defer app.Shutdown(context.Background())
 	fmt.Println(get("http://" + app.Addr() + "/work"))
 	// Output: 200 done
+}
+
+// A StreamBody route reads its body as it arrives: memory stays at the
+// core's body window whatever the upload's size.
+func ExampleStreamBody() {
+	app := quicklane.New()
+	app.PUT("/files/{name}", func(c *quicklane.Context) error {
+		h := sha256.New()
+		n, err := io.Copy(h, c.BodyReader()) // or io.Copy(file, c.BodyReader())
+		if err != nil {
+			return err // client gone, or 413 past the limit: already answered by the core
+		}
+		return c.String(200, fmt.Sprintf("%s: %d bytes, sha256 %x", c.Param("name"), n, h.Sum(nil)[:4]))
+	}, quicklane.StreamBody(1<<30)) // 1 GiB at most
+	_ = app.Start("127.0.0.1:0")
+	defer app.Shutdown(context.Background())
+	req, _ := http.NewRequest("PUT", "http://"+app.Addr()+"/files/a.txt", strings.NewReader("hello"))
+	res, _ := http.DefaultClient.Do(req)
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	fmt.Println(res.StatusCode, string(b))
+	// Output: 200 a.txt: 5 bytes, sha256 2cf24dba
 }
 
 // Shutdown drains in-flight requests, like http.Server.Shutdown.

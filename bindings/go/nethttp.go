@@ -2,7 +2,6 @@ package quicklane
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,9 +14,21 @@ import (
 //
 //	app.Any("/{path...}", quicklane.Handler(mux)) // or Mount(app, mux)
 //
-// The request carries Method, URL, RequestURI, Proto, Header, Host, Body
-// (the whole body, already read by the core), ContentLength, RemoteAddr and
+// The request carries Method, URL, RequestURI, Proto, Header, Host, Body,
+// ContentLength (-1 for a chunked body) and TransferEncoding, RemoteAddr and
 // a Context cancelled when the client goes away.
+//
+// r.Body is Context.BodyReader: on a route with the StreamBody rule (every
+// route of Mount and ListenAndServe has it) it is a live stream, as on
+// net/http: io.Copy(file, r.Body) holds at most the core's body window in
+// memory, http.MaxBytesReader returns *http.MaxBytesError, a body over the
+// server's limit (WithMaxBodyBytes; none by default) fails with
+// *http.MaxBytesError after the core answered 413, a client that leaves
+// mid-upload makes the read fail with ErrBodyIncomplete (an
+// io.ErrUnexpectedEOF), "Expect: 100-continue" is answered at the first
+// read, and a handler may Close the body or answer without reading it. On a
+// route without StreamBody, the core buffers the body first (up to
+// WithMaxBodyBytes, default 1 MiB) and r.Body reads that copy.
 //
 // The response is buffered and sent in one piece when ServeHTTP returns,
 // unless the handler calls Flush (http.Flusher or http.ResponseController):
@@ -39,8 +50,8 @@ func Handler(h http.Handler) HandlerFunc {
 
 // ListenAndServe serves h on addr behind quicklane's native front, like
 // http.ListenAndServe: every path and the methods in AnyMethods (HEAD comes
-// from GET) reach h. It blocks; it returns the error that stopped the
-// server from starting.
+// from GET) reach h, with streamed request bodies (see Mount). It blocks; it
+// returns the error that stopped the server from starting.
 func ListenAndServe(addr string, h http.Handler, opts ...Option) error {
 	return Mount(New(opts...), h).Listen(addr)
 }
@@ -48,10 +59,13 @@ func ListenAndServe(addr string, h http.Handler, opts ...Option) error {
 // Mount routes every path ("/{path...}", which also matches "/") and the
 // methods in AnyMethods of app to h, and returns app. Other routes of app, such as native Static ones,
 // keep precedence: the core prefers exact segments, then parameters, then
-// the catch-all.
+// the catch-all. The routes have the StreamBody rule: r.Body streams, within
+// the App's WithMaxBodyBytes when set (none by default, as net/http).
 func Mount(app *App, h http.Handler) *App {
 	hf := Handler(h)
-	app.Any("/{path...}", hf)
+	for _, m := range AnyMethods {
+		app.Handle(m, "/{path...}", hf, StreamBody(0))
+	}
 	return app
 }
 
@@ -75,7 +89,7 @@ func (c *Context) httpRequest() (*http.Request, error) {
 	hdr := c.Headers().Clone()
 	host := hdr.Get("Host")
 	hdr.Del("Host")
-	body := c.Body()
+	length := c.ContentLength()
 	minor := c.ProtoMinor()
 	r := &http.Request{
 		Method:        c.Method(),
@@ -86,13 +100,16 @@ func (c *Context) httpRequest() (*http.Request, error) {
 		Header:        hdr,
 		Host:          host,
 		Body:          http.NoBody,
-		ContentLength: int64(len(body)),
+		ContentLength: length,
 		RemoteAddr:    c.RemoteAddr(),
 		RequestURI:    target,
 		Close:         minor == 0 && !strings.EqualFold(hdr.Get("Connection"), "keep-alive"),
 	}
-	if len(body) > 0 {
-		r.Body = io.NopCloser(bytes.NewReader(body))
+	if length != 0 {
+		r.Body = c.body0()
+	}
+	if length < 0 {
+		r.TransferEncoding = []string{"chunked"}
 	}
 	return r.WithContext(c.Context()), nil
 }

@@ -13,6 +13,7 @@
 #define QLGO_INLINE_PARAMS 8
 typedef struct {
 	ql_str method, path, target, query, body, route, ip;
+	int64_t content_length; // -1: chunked
 	uint16_t port;
 	int minor;
 	size_t nparams, nheaders, nqueries;
@@ -28,6 +29,7 @@ static inline void qlgo_info_get(const ql_request *r, qlgo_info *o) {
 	o->body = ql_request_body(r);
 	o->route = ql_request_route(r);
 	o->ip = ql_request_client_ip(r);
+	o->content_length = ql_request_content_length(r);
 	o->port = ql_request_client_port(r);
 	o->minor = ql_request_http_minor(r);
 	o->nparams = ql_request_param_count(r);
@@ -103,6 +105,7 @@ static inline ql_status qlgo_static(ql_app *app, _GoString_ method, _GoString_ p
 
 static inline ql_status qlgo_server_new(ql_app *app, _GoString_ host, uint16_t port, uint32_t workers,
                                  uint64_t max_body, uint32_t handler_timeout_ms,
+                                 uint64_t max_stream_body, uint32_t body_window,
                                  ql_server **out, ql_error **err) {
 	ql_server_options o = QL_SERVER_OPTIONS_INIT;
 	o.host = _GoStringLen(host) ? _GoStringPtr(host) : NULL;
@@ -111,6 +114,8 @@ static inline ql_status qlgo_server_new(ql_app *app, _GoString_ host, uint16_t p
 	o.workers = workers;
 	o.max_body_bytes = max_body;
 	o.handler_timeout_ms = handler_timeout_ms;
+	o.max_stream_body_bytes = max_stream_body;
+	o.body_window_bytes = body_window;
 	return ql_server_new(app, &o, out, err);
 }
 
@@ -124,13 +129,20 @@ static inline ql_status qlgo_poll(ql_queue *q, ql_event *evs, qlgo_info *infos, 
 	return st;
 }
 
+// A streamed (or buffered) body read that never waits: QL_E_AGAIN is followed
+// by a QL_EVENT_BODY on the route's queue. buf is Go memory, written during
+// the call only.
+static inline ql_status qlgo_body_read(ql_server *s, ql_req_id id, char *buf, size_t cap, size_t *n) {
+	return ql_request_body_read(s, id, buf, cap, 0, n, NULL);
+}
+
 static inline uintptr_t qlgo_event_route(const ql_event *e) { return (uintptr_t)e->route_data; }
 // ---- native rules ----
 
 static inline ql_status qlgo_route_rules(ql_app *app, _GoString_ method, _GoString_ pattern, uint32_t max,
                                          uint32_t window_ms, _GoString_ key, int api_key, uint32_t cache_ttl_ms,
                                          _GoString_ vary, _GoString_ body_schema, _GoString_ params,
-                                         ql_error **err) {
+                                         int stream_body, uint64_t max_stream_body, ql_error **err) {
 	ql_route_options o = QL_ROUTE_OPTIONS_INIT;
 	o.rate_limit = max;
 	o.rate_window_ms = window_ms;
@@ -144,6 +156,8 @@ static inline ql_status qlgo_route_rules(ql_app *app, _GoString_ method, _GoStri
 	o.body_schema_len = _GoStringLen(body_schema);
 	o.params_schema = _GoStringPtr(params);
 	o.params_schema_len = _GoStringLen(params);
+	o.stream_body = stream_body != 0;
+	o.max_body_bytes = max_stream_body;
 	return ql_app_route_options(app, _GoStringPtr(method), _GoStringLen(method), _GoStringPtr(pattern),
 	                            _GoStringLen(pattern), &o, err);
 }

@@ -25,6 +25,8 @@ type routeRules struct {
 	vary      []string
 	body      string // JSON Schema of the body
 	params    string // typed parameters (JSON)
+	stream    bool   // StreamBody
+	streamMax int64  // StreamBody's limit; 0 = the App's
 	err       error
 }
 
@@ -61,6 +63,25 @@ func Cache(ttl time.Duration, vary ...string) Rule {
 	}
 }
 
+// StreamBody makes the route's handler run as soon as the request head has
+// arrived, with the body read as it comes through c.BodyReader (or
+// r.Body under Handler) instead of buffered whole by the core. Memory stays
+// bounded by the server's body window (WithBodyWindowBytes): the core stops
+// reading the socket while the handler has not read what came. maxBytes is
+// the route's limit (a declared Content-Length above it is 413 before the
+// handler runs; a chunked body crossing it is 413, and the read returns
+// *http.MaxBytesError); 0 means the App's WithMaxBodyBytes, none by default.
+// It cannot be combined with Body, BodyStrict or BodySchema, which need the
+// whole body.
+func StreamBody(maxBytes int64) Rule {
+	return func(r *routeRules) {
+		r.stream, r.streamMax = true, maxBytes
+		if maxBytes < 0 && r.err == nil {
+			r.err = fmt.Errorf("quicklane: StreamBody(%d): the limit must not be negative", maxBytes)
+		}
+	}
+}
+
 func makeRules(rules []Rule) routeRules {
 	var r routeRules
 	for _, f := range rules {
@@ -73,12 +94,14 @@ func (r *routeRules) apply(app *C.ql_app, method, pattern string) error {
 	if r.err != nil {
 		return r.err
 	}
-	if r.max == 0 && !r.apiKey && r.cacheTTL == 0 && r.body == "" && r.params == "" {
+	if r.max == 0 && !r.apiKey && r.cacheTTL == 0 && r.body == "" && r.params == "" && !r.stream {
 		return nil
 	}
+	// One call sets every rule of the route (the core replaces them whole).
 	var cerr *C.ql_error
 	st := C.qlgo_route_rules(app, method, pattern, C.uint32_t(r.max), C.uint32_t(r.per.Milliseconds()),
-		r.keyHeader, boolInt(r.apiKey), C.uint32_t(r.cacheTTL.Milliseconds()), strings.Join(r.vary, ", "), r.body, r.params, &cerr)
+		r.keyHeader, boolInt(r.apiKey), C.uint32_t(r.cacheTTL.Milliseconds()), strings.Join(r.vary, ", "), r.body, r.params,
+		boolInt(r.stream), C.uint64_t(r.streamMax), &cerr)
 	return statusError(st, cerr)
 }
 

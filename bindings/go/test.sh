@@ -29,7 +29,7 @@ race=()
 echo "== go test ${race[*]}"
 go test "${race[@]}" -count=1 -timeout 120s ./...
 echo "== go test (pollers blocking in ql_queue_poll)"
-QUICKLANE_GO_POLL=block go test -count=1 -timeout 60s -run 'Contract|Disconnect|Shutdown|StartStop|Concurrent' .
+QUICKLANE_GO_POLL=block go test -count=1 -timeout 60s -run 'Contract|Disconnect|Shutdown|StartStop|Concurrent|Streamed|Expect' .
 echo "== build examples/go/hello"
 ( cd "$root/examples/go/hello" && go vet ./... && go build -o "$build/examples/go-hello" . )
 echo "== build examples/go/fastpath, run tests/fastpath_contract.sh on it"

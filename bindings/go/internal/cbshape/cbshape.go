@@ -93,7 +93,7 @@ func Start(port, workers int, goroutine bool) (*Server, error) {
 	if C.cb_route(s.app, "GET", "/busy/{name}", C.uintptr_t(s.handle)) != C.QL_OK {
 		return nil, errors.New("route")
 	}
-	if C.qlgo_server_new(s.app, "127.0.0.1", C.uint16_t(port), C.uint32_t(workers), 0, 0, &s.srv, nil) != C.QL_OK {
+	if C.qlgo_server_new(s.app, "127.0.0.1", C.uint16_t(port), C.uint32_t(workers), 0, 0, 0, 0, &s.srv, nil) != C.QL_OK {
 		return nil, errors.New("server")
 	}
 	if C.ql_server_start(s.srv, nil) != C.QL_OK {
