@@ -1,7 +1,10 @@
 // Type definitions for quicklane (Node binding).
 /// <reference types="node" />
+import { Readable } from 'node:stream';
 
 export type Handler = (req: Request, reply: Reply) => unknown | Promise<unknown>;
+/** The handler of a route declared with { stream: true }. */
+export type StreamHandler = (req: StreamRequest, reply: Reply) => unknown | Promise<unknown>;
 
 export interface ListenOptions {
   /** Address to bind; default "127.0.0.1" ("::" / "::1" for IPv6). */
@@ -23,6 +26,12 @@ export interface ListenOptions {
   /** A handler (or its promise) that has not answered after this many ms:
    * the client gets 503 {"detail":"handler timed out"}; default 60000. */
   handlerTimeoutMs?: number;
+  /** Limit of a streamed body ({ stream: true } routes without their own maxBodyBytes):
+   * a larger Content-Length is 413 before a byte is read, a chunked body crossing it 413. Default: none. */
+  maxStreamBodyBytes?: number;
+  /** Unread bytes of a streamed body the core buffers before it stops reading the
+   * client (backpressure); default 256 KiB, 4 KiB .. 64 MiB. */
+  bodyWindowBytes?: number;
 }
 
 /** Native rules of a route, checked in the core before JS runs. */
@@ -38,6 +47,15 @@ export interface RuleOptions {
   schema?: { body?: object; params?: object; querystring?: object };
 }
 
+/** Rules of a route whose body is read as it arrives: req is a StreamRequest. */
+export interface StreamOptions extends Omit<RuleOptions, 'schema'> {
+  stream: true;
+  /** This route's limit of the body (413 past it); default the server's maxStreamBodyBytes. */
+  maxBodyBytes?: number;
+  /** params and querystring only: a body schema needs the whole body (use a buffered route). */
+  schema?: { params?: object; querystring?: object };
+}
+
 export interface StaticOptions extends RuleOptions {
   status?: number;
   contentType?: string;
@@ -48,6 +66,12 @@ export interface RouteOptions extends RuleOptions {
   method: string | string[];
   url: string;
   handler: Handler;
+}
+
+export interface StreamRouteOptions extends StreamOptions {
+  method: string | string[];
+  url: string;
+  handler: StreamHandler;
 }
 
 export interface CorsOptions {
@@ -99,6 +123,42 @@ export declare class Request {
   text(): string;
 }
 
+/**
+ * The request of a route declared with { stream: true }: everything of
+ * Request, and a Readable of the body's Buffers, read from the core as they
+ * arrive (`for await (const chunk of req)`, `req.pipe(dest)`, `pipeline(req, dest)`,
+ * `req.on('data')`). Backpressure: a consumer that stops reading stops the client.
+ * Reading first sends `100 Continue` to a client that expects it.
+ * When the body fails (client left: code 'QL_E_GONE'; over the limit: 'QL_E_TOO_LARGE',
+ * statusCode 413, already answered by the core; malformed chunks: 'QL_E_INVALID',
+ * statusCode 400, already answered) the stream emits 'aborted' and then one 'error'
+ * (when something listens for it) and the request is finished: a later reply is ignored,
+ * data read or kept (method, url, params, query, headers, ip) stays readable.
+ */
+export declare class StreamRequest extends Readable {
+  readonly method: string;
+  readonly url: string;
+  readonly path: string;
+  readonly routePattern: string;
+  readonly params: Record<string, string>;
+  readonly query: Record<string, string | string[]>;
+  readonly headers: Record<string, string | string[]>;
+  readonly ip: string;
+  readonly aborted: boolean;
+  readonly signal: AbortSignal;
+  /** The declared Content-Length; -1 when chunked, 0 without a body. */
+  readonly contentLength: number;
+  /** The collected body once buffer()/text()/json() resolved; throws before. */
+  readonly body: Buffer;
+  header(name: string): string | undefined;
+  /** Collects the stream into one Buffer. */
+  buffer(): Promise<Buffer>;
+  /** Collects the stream as UTF-8 text. */
+  text(): Promise<string>;
+  /** Collects the stream and parses it; invalid JSON rejects with statusCode 400. */
+  json<T = any>(): Promise<T>;
+}
+
 export declare class Reply {
   /** True once the response was sent. */
   readonly sent: boolean;
@@ -117,21 +177,30 @@ export declare class App {
   /** A route answered entirely by the core with a fixed response (never enters JS). */
   static(method: string, path: string, body: unknown, options?: StaticOptions): this;
   route(method: string, path: string, handler: Handler): this;
+  route(method: string, path: string, options: StreamOptions, handler: StreamHandler): this;
   route(method: string, path: string, options: RuleOptions, handler: Handler): this;
   route(options: RouteOptions): this;
+  route(options: StreamRouteOptions): this;
   get(path: string, handler: Handler): this;
+  get(path: string, options: StreamOptions, handler: StreamHandler): this;
   get(path: string, options: RuleOptions, handler: Handler): this;
   post(path: string, handler: Handler): this;
+  post(path: string, options: StreamOptions, handler: StreamHandler): this;
   post(path: string, options: RuleOptions, handler: Handler): this;
   put(path: string, handler: Handler): this;
+  put(path: string, options: StreamOptions, handler: StreamHandler): this;
   put(path: string, options: RuleOptions, handler: Handler): this;
   patch(path: string, handler: Handler): this;
+  patch(path: string, options: StreamOptions, handler: StreamHandler): this;
   patch(path: string, options: RuleOptions, handler: Handler): this;
   delete(path: string, handler: Handler): this;
+  delete(path: string, options: StreamOptions, handler: StreamHandler): this;
   delete(path: string, options: RuleOptions, handler: Handler): this;
   head(path: string, handler: Handler): this;
+  head(path: string, options: StreamOptions, handler: StreamHandler): this;
   head(path: string, options: RuleOptions, handler: Handler): this;
   options(path: string, handler: Handler): this;
+  options(path: string, options: StreamOptions, handler: StreamHandler): this;
   options(path: string, options: RuleOptions, handler: Handler): this;
   /** CORS answered in the core: preflights natively, allow headers for allowed origins only. */
   cors(options: CorsOptions): this;
@@ -169,6 +238,7 @@ declare const quicklane: {
   app: typeof app;
   App: typeof App;
   Request: typeof Request;
+  StreamRequest: typeof StreamRequest;
   Reply: typeof Reply;
   version: string;
   abiVersion: number;

@@ -8,19 +8,24 @@
 //   app.get('/hello/:name', (req) => ({ hello: req.params.name }));
 //   await app.listen({ host: '127.0.0.1', port: 8080 });
 
+const { Readable } = require('node:stream');
 const native = require('./lib/native');
 
 const JSON_TYPE = 'application/json';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 const BINARY_TYPE = 'application/octet-stream';
 const QL_OK = 0;
+const QL_E_INVALID = -1;
 const QL_E_GONE = -6;
 const QL_E_ALREADY_SENT = -7;
+const QL_E_AGAIN = -9;
+const QL_E_TOO_LARGE = -10;
 
 // Route handlers by id, across every app of this thread (the core calls
 // dispatch(routeId, slot)). Live requests by slot, for abort notices.
 const routes = [];
 const routeTypes = [];  // per route id: the typed parameters of its schema (coerce)
+const routeStreams = [];  // per route id: true when its body is streamed ({ stream: true })
 const live = [];
 // Apps that listen are kept reachable until closed (like a node:http server).
 const listening = new Set();
@@ -189,6 +194,181 @@ class Request {
   }
 }
 
+// ---- streamed request bodies ({ stream: true }) ----------------------------
+
+// Bytes asked of the core per read (one crossing into the addon each).
+const READ_BYTES = 64 * 1024;
+
+// What a failed streamed request keeps readable (each getter caches its value).
+const KEPT_ON_FAILURE = ['method', 'url', 'path', 'routePattern', 'params', 'query', 'headers', 'ip', 'contentLength'];
+
+function bodyError(status) {
+  let err;
+  if (status === QL_E_TOO_LARGE) {
+    err = new Error('quicklane: request body too large (the core answered 413)');
+    err.statusCode = 413;
+  } else if (status === QL_E_INVALID) {
+    err = new Error('quicklane: malformed request body (the core answered 400)');
+    err.statusCode = 400;
+  } else {
+    status = QL_E_GONE;
+    err = new Error('quicklane: request aborted before its body ended (the client left, the server closed, ' +
+      'or the handler timed out)');
+  }
+  err.code = status === QL_E_TOO_LARGE ? 'QL_E_TOO_LARGE' : status === QL_E_INVALID ? 'QL_E_INVALID' : 'QL_E_GONE';
+  return err;
+}
+
+/**
+ * The request of a route declared with { stream: true }: a Request that is
+ * also a stream.Readable of its body (Buffers), read from the core as it
+ * arrives. Backpressure: the core is read only while the stream wants data;
+ * unread bytes beyond the server's body window pause the client.
+ */
+class StreamRequest extends Readable {
+  constructor(slot, types) {
+    super({ highWaterMark: READ_BYTES });
+    this._slot = slot;
+    this._types = types;
+    this._done = false;
+    this._aborted = false;
+    this._method = undefined;
+    this._url = undefined;
+    this._path = undefined;
+    this._params = undefined;
+    this._query = undefined;
+    this._headers = undefined;
+    this._body = undefined;
+    this._ip = undefined;
+    this._ac = undefined;
+    this._wanted = false;     // _read() asked for data and push() has not said stop
+    this._reads = 0;          // _read() calls, to see one made from inside push()
+    this._pumping = false;
+    this._again = false;
+    this._finished = false;   // end pushed, or failed, or answered: the core is not read any more
+    this._collecting = undefined;
+    this._routePattern = undefined;
+    this._contentLength = undefined;
+  }
+  /** The declared Content-Length; -1 when chunked, 0 without a body. */
+  get contentLength() {
+    if (this._contentLength === undefined) { this._check(); this._contentLength = native.contentLength(this._slot); }
+    return this._contentLength;
+  }
+  get routePattern() {
+    if (this._routePattern === undefined) { this._check(); this._routePattern = native.route_(this._slot); }
+    return this._routePattern;
+  }
+  _read() {
+    this._wanted = true;
+    this._reads++;
+    this._pump();
+  }
+  // Reads while the stream wants data; stops at QL_E_AGAIN (the core calls
+  // onBody later) or when push() says the consumer is full (_read resumes).
+  _pump() {
+    if (this._pumping) { this._again = true; return; }
+    this._pumping = true;
+    try {
+      do {
+        this._again = false;
+        while (this._wanted && !this._finished) {
+          if (this._done) { this._stop(); return; }
+          const r = native.bodyRead(this._slot, READ_BYTES);
+          if (r === null) {
+            this._finished = true;
+            this.push(null);
+          } else if (typeof r !== 'number') {
+            const reads = this._reads;
+            // Full: stop until the next _read(), unless the consumer asked again from inside push().
+            if (!this.push(r) && this._reads === reads) this._wanted = false;
+          } else if (r === QL_E_AGAIN) {
+            break;
+          } else {
+            this._fail(r);
+          }
+        }
+      } while (this._again && this._wanted && !this._finished);
+    } finally {
+      this._pumping = false;
+    }
+  }
+  // The body failed: the core has answered (413, 400) or the client is gone,
+  // so no answer of the handler can reach anyone. The request is finished
+  // here (a handler that only piped the stream would otherwise hold it
+  // forever); what it carried is copied first, so it stays readable, and a
+  // later reply is ignored.
+  _fail(status) {
+    if (this._finished) return;
+    this._finished = true;
+    this._aborted = true;
+    if (!this._done) {
+      for (const name of KEPT_ON_FAILURE) {
+        try { void this[name]; } catch (e) { /* nothing to keep */ }
+      }
+      this._done = true;
+      live[this._slot] = undefined;
+      native.finish500(this._slot);  // QL_E_GONE: frees the request (the core's answer, if any, stands)
+    }
+    this.emit('aborted');
+    this.destroy(bodyError(status));
+  }
+  // Answered before the body was read to its end: the rest is the core's.
+  _stop() {
+    if (this._finished) return;
+    this._finished = true;
+    if (!this.destroyed) this.destroy();
+  }
+  _destroy(err, cb) {
+    this._finished = true;
+    // As node:http's IncomingMessage: an error nobody listens for is not an
+    // uncaught exception (a client that leaves must not kill the server).
+    cb(err && this.listenerCount('error') > 0 ? err : null);
+  }
+  /** The whole body, collected from the stream. */
+  buffer() {
+    if (this._body !== undefined) return Promise.resolve(this._body);
+    if (this._collecting === undefined) {
+      this._collecting = (async () => {
+        const chunks = [];
+        for await (const chunk of this) chunks.push(chunk);
+        this._body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+        return this._body;
+      })();
+    }
+    return this._collecting;
+  }
+  /** The body as UTF-8 text (a Promise: the stream is collected). */
+  text() {
+    return this.buffer().then((b) => b.toString('utf8'));
+  }
+  /** The body parsed as JSON (a Promise); invalid JSON rejects with statusCode 400. */
+  json() {
+    return this.text().then((text) => {
+      try {
+        return JSON.parse(text);
+      } catch (e) {
+        const err = new Error('invalid JSON: ' + e.message);
+        err.statusCode = 400;
+        throw err;
+      }
+    });
+  }
+  /** The collected body, once buffer()/text()/json() has resolved. */
+  get body() {
+    if (this._body === undefined) {
+      throw new TypeError('quicklane: this route streams its body: read it with `for await (const chunk of req)`, ' +
+        'req.pipe(), or `await req.buffer()` / `req.text()` / `req.json()`');
+    }
+    return this._body;
+  }
+}
+// Everything else of Request (method, url, params, headers, signal, ...).
+for (const name of Object.getOwnPropertyNames(Request.prototype)) {
+  if (name === 'constructor' || Object.prototype.hasOwnProperty.call(StreamRequest.prototype, name)) continue;
+  Object.defineProperty(StreamRequest.prototype, name, Object.getOwnPropertyDescriptor(Request.prototype, name));
+}
+
 class Reply {
   constructor(req) {
     this._req = req;
@@ -280,6 +460,7 @@ class Reply {
     if (st !== QL_E_ALREADY_SENT) {
       req._done = true;
       live[req._slot] = undefined;
+      if (req._finished === false) req._stop();  // a streamed body not read to its end
     }
     if (st !== QL_OK && st !== QL_E_GONE) warn(`respond failed with status ${st}`);
   }
@@ -319,7 +500,8 @@ function complete(reply, value) {
 // Called by the core (through napi_make_callback) for every request of a JS route.
 function dispatch(routeId, slot) {
   const handler = routes[routeId];
-  const req = new Request(slot, routeTypes[routeId]);
+  const req = routeStreams[routeId] === true ? new StreamRequest(slot, routeTypes[routeId])
+    : new Request(slot, routeTypes[routeId]);
   const reply = new Reply(req);
   live[slot] = req;
   let result;
@@ -341,10 +523,21 @@ function onAbort(slot) {
   const req = live[slot];
   if (req === undefined) return;
   req._aborted = true;
+  if (req._finished === false) {
+    // A streamed body cut short: the core tells why (413, 400, client left).
+    const st = native.bodyDrain(slot);
+    req._fail(st === QL_E_TOO_LARGE || st === QL_E_INVALID ? st : QL_E_GONE);
+  }
   if (req._ac !== undefined) req._ac.abort();
 }
 
-native.init(dispatch, onAbort);
+// A streamed body can be read again (after a read gave QL_E_AGAIN).
+function onBody(slot) {
+  const req = live[slot];
+  if (req !== undefined && req._wanted === true) req._pump();
+}
+
+native.init(dispatch, onAbort, onBody);
 
 function markGone(slots) {
   for (const slot of slots) {
@@ -353,6 +546,7 @@ function markGone(slots) {
       req._done = true;
       req._aborted = true;
       live[slot] = undefined;
+      if (req._finished === false) req._fail(QL_E_GONE);
     }
   }
 }
@@ -423,6 +617,11 @@ function nativeSchemas(schema) {
   return [body, Object.keys(specs).length ? JSON.stringify(specs) : ''];
 }
 
+function u53(v, name) {
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer (bytes)`);
+  return v;
+}
+
 function u32(v, name) {
   if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${name} must be an integer from 0 to 4294967295`);
   return v;
@@ -449,18 +648,26 @@ class App {
 
   // Native rules of one route: { rateLimit: { max, timeWindow (ms), keyHeader }, apiKey: true,
   // cache: { ttl (ms), vary: [headers] } }.
+  // { stream: true, maxBodyBytes }: the body is read as it arrives (req is a Readable).
+  // The core's options replace a route's rules whole, so stream goes with every call.
   _routeRules(method, path, opts) {
     const rl = opts.rateLimit;
     const cache = opts.cache;
     const schema = opts.schema;
-    if (!rl && !opts.apiKey && !cache && !schema) return;
+    const stream = Boolean(opts.stream);
+    if (opts.maxBodyBytes !== undefined && !stream) {
+      throw new TypeError('maxBodyBytes of a route applies to streamed bodies ({ stream: true }); ' +
+        'the buffered limit is listen({ maxBodyBytes })');
+    }
+    if (!rl && !opts.apiKey && !cache && !schema && !stream) return;
     const [bodySchema, paramsSchema] = schema ? nativeSchemas(schema) : ['', ''];
     if (cache !== undefined && (typeof cache !== 'object' || cache === null)) throw new TypeError('cache must be { ttl, vary }');
     if (rl !== undefined && (typeof rl !== 'object' || rl === null)) throw new TypeError('rateLimit must be { max, timeWindow }');
     native.routeRules(this._app, String(method).toUpperCase(), corePattern(path), rl ? u32(rl.max, 'rateLimit.max') : 0,
       rl ? u32(rl.timeWindow === undefined ? 60000 : rl.timeWindow, 'rateLimit.timeWindow') : 0,
       rl && rl.keyHeader ? String(rl.keyHeader) : '', Boolean(opts.apiKey), cache ? u32(cache.ttl, 'cache.ttl') : 0,
-      cache && cache.vary ? [].concat(cache.vary).join(', ') : '', bodySchema, paramsSchema);
+      cache && cache.vary ? [].concat(cache.vary).join(', ') : '', bodySchema, paramsSchema, stream,
+      opts.maxBodyBytes === undefined ? 0 : u53(opts.maxBodyBytes, 'maxBodyBytes'));
   }
 
   /** CORS in the core (@fastify/cors names): { origin: string | string[] ('*' for any),
@@ -541,6 +748,7 @@ class App {
       throw e;
     }
     if (opts) this._routeRules(method, path, opts);
+    routeStreams[id] = Boolean(opts && opts.stream);
     return this;
   }
   get(path, opts, handler) { return this.route('GET', path, opts, handler); }
@@ -568,6 +776,8 @@ class App {
       const host = opts.host || '127.0.0.1';
       const port = opts.port === undefined ? 0 : Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError('port must be 0..65535');
+      if (opts.maxStreamBodyBytes !== undefined) u53(opts.maxStreamBodyBytes, 'maxStreamBodyBytes');
+      if (opts.bodyWindowBytes !== undefined) u32(opts.bodyWindowBytes, 'bodyWindowBytes');
       this._server = native.listen(this._app, host, port, opts);
       listening.add(this);
       this._port = native.port(this._server);
@@ -631,6 +841,7 @@ module.exports = {
   app,
   App,
   Request,
+  StreamRequest,
   Reply,
   version: native.version,
   abiVersion: native.abiVersion,

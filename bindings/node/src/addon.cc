@@ -59,11 +59,13 @@ struct Instance {
     uv_loop_t *loop = nullptr;
     napi_ref dispatch = nullptr;   // (routeId, slot) => void
     napi_ref on_abort = nullptr;   // (slot) => void
+    napi_ref on_body = nullptr;    // (slot) => void: a streamed body can be read again
     napi_ref resource = nullptr;
     napi_async_context async_ctx = nullptr;
     std::vector<Slot> slots;
     uint32_t free_head = kNoSlot;
     std::string scratch;  // reused for string bodies
+    std::vector<char> body_buf;  // reused by bodyRead / bodyDrain (streamed bodies)
     std::vector<std::string> hdr_store;
     // Servers of this env. A box is deleted once its server is freed AND its
     // JS External was finalized (whichever comes last).
@@ -223,6 +225,22 @@ void on_abort(void *ud, ql_req_id id, void *tag) {
     napi_close_handle_scope(in->env, hs);
 }
 
+// A streamed body of the request in `tag`'s slot can be read again (after a
+// bodyRead that gave QL_E_AGAIN). May run inside the core's read callback.
+void on_body(void *ud, ql_req_id id, void *tag) {
+    auto *route = static_cast<Route *>(ud);
+    Instance *in = route->inst;
+    uint32_t slot = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(tag)) - 1;
+    Slot *s = in->live(slot);
+    if (!s || s->id != id || in->tearing_down || !in->on_body) return;
+    napi_handle_scope hs;
+    napi_open_handle_scope(in->env, &hs);
+    napi_value argv[1];
+    napi_create_uint32(in->env, slot, &argv[0]);
+    call_js(in, in->on_body, 1, argv);
+    napi_close_handle_scope(in->env, hs);
+}
+
 void destroy_route(void *ud) { delete static_cast<Route *>(ud); }
 
 Instance *inst_of(const Napi::CallbackInfo &info) { return static_cast<Instance *>(info.Data()); }
@@ -254,8 +272,10 @@ Napi::Value Init(const Napi::CallbackInfo &info) {
     napi_env env = info.Env();
     if (in->dispatch) napi_delete_reference(env, in->dispatch);
     if (in->on_abort) napi_delete_reference(env, in->on_abort);
+    if (in->on_body) napi_delete_reference(env, in->on_body);
     napi_create_reference(env, info[0], 1, &in->dispatch);
     napi_create_reference(env, info[1], 1, &in->on_abort);
+    napi_create_reference(env, info[2], 1, &in->on_body);
     return info.Env().Undefined();
 }
 
@@ -284,6 +304,7 @@ Napi::Value AppRoute(const Napi::CallbackInfo &info) {
     ql_handler h = QL_HANDLER_INIT;
     h.on_request = on_request;
     h.on_abort = on_abort;
+    h.on_body = on_body;  // only ever called after a bodyRead gave QL_E_AGAIN (streamed routes)
     h.user_data = route;
     h.destroy = destroy_route;
     ql_error *err = nullptr;
@@ -355,7 +376,9 @@ Napi::Value AppStatic(const Napi::CallbackInfo &info) {
 
 // ---- native rules --------------------------------------------------------------
 
-// routeRules(app, method, pattern, max, windowMs, keyHeader, apiKey, cacheTtlMs, cacheVary, bodySchema, paramsSchema)
+// routeRules(app, method, pattern, max, windowMs, keyHeader, apiKey, cacheTtlMs, cacheVary, bodySchema, paramsSchema,
+//            streamBody, maxBodyBytes)
+// The options replace the route's rules whole: every caller passes stream_body.
 Napi::Value AppRouteRules(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
@@ -375,6 +398,8 @@ Napi::Value AppRouteRules(const Napi::CallbackInfo &info) {
     o.body_schema_len = body_schema.size();
     o.params_schema = params_schema.data();
     o.params_schema_len = params_schema.size();
+    o.stream_body = info[11].ToBoolean().Value() ? 1 : 0;
+    o.max_body_bytes = info[12].IsNumber() ? static_cast<uint64_t>(info[12].As<Napi::Number>().Int64Value()) : 0;
     ql_error *err = nullptr;
     ql_status st = ql_app_route_options(box->app, method.data(), method.size(), pattern.data(), pattern.size(), &o, &err);
     if (st != QL_OK) throw_ql(env, st, err);
@@ -514,8 +539,13 @@ Napi::Value Listen(const Napi::CallbackInfo &info) {
         u32("maxPipeline", o.max_pipeline);
         u32("backlog", o.backlog);
         u32("handlerTimeoutMs", o.handler_timeout_ms);
-        Napi::Value mb = opt.Get("maxBodyBytes");
-        if (mb.IsNumber()) o.max_body_bytes = static_cast<uint64_t>(mb.As<Napi::Number>().Int64Value());
+        u32("bodyWindowBytes", o.body_window_bytes);
+        auto u64 = [&](const char *k, uint64_t &dst) {
+            Napi::Value v = opt.Get(k);
+            if (v.IsNumber()) dst = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+        };
+        u64("maxBodyBytes", o.max_body_bytes);
+        u64("maxStreamBodyBytes", o.max_stream_body_bytes);
         want_reuse = opt.Get("reusePort").ToBoolean().Value();
     }
     if (want_reuse) {
@@ -775,6 +805,57 @@ Napi::Value ReqBodyText(const Napi::CallbackInfo &info) {
     return s ? make_str(info.Env(), ql_request_body(s->req)) : info.Env().Undefined();
 }
 
+// ---- streamed request bodies ----------------------------------------------------
+
+// bodyRead(slot, max) -> Buffer | null | status: non-blocking reads (timeout 0:
+// this is the loop thread) until `max` bytes, QL_E_AGAIN, the end or an error.
+// Bytes come first; a later call reports what stopped the loop (the end and
+// errors stay readable until the request is finished). null = the body ended;
+// QL_E_AGAIN = nothing yet, on_body follows; QL_E_GONE / QL_E_TOO_LARGE /
+// QL_E_INVALID = failed (the core has answered, or the client left).
+Napi::Value BodyRead(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Instance *in = inst_of(info);
+    Slot *s = in->live(info[0].As<Napi::Number>().Uint32Value());
+    if (!s) return Napi::Number::New(env, QL_E_GONE);
+    size_t cap = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+    cap = cap < 4096 ? 4096 : cap > (1u << 20) ? (1u << 20) : cap;
+    if (in->body_buf.size() < cap) in->body_buf.resize(cap);
+    size_t got = 0;
+    ql_status st = QL_OK;
+    while (got < cap) {
+        size_t n = 0;
+        st = ql_request_body_read(s->srv, s->id, in->body_buf.data() + got, cap - got, 0, &n, nullptr);
+        if (st != QL_OK || n == 0) break;
+        got += n;
+    }
+    if (got) return Napi::Buffer<char>::Copy(env, in->body_buf.data(), got);
+    if (st == QL_OK) return env.Null();
+    return Napi::Number::New(env, st);
+}
+
+// bodyDrain(slot) -> status: after an abort notice, drops what is buffered and
+// says why the body stopped: QL_OK (it had ended), QL_E_AGAIN (the client left
+// mid-body: the core has nothing more), or the body's error.
+Napi::Value BodyDrain(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Instance *in = inst_of(info);
+    Slot *s = in->live(info[0].As<Napi::Number>().Uint32Value());
+    if (!s) return Napi::Number::New(env, QL_E_GONE);
+    if (in->body_buf.size() < 65536) in->body_buf.resize(65536);
+    ql_status st;
+    size_t n = 0;
+    do st = ql_request_body_read(s->srv, s->id, in->body_buf.data(), in->body_buf.size(), 0, &n, nullptr);
+    while (st == QL_OK && n);
+    return Napi::Number::New(env, st);
+}
+
+// The declared Content-Length; -1 when chunked, 0 when there is no body.
+Napi::Value ReqContentLength(const Napi::CallbackInfo &info) {
+    Slot *s = slot_arg(info);
+    return s ? Napi::Number::New(info.Env(), double(ql_request_content_length(s->req))) : info.Env().Undefined();
+}
+
 // Frees every stopped server; when none is left running, lets Node go on.
 void teardown_step(Instance *in) {
     if (!in->teardown_timer_live) {
@@ -886,6 +967,9 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
     fn("header", ReqHeader);
     fn("body", ReqBody);
     fn("bodyText", ReqBodyText);
+    fn("bodyRead", BodyRead);
+    fn("bodyDrain", BodyDrain);
+    fn("contentLength", ReqContentLength);
     exports.Set("version", Napi::String::New(env, ql_version()));
     exports.Set("abiVersion", Napi::Number::New(env, ql_abi_version()));
     exports.Set("uvVersion", Napi::String::New(env, uv_version_string()));
