@@ -195,6 +195,8 @@ tree_ticks() {
 # user+system ticks of this shell's waited-for children (the load tools).
 child_ticks() { awk '{sub(/^.*\) /, ""); print $14 + $15}' "/proc/$$/stat"; }
 all_busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+# The same without softirq: an upload's own loopback delivery runs there (tens of % of a CPU).
+all_busy_nosoftirq() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7; exit}' /proc/stat; }
 
 # --------------------------------------------------------------- servers ---
 # start_server ID PIN(1|0) ENVIRONMENT... -- launches `launch_server ID`
@@ -398,4 +400,80 @@ run_rate() {
     kv() { awk -F= -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print "NA"}' "$out"; }
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$round" "$RATE" "$(kv achieved_rate)" "$(kv p50_us)" \
         "$(kv p90_us)" "$(kv p99_us)" "$(kv p999_us)" "$(kv max_us)" "$(kv errors)" "$(kv late_starts)" "$(kv measured)" "$other" >>"$RAW/rate.tsv"
+}
+
+# ---------------------------------------------------------------- uploads ---
+# Peak RSS of a server's processes: clear_refs 5 resets each one's VmHWM (Linux
+# ≥ 4.0), so the peak read after a run is that run's own, not the process's
+# since it started. tree_hwm_reset prints "reset" or "since start" (when it could not).
+tree_hwm_reset() {
+    local p ok=reset
+    for p in $(tree_pids "$1"); do echo 5 >"/proc/$p/clear_refs" 2>/dev/null || ok="since start"; done
+    echo "$ok"
+}
+tree_hwm_kb() {
+    local p s=0 r n=0
+    for p in $(tree_pids "$1"); do
+        r=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null)
+        [ -n "$r" ] && { s=$((s + r)); n=$((n + 1)); }
+    done
+    [ "$n" = 0 ] && echo NA || echo "$s"
+}
+
+# run_upload SCENARIO ID CONNS ROUND → a line in upload.tsv:
+# scenario id round conns passes bytes wall_s mib_s cpu_ms_per_mib rss_before_kb peak_rss_kb conn_min_s conn_max_s
+# errors other_cpu_pct note
+# UPLOAD_MIB MiB in all per pass (split over the CONNS connections), passes
+# until UPLOAD_MIN_S s have gone by (bench/upload_client.c); the server's CPU is
+# its processes' utime + stime (/proc/<pid>/stat) over the run. Its other CPU %
+# (contention) leaves softirq out: loopback delivers the upload there, and a
+# server that makes the socket wake it often (small reads, window updates)
+# runs up 10-30 % of a CPU of softirq by itself (measured: quicklane Python,
+# one connection), which is the transfer's own cost, not other work.
+run_upload() {
+    local scen=$1 id=$2 conns=$3 round=$4 pid=${SPID[$2]:-} out=$RAW/upload-$1-$2-r$4.txt
+    local b0 b1 p0 p1 w0 w1 t0 t1 other rss hwm_note peak note=""
+    if ! alive "$pid"; then
+        printf '%s\t%s\t%s\t%s\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tserver not running\n' "$scen" "$id" "$round" "$conns" >>"$RAW/upload.tsv"
+        return 0
+    fi
+    log "upload $id r$round: $UPLOAD_MIB MiB over $conns connection(s), passes for ≥ ${UPLOAD_MIN_S}s"
+    rss=$(tree_rss_kb "$pid")
+    hwm_note=$(tree_hwm_reset "$pid")
+    b0=$(all_busy_nosoftirq) p0=$(tree_ticks "$pid") w0=$(child_ticks) t0=$(now_us)
+    run_child timeout -k 5 "${UPLOAD_TIMEOUT:-150}" "${LOAD_PIN[@]}" "$OUT/upload_client" -b $((UPLOAD_MIB << 20)) -c "$conns" \
+        -m "$UPLOAD_MIN_S" -t $((${UPLOAD_TIMEOUT:-150} - 10)) "$HOST" "${SPORT[$id]}" >"$out" 2>&1 || note="client failed"
+    w1=$(child_ticks) b1=$(all_busy_nosoftirq) p1=$(tree_ticks "$pid") t1=$(now_us)
+    peak=$(tree_hwm_kb "$pid")
+    other=$(other_pct "$b0" "$b1" "$p0" "$p1" "$w0" "$w1" "$((t1 - t0))")
+    awk -v v="$other" -v l="$CONTENDED_PCT" 'BEGIN { exit !(v != "NA" && v + 0 >= l + 0) }' && CONTENDED="$CONTENDED $scen/$id/r$round"
+    kv() { awk -F= -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print "NA"}' "$out"; }
+    local bytes cpu
+    bytes=$(kv bytes)
+    cpu=$(awk -v a="$p0" -v b="$p1" -v n="$bytes" -v hz="$CLK_TCK" 'BEGIN {
+        if (a == "NA" || b == "NA" || n == "NA" || n + 0 == 0) print "NA"; else printf "%.3f\n", (b - a) / hz * 1000 / (n / 1048576) }')
+    [ "$hwm_note" = reset ] || note="${note:+$note; }peak RSS since the server started (clear_refs refused)"
+    alive "$pid" || note="${note:+$note; }SERVER EXITED"
+    grep -q '^upload_client:' "$out" && note="${note:+$note; }$(grep -m1 '^upload_client:' "$out")"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$id" "$round" "$conns" "$(kv passes)" \
+        "$bytes" "$(kv wall_s)" "$(kv mib_s)" "$cpu" "$rss" "$peak" "$(kv conn_min_s)" "$(kv conn_max_s)" "$(kv errors)" \
+        "$other" "$note" >>"$RAW/upload.tsv"
+}
+
+# upload_probe ID → lines in probes.tsv: one upload of an odd size (3 MiB +
+# 123 bytes) over one connection; the answer must name its byte count and, from
+# a hashing server, the SHA-256 of the bytes sent (upload_client -D | sha256sum).
+upload_probe() {
+    local id=$1 size=3145851 want got ok=differs out
+    want=$("$OUT/upload_client" -b "$size" -D | sha256sum | cut -d' ' -f1)
+    out=$(timeout -k 2 30 "$OUT/upload_client" -b "$size" -c 1 -a "$HOST" "${SPORT[$id]}" 2>&1 || true)
+    got=$(printf '%s\n' "$out" | awk -F= '$1 == "answer" {sub(/^answer=/, ""); print}')
+    if printf '%s' "$got" | grep -qE "\"bytes\" *: *$size([^0-9]|$)"; then
+        case $got in
+        *'"sha256"'*) printf '%s' "$got" | grep -qE "\"sha256\" *: *\"$want\"" && ok=ok ;;
+        *) ok=ok ;;
+        esac
+    fi
+    printf '%s\tPOST /upload (%s bytes)\t%s\t%s %s\n' "$id" "$size" "$ok" "$(printf '%s\n' "$out" | awk -F= '$1 == "status" {print $2}')" \
+        "$(printf '%s' "$got" | head -c 160)" >>"$RAW/probes.tsv"
 }

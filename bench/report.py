@@ -2,8 +2,8 @@
 
     python bench/report.py --raw bench/out/run-<date> --md OUT.md --png OUT.png [--intro docs/benchmarks.md]
 
-Reads meta.tsv, servers.tsv, runs.tsv, idle.tsv, rate.tsv and probes.tsv (written by
-bench/run and bench/lib.sh). Ratios are quicklane's rps over a peer's rps *in the same
+Reads meta.tsv, servers.tsv, runs.tsv, idle.tsv, rate.tsv, upload.tsv and probes.tsv
+(written by bench/run and bench/lib.sh). Ratios are quicklane's rps over a peer's rps *in the same
 round*, median over rounds. The hand-written intro of --intro (between the
 `<!-- intro -->` and `<!-- /intro -->` lines) is carried over into the new report.
 Standard library only, except matplotlib for the chart (skipped, and said so, without it).
@@ -28,12 +28,31 @@ GROUP_NAMES = {
     "asgi": "ASGI (FastAPI app)",
     "wsgi": "WSGI (Flask app)",
     "fastpath": "native rules",
+    "up-native": "C / C++",
+    "up-python": "Python",
+    "up-node": "Node",
+    "up-go": "Go",
 }
 ONE_WORKER_GROUPS = ["native", "python", "node", "go"]
 ALL_GROUPS = ["all-native", "all-go", "all-node", "all-python"]
 APP_GROUPS = ["asgi", "wsgi"]
 FP_GROUPS = ["fastpath"]
 FP_PY = ("fp-ql-py", "fp-fastapi")  # the rows of the POST /items sub-scenarios
+UP_GROUPS = ["up-native", "up-python", "up-node", "up-go"]
+
+# Upload scenario (issue 15): each quicklane row's peer, the target (None:
+# informational, no PASS/MISS) and its text. Node and Go join with their rows
+# (bench/run's CATALOG comment names the ids):
+#   ("up-ql-node", "up-nodehttp", 1.5, "Node ≥ 1.5× node:http"),
+#   ("up-ql-go", "up-nethttp", 1.0, "Go native ≥ 1.0× net/http"),
+#   ("up-go-handler", "up-nethttp", 1.0, "Go net/http handler through quicklane.Handler ≥ 1.0× net/http"),
+UPLOAD_TARGETS: list[tuple[str, str, float | None, str]] = [
+    ("up-ql-asgi", "up-uvicorn", 1.5, "ASGI app under quicklane ≥ 1.5× the same app on uvicorn"),
+    ("up-ql-py", "up-uvicorn", 2.0, "Python native (stream=True, async def) ≥ 2× the ASGI app on uvicorn"),
+    ("up-ql-py-sync", "up-uvicorn", None, "Python native, def + file-like req.stream(), over uvicorn"),
+    ("up-ql-cpp", "up-raw-c", 0.9, "C++ route_stream counting bytes ≥ 0.9× the raw-socket C reader"),
+    ("up-ql-cpp-sha", "up-raw-c", None, "C++ route_stream hashing (SHA-256) over the raw reader counting"),
+]
 
 DEFAULT_INTRO = """\
 Numbers measured by `bench/run`: quicklane side by side with its peers **in the same run** (same load
@@ -95,6 +114,11 @@ class Run:
             if len(r) == 11:
                 r.insert(1, "1")
             self.rate[r[0]][int(r[1])] = dict(zip(rkeys, r[2:]))
+        # upload[scenario][id][round] = row dict (scenario upload-<conns>)
+        ukeys = ["conns", "passes", "bytes", "wall", "mibs", "cpu", "rss", "peak", "cmin", "cmax", "errors", "other", "note"]
+        self.upload: dict[str, dict[str, dict[int, dict[str, str]]]] = defaultdict(lambda: defaultdict(dict))
+        for r in read_tsv(os.path.join(raw, "upload.tsv")):
+            self.upload[r[0]][r[1]][int(r[2])] = dict(zip(ukeys, r[3:]))
         self.probes = read_tsv(os.path.join(raw, "probes.tsv"))
         self.contended = set(self.meta.get("contended", "").split())
         self.raw = raw
@@ -136,6 +160,29 @@ class Run:
             if (s == scen or s in scens) and i in ids:
                 out.append(f"{i} {r}")
         return sorted(set(out))
+
+    def upload_median(self, scen: str, sid: str) -> dict[str, str] | None:
+        """The round with the median MiB/s (the table's row), or None."""
+        rounds = self.upload.get(scen, {}).get(sid)
+        if not rounds:
+            return None
+        ok = sorted((num(r["mibs"]), k) for k, r in rounds.items() if num(r["mibs"]) is not None)
+        if not ok:
+            return next(iter(rounds.values()))
+        return rounds[ok[(len(ok) - 1) // 2][1]]
+
+    def upload_paired(self, scen: str, a: str, b: str, field: str = "mibs",
+                      invert: bool = False) -> tuple[float | None, list[float]]:
+        """Median over rounds of a's field over b's in the same round (invert: b/a, for costs)."""
+        ra, rb = self.upload.get(scen, {}).get(a, {}), self.upload.get(scen, {}).get(b, {})
+        vals = []
+        for k in sorted(set(ra) & set(rb)):
+            x, y = num(ra[k].get(field)), num(rb[k].get(field))
+            if invert:
+                x, y = y, x
+            if x is not None and y:
+                vals.append(x / y)
+        return (statistics.median(vals) if vals else None), vals
 
     def status_text(self, sid: str) -> str:
         st = self.servers.get(sid, {}).get("status", "not in this run")
@@ -264,6 +311,84 @@ def rate_table(run: Run) -> list[str]:
     return out if n or len(out) > 2 else ["Not run (not selected)."]
 
 
+def upload_scens(run: Run) -> list[str]:
+    """The upload sub-scenarios of the run (upload-1, upload-16), by connections."""
+    return sorted(run.upload, key=lambda s: int(s.split("-")[1]) if s.split("-")[1].isdigit() else 0)
+
+
+def upload_table(run: Run, scen: str) -> list[str]:
+    out = [
+        "| language | server | MiB/s | server CPU ms / MiB | RSS before (MiB) | peak RSS (MiB) | a connection's time, min / max (s) "
+        "| this ÷ its peer (MiB/s, same round) | by CPU ms / MiB | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---|",
+    ]
+    peer_of = {q: (p, lim) for q, p, lim, _ in UPLOAD_TARGETS}
+    n = 0
+    for g in UP_GROUPS:
+        for sid in run.ids(g):
+            s = run.servers[sid]
+            if s["status"] == "not selected":
+                continue
+            name = f"**{s['desc']}**" if s["role"] == "ql" else s["desc"]
+            row = run.upload_median(scen, sid)
+            if row is None:
+                why = s["status"] if s["status"] != "ok" else "not run"
+                out.append(f"| {GROUP_NAMES[g]} | {name} | — | — | — | — | — | — | — | {why} |")
+                continue
+            n += 1
+            ratio = cpu_ratio = "—"
+            if sid in peer_of:
+                p, lim = peer_of[sid]
+                r, vals = run.upload_paired(scen, sid, p)
+                c, _ = run.upload_paired(scen, sid, p, field="cpu", invert=True)
+                ratio = f"÷ {p} {fmt_ratio(r)}" + (f" ({' '.join(f'{v:.2f}' for v in vals)})" if len(vals) > 1 else "")
+                ratio += "" if lim is None else f", target ≥ {lim}×" + ("" if r is None else f": {'PASS' if r >= lim else 'MISS'}")
+                cpu_ratio = fmt_ratio(c)
+            notes = []
+            rounds = run.upload[scen][sid]
+            errs = sum(num(r.get("errors")) or 0 for r in rounds.values())
+            if errs or any(num(r.get("errors")) is None for r in rounds.values()):
+                notes.append(f"**failed uploads: {fmt(errs)}**")
+            for r in rounds.values():
+                if r.get("note") and r["note"] not in notes:
+                    notes.append(r["note"])
+            cr = run.contended_rounds(scen, sid)
+            if cr:
+                notes.append("contended: " + ", ".join(cr))
+            if len(rounds) > 1:
+                notes.append("rounds " + " ".join(fmt(num(r["mibs"])) for _, r in sorted(rounds.items())))
+            passes = row.get("passes", "?")
+            notes.append(f"{passes} pass{'es' if passes != '1' else ''}")
+            mib = lambda v: fmt((num(v) or 0) / 1024, 1) if num(v) is not None else "NA"  # noqa: E731
+            out.append(
+                f"| {GROUP_NAMES[g]} | {name} | {fmt(num(row['mibs']))} | {row.get('cpu', 'NA')} | {mib(row['rss'])} "
+                f"| {mib(row['peak'])} | {row.get('cmin', 'NA')} / {row.get('cmax', 'NA')} | {ratio} | {cpu_ratio} | {'; '.join(notes)} |"
+            )
+    return out if n or len(out) > 2 else ["Not run (not selected)."]
+
+
+def upload_target_rows(run: Run) -> list[str]:
+    out = []
+    for scen in upload_scens(run):
+        conns = scen.split("-", 1)[1]
+        for q, p, lim, text in UPLOAD_TARGETS:
+            if lim is None:
+                continue
+            r, vals = run.upload_paired(scen, q, p)
+            c, _ = run.upload_paired(scen, q, p, field="cpu", invert=True)
+            if r is None:
+                why = run.status_text(q) if run.status_text(q) != "ok" else run.status_text(p)
+                res = f"no value ({why if why != 'ok' else 'not run'})"
+            else:
+                res = "PASS" if r >= lim else "MISS"
+                cr = run.contended_rounds(scen, q, p)
+                if cr:
+                    res += " (contended rounds: " + ", ".join(cr) + ")"
+            out.append(f"| upload ({conns} conn{'s' if conns != '1' else ''}): {text} | {fmt_ratio(r)} "
+                       f"| {' '.join(f'{v:.2f}' for v in vals)} | {fmt_ratio(c)} | {res} |")
+    return out
+
+
 # The front end of each language the targets are about (others are informational rows).
 PRIMARY = {"ql-c", "ql-cpp", "ql-py", "ql-node", "ql-go"}
 
@@ -285,7 +410,7 @@ TARGETS: list[tuple[str, str, str, str, float, str]] = [
 
 def targets_table(run: Run) -> list[str]:
     out = [
-        "| target | measured (rps ratio, median of rounds) | per round | by CPU µs/req | result |",
+        "| target | measured (rps ratio; uploads: MiB/s ratio; median of rounds) | per round | by CPU µs/req (uploads: ms/MiB) | result |",
         "|---|---:|---|---:|---|",
     ]
     for text, scen, q, p, lim, sp in TARGETS:
@@ -301,6 +426,7 @@ def targets_table(run: Run) -> list[str]:
             if cr:
                 res += " (contended rounds: " + ", ".join(cr) + ")"
         out.append(f"| {text} | {fmt_ratio(r)} | {' '.join(f'{v:.2f}' for v in vals)} | {fmt_ratio(c)} | {res} |")
+    out += upload_target_rows(run)
     want = 5000
     for sid, d in run.idle.items():
         if run.servers.get(sid, {}).get("role") != "ql":
@@ -339,6 +465,17 @@ def chart(run: Run, png: str) -> str:
         ("fp-large", FP_GROUPS, "GET 8 MiB file (sendfile) — 1 worker"),
     ]
     panels = [p for p in panels if run.runs.get(p[0])]
+    for scen in upload_scens(run):
+        c = scen.split("-", 1)[1]
+        panels.append((scen, UP_GROUPS, f"upload, {c} connection{'s' if c != '1' else ''} at once — 1 worker (MiB/s)"))
+
+    def value(scen: str, sid: str) -> float | None:  # thousand rps, or MiB/s for uploads
+        if scen.startswith("upload-"):
+            row = run.upload_median(scen, sid)
+            return num(row["mibs"]) if row else None
+        row = run.median_row(scen, sid)
+        v = num(row["rps"]) if row else None
+        return None if v is None else v / 1000
     if not panels:
         return "no chart: no throughput scenario ran"
     cols = 2 if len(panels) > 1 else 1
@@ -349,22 +486,22 @@ def chart(run: Run, png: str) -> str:
     for ax, (scen, groups, title) in zip(axes.flat, panels):
         x = 0.0
         ticks, labels = [], []
-        top = max([num(r["rps"]) or 0 for g in groups for i in run.ids(g)
-                   for r in [run.median_row(scen, i)] if r] + [1]) / 1000
+        top = max([value(scen, i) or 0 for g in groups for i in run.ids(g)] + [0.001])
         for g in groups:
             ids = [i for i in run.ids(g) if run.servers[i]["status"] != "not selected" and
-                   (run.median_row(scen, i) or (run.servers[i]["role"] == "ql" and g not in FP_GROUPS))]
+                   (value(scen, i) is not None or (run.servers[i]["role"] == "ql" and g not in FP_GROUPS + UP_GROUPS))]
             if not ids:
                 continue
             start = x
             for sid in ids:
-                row = run.median_row(scen, sid)
-                v = num(row["rps"]) if row else None
+                v = value(scen, sid)
                 ql = run.servers[sid]["role"] == "ql"
-                ax.bar(x, (v or 0) / 1000, width=0.8, color="#1f6fb4" if ql else "#b0b0b0",
-                       edgecolor="black", linewidth=0.5)
-                h = (v or 0) / 1000
-                label = "n/a" if v is None else (f"{h:.0f}k" if h >= 10 else f"{h:.1f}k")
+                h = v or 0
+                ax.bar(x, h, width=0.8, color="#1f6fb4" if ql else "#b0b0b0", edgecolor="black", linewidth=0.5)
+                if scen.startswith("upload-"):
+                    label = "n/a" if v is None else f"{h:.0f}"
+                else:
+                    label = "n/a" if v is None else (f"{h:.0f}k" if h >= 10 else f"{h:.1f}k")
                 ax.text(x, h, label, ha="center", va="bottom", fontsize=7)
                 if h > 0.25 * top:  # the name inside the bar, else above its value
                     ax.text(x, 0.02 * top, sid, rotation=90, ha="center", va="bottom", fontsize=7,
@@ -377,18 +514,64 @@ def chart(run: Run, png: str) -> str:
             x += 0.8
         ax.set_xticks(ticks)
         ax.set_xticklabels(labels)
-        ax.set_ylabel("thousand requests / s")
+        ax.set_ylabel("MiB / s" if scen.startswith("upload-") else "thousand requests / s")
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         ax.set_ylim(0, top * 1.3)
     smoke = " (SMOKE RUN: numbers mean little)" if run.meta.get("smoke") == "1" else ""
-    fig.suptitle(f"quicklane (blue) vs peers (grey), median rps — {run.meta.get('date', '')}, "
+    fig.suptitle(f"quicklane (blue) vs peers (grey), median rps (uploads: MiB/s) — {run.meta.get('date', '')}, "
                  f"{run.meta.get('nproc', '?')} CPU {run.meta.get('cpu', '')}{smoke}", fontsize=11)
     # tight_layout ignores the super-title: keep about half an inch free for it.
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (4.6 * rows)))
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return ""
+
+
+def upload_section(run: Run, settings: dict[str, str]) -> list[str]:
+    mib = settings.get("UPLOAD_MIB", "256")
+    min_s = settings.get("UPLOAD_MIN_S", "?")
+    floor = num(run.meta.get("upload_hash_mibs"))
+    L = ["## 9. Streamed uploads (issue 15): a body hashed (SHA-256) or counted as it arrives", "",
+         f"`bench/upload_client.c` POSTs {mib} MiB with `Content-Length`, generated on the fly (never held in memory),",
+         f"over one connection, and split over 16 connections at once (each sends {mib} MiB / 16, so every pass moves",
+         f"{mib} MiB whatever the connection count), then reads the answer; "
+         + (f"a run repeats such passes (new connections each) until {min_s} s have gone by, so a fast server's CPU "
+            "ticks mean something" if num(min_s) else "a run is one pass") +
+         f"; {settings.get('UPLOAD_ROUNDS', settings.get('ROUNDS', '?'))} rounds, order reversed every other round. The handler hashes every",
+         "chunk with SHA-256 (hashlib in Python) and answers `{\"bytes\": N, \"sha256\": \"…\"}` (checked before the",
+         "runs against the bytes sent), except the C/C++ pair: the raw-socket C reader (`bench/peers/c/upload_raw.c`,",
+         "one epoll thread, 256 KiB reads, counts and drops the bytes) is the ceiling of reading the socket, and",
+         "quicklane's C++ `route_stream` server (`bench/peers/cpp/ql_upload.cpp`) is measured counting the bytes too",
+         "(its target row) and, as information, hashing them with OpenSSL's SHA-256. Python: one plain ASGI app",
+         "(`bench/peers/python/upload_asgi.py`, `receive()` chunks into hashlib) under quicklane (`--interface asgi`) and",
+         "under uvicorn[standard]; quicklane's native `stream=True` route (`bench/peers/python/upload_ql.py`), `async def`",
+         "with `async for chunk in req.stream()` and, as information, `def` reading the file-like `req.stream()`.",
+         "One worker each, pinned (server CPU 0, client CPU 1).", "",
+         "Columns: *MiB/s* = bytes sent ÷ wall time of the run (first connect to last answer); *server CPU ms / MiB* =",
+         "utime + stime of the server's processes (`/proc/<pid>/stat`) over the run ÷ MiB; *RSS before* and *peak RSS*",
+         "(VmHWM reset before the run with `clear_refs`; all the server's processes); a connection's connect-to-answer",
+         "time within its pass (min / max: fairness among concurrent uploads). Values are from the round with the",
+         "median MiB/s; the ratio pairs rounds (median over rounds); *by CPU* = the peer's CPU ms / MiB over this one's.", ""]
+    scens = upload_scens(run)
+    if floor:
+        need = []
+        for scen in scens:
+            u = run.upload_median(scen, "up-uvicorn")
+            if u and num(u["mibs"]):
+                need.append(f"{scen.split('-', 1)[1]} conn: uvicorn {fmt(num(u['mibs']))} MiB/s, so 1.5× = "
+                            f"{fmt(1.5 * num(u['mibs']))} and 2× = {fmt(2 * num(u['mibs']))} MiB/s")
+        L += [f"SHA-256 alone (hashlib, 256 KiB chunks, on the server CPU) runs at {fmt(floor)} MiB/s here: a Python",
+              "server that hashes on one core cannot go faster, whatever its transport costs (at that rate the hash",
+              f"takes {1000 / floor:.2f} ms of each MiB's CPU; the rest is the server's)."
+              + (" The Python targets in MiB/s: " + "; ".join(need) + "." if need else ""), ""]
+    if not scens:
+        return L + ["Not run (not selected).", ""]
+    for scen in scens:
+        c = scen.split("-", 1)[1]
+        L += [f"### {mib} MiB over {c} connection{'s' if c != '1' else ''}" + (f" ({int(mib) // int(c)} MiB each)" if c != "1" and mib.isdigit() else ""),
+              "", *upload_table(run, scen), ""]
+    return L
 
 
 def intro_of(path: str | None) -> str:
@@ -440,7 +623,8 @@ def main() -> None:
              f"(measuring {int(num(m.get('measure_time')) or 0)} s; estimated {int(num(m.get('estimate')) or 0)} s)")
     L.append("")
     if run.contended:
-        total = sum(len(r) for ids in run.runs.values() for r in ids.values()) + sum(len(r) for r in run.rate.values())
+        total = (sum(len(r) for ids in run.runs.values() for r in ids.values()) + sum(len(r) for r in run.rate.values())
+                 + sum(len(r) for ids in run.upload.values() for r in ids.values()))
         if len(run.contended) <= 10:
             which = ", ".join(sorted(run.contended))
         else:
@@ -525,6 +709,7 @@ def main() -> None:
           "copying mode (`sendfile off`, its built-in default, kept for the 10 KB file) can be faster on loopback;",
           "over a real NIC sendfile saves the copy.", "",
           *scenario_table(run, "fp-large", FP_GROUPS, only=("fp-ql-c", "fp-nginx")), ""]
+    L += upload_section(run, settings)
     L += ["## Targets (from the issues; informational)", "", *targets_table(run), ""]
     missing = [(i, s) for i, s in run.servers.items() if s["status"] not in ("ok", "not selected")]
     if missing:
