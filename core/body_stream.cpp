@@ -10,6 +10,10 @@
 //
 // Everything shared lives under Request::stream_mu. The loop never waits on a
 // host: it takes that mutex only to append or to mark an end.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstring>
 
@@ -80,8 +84,24 @@ bool Connection::stream_route(Request *r) {
 // it has been answered. False (413 pending) past the limit.
 bool Connection::body_arrived(Request *r, const char *at, size_t len) {
     r->body_seen += len;
-    if (r->ready || r->fifo_done || (r->state.load(std::memory_order_acquire) & (RS_ANSWERED | RS_GONE)))
-        return true;  // answered (or abandoned): the rest is dropped
+    if (r->ready || r->fifo_done || (r->state.load(std::memory_order_acquire) & (RS_ANSWERED | RS_GONE))) {
+        // Answered (or abandoned): the rest is dropped, and a reader that
+        // reaches the end of what it was given is told so, not given a clean
+        // end (the first drop wakes one that waits).
+        if (len && !r->body_dropped_seen) {
+            r->body_dropped_seen = true;
+            bool notify;
+            {
+                std::lock_guard lk(r->stream_mu);
+                r->body_dropped = true;
+                notify = r->body_armed;
+                r->body_armed = false;
+            }
+            r->body_cv.notify_all();
+            if (notify) notify_body(r);
+        }
+        return true;
+    }
     if (r->body_limit && r->body_seen > r->body_limit) {
         pending_status_ = 413;
         pending_msg_ = "request body too large";
@@ -139,8 +159,31 @@ void Connection::stream_failed(Request *r, int status, std::string_view msg) {
         body_abandoned(r);
         return;
     }
-    body_failed(*r, status == 413 ? QL_E_TOO_LARGE : status == 400 ? QL_E_INVALID : QL_E_GONE);
-    if (r->ready || !replace_unanswered(r, status, msg, false)) r->keep_alive = false;  // else r is abandoned
+    bool armed = body_failed(*r, status == 413 ? QL_E_TOO_LARGE : status == 400 ? QL_E_INVALID : QL_E_GONE);
+    if (r->ready || !replace_unanswered(r, status, msg, false)) {
+        // Answered already: that answer goes out, and a waiting reader reads the error.
+        r->keep_alive = false;
+        if (armed) notify_body(r);
+    }
+    // else r is abandoned: its abort notice has told the host.
+}
+
+// A paused upload is not read, so a client that leaves is not seen by a
+// read; the kernel's view of the socket tells instead: a reset, or a FIN
+// (a half-close is a disconnect here, as a read of the EOF treats it). A
+// FIN is seen only once it arrived: a client whose unsent bytes queue behind
+// the full window sends it after them, as TCP does.
+bool Connection::paused_peer_left() {
+#ifdef TCP_INFO
+    uv_os_fd_t fd;
+    if (uv_fileno(reinterpret_cast<uv_handle_t *>(&tcp_), &fd) != 0) return false;
+    struct tcp_info ti {};
+    socklen_t len = sizeof ti;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return false;
+    return ti.tcpi_state == TCP_CLOSE || ti.tcpi_state == TCP_CLOSE_WAIT;
+#else
+    return false;
+#endif
 }
 
 bool Connection::answer_closes(Request *r) {
@@ -260,6 +303,11 @@ ql_status Server::body_read(ql_req_id id, char *buf, size_t cap, int32_t timeout
         if (before >= window && before - n < window) post = true;  // the loop may be paused: resume it
     } else if (avail) {
         // cap == 0: nothing copied, bytes are waiting.
+    } else if (r->body_dropped && !r->body_error) {
+        // The request was answered before its body was read to the end: the
+        // rest is dropped, so what was read is not the whole body.
+        st = QL_E_GONE;
+        *err = "the request was answered before its body was read: the rest of the body was dropped";
     } else if (r->body_end) {
         // QL_OK with 0 bytes: the end.
     } else if (r->body_error) {

@@ -497,7 +497,9 @@ int Connection::cb_headers_complete(llhttp_t *p) {
                         : (p->flags & F_CHUNKED)      ? -1
                                                       : 0;
     // A route that streams its body is dispatched now, with its own limit.
-    bool streamed = c->w.server.streams && c->stream_route(r);
+    // A request without a body is dispatched at its end as any other (a
+    // stream route reads its empty body through the same call).
+    bool streamed = c->w.server.streams && r->content_length != 0 && c->stream_route(r);
     uint64_t limit = streamed ? r->body_limit : lim.max_body_bytes;
     if ((p->flags & F_CONTENT_LENGTH) && limit && p->content_length > limit) {
         c->pending_status_ = 413;
@@ -1333,6 +1335,9 @@ bool Connection::replace_unanswered(Request *r, int status, std::string_view msg
     if (tail_ == r) tail_ = e;
     r->conn = nullptr;
     r->next = nullptr;
+    // A body still arriving is dropped from now on: its reader gets
+    // QL_E_GONE (woken by the abort notice), never a wait that lasts.
+    if (r->body_stream) body_failed(*r, QL_E_GONE);
     abandon(r);
     return true;
 }
@@ -1376,6 +1381,10 @@ void Connection::check_timeouts(uint64_t now) {
     const Limits &lim = w.server.limits();
     if (lingering_) {
         if (now - linger_start_ >= 2000) close();
+        return;
+    }
+    if (body_paused_ && paused_peer_left()) {
+        close();  // as a read of its EOF would: the host is told
         return;
     }
     if (body_paused_ && now - pause_start_ >= lim.handler_timeout_ms) {

@@ -92,6 +92,7 @@ private:
     bool body_arrived(Request *r, const char *at, size_t len);
     void body_ended(Request *r);
     void body_abandoned(Request *r);
+    bool paused_peer_left();
     void stream_failed(Request *r, int status, std::string_view msg);
     bool replace_unanswered(Request *r, int status, std::string_view msg, bool keep_alive);
     void send_continue(Request *r);

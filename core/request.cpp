@@ -67,7 +67,7 @@ void Request::reset_for_reuse() {
     body_unread.store(0, std::memory_order_relaxed);
     body_end = false;
     body_error = 0;
-    body_armed = body_read_once = false;
+    body_armed = body_read_once = body_dropped = body_dropped_seen = false;
     body_stream = fifo_done = expect_continue = false;
     body_limit = body_seen = 0;
     content_length = 0;

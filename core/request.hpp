@@ -141,6 +141,8 @@ struct Request {
     int32_t body_error = 0;      // both: QL_E_GONE / _TOO_LARGE / _INVALID once it failed
     bool body_armed = false;     // both: a read gave QL_E_AGAIN; notify once
     bool body_read_once = false; // both: the host has read (100-continue is owed then)
+    bool body_dropped = false;   // both: bytes arrived after the answer and were dropped
+    bool body_dropped_seen = false;  // loop: body_dropped has been set
     bool body_stream = false;    // loop: dispatched when the head was complete
     bool fifo_done = false;      // loop: answered and written while the body still came
     bool expect_continue = false;  // loop: Expect: 100-continue not answered yet

@@ -222,6 +222,131 @@ TEST_CASE("a client that leaves mid-upload: one error for the host, no hang") {
     CHECK(wait_until([&] { return srv.stats().requests_in_flight == 0; }));
 }
 
+TEST_CASE("answered before the body's end: a read past what arrived fails, never a clean end") {
+    q::App app;
+    std::atomic<int> status{1};  // 1: reading; 0: a clean end; else the error
+    std::atomic<size_t> got{0};
+    std::thread reader;
+    app.route_async("POST", "/answered", [&](q::Request &req, q::Responder res) {
+        reader = std::thread([body = req.body_reader(), res, &status, &got] {
+            char buf[4096];
+            try {
+                while (got < 4096) got += body.read(buf, sizeof buf);
+                res.send(q::Response::text("early"));
+                while (size_t n = body.read(buf, sizeof buf)) got += n;
+                status = 0;
+            } catch (const q::Error &e) {
+                status = e.code();
+            }
+        });
+    });
+    app.route_rules("POST", "/answered", q::RouteRules{.stream_body = true});
+    app.get("/ping", [](q::Request &) { return q::Response::text("pong"); });
+    q::Server srv(app, q::ServerOptions{.workers = 1});
+    srv.start();
+    const size_t total = 100 * 1024;
+    Client c(srv.port());
+    REQUIRE(c.send("POST /answered HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(total) + "\r\n\r\n" +
+                   piece(0, 4096)));
+    auto r = c.read_response();
+    REQUIRE(r);
+    CHECK(r->body == "early");
+    sleep_ms(50);  // the reader waits for more
+    REQUIRE(c.send(piece(1, total - 4096)));
+    CHECK(wait_until([&] { return status.load() != 1; }));
+    if (reader.joinable()) reader.join();
+    CHECK(status.load() == QL_E_GONE);
+    CHECK(got.load() == 4096);
+    // The dropped rest was a short one: the connection goes on.
+    REQUIRE(c.send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto p = c.read_response();
+    REQUIRE(p);
+    CHECK(p->body == "pong");
+}
+
+TEST_CASE("a client that leaves while its upload is paused is noticed before the handler timeout") {
+    q::App app;
+    std::mutex mu;
+    std::vector<std::pair<q::BodyReader, q::Responder>> held;  // handlers that do not read (yet)
+    std::atomic<int> aborted{0};
+    app.route_async(
+        "POST", "/held",
+        [&](q::Request &req, q::Responder res) {
+            std::lock_guard lk(mu);
+            held.emplace_back(req.body_reader(), res);
+        },
+        [&](q::Responder res) {
+            ++aborted;
+            res.send(q::Response::text("gone"));  // frees it (QL_E_GONE)
+        });
+    app.route_rules("POST", "/held", q::RouteRules{.stream_body = true});
+    q::Server srv(app, q::ServerOptions{.workers = 1, .handler_timeout_ms = 30000, .body_window_bytes = 64 * 1024});
+    srv.start();
+    auto t0 = std::chrono::steady_clock::now();
+    auto secs = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+
+    // FIN with a declared length the queue cannot complete; a reset; a
+    // chunked body without its end: each is one abort, in about a tick.
+    // (A FIN is seen only once it arrived: a client whose unsent bytes
+    // queue behind the paused window sends it after them, as TCP does.)
+    {
+        Client c(srv.port());
+        REQUIRE(c.send("POST /held HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n" + piece(0, 100 * 1024)));
+        sleep_ms(100);
+        c.close();
+    }
+    CHECK(wait_until([&] { return aborted.load() == 1; }, 5000));
+    {
+        Client c(srv.port());
+        REQUIRE(c.send("POST /held HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n" + piece(1, 300 * 1024)));
+        sleep_ms(100);
+        c.reset();
+    }
+    CHECK(wait_until([&] { return aborted.load() == 2; }, 5000));
+    {
+        Client c(srv.port());
+        std::string chunk = piece(2, 40 * 1024);
+        char hex[20];
+        snprintf(hex, sizeof hex, "%zx\r\n", chunk.size());
+        std::string body;
+        for (int i = 0; i < 3; ++i) body += hex + chunk + "\r\n";
+        REQUIRE(c.send("POST /held HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + body));
+        sleep_ms(100);
+        c.close();
+    }
+    CHECK(wait_until([&] { return aborted.load() == 3; }, 5000));
+    CHECK(secs() < 15);  // well before the 30 s handler timeout
+
+    // A paused handler that reads later gets its whole body.
+    const size_t total = 200 * 1024;
+    Client c(srv.port());
+    REQUIRE(c.send("POST /held HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(total) + "\r\n\r\n" +
+                   piece(0, total)));
+    REQUIRE(wait_until([&] {
+        std::lock_guard lk(mu);
+        return held.size() == 4;
+    }));
+    sleep_ms(1500);  // more than a tick, paused all along
+    CHECK(aborted.load() == 3);
+    std::thread reader;
+    {
+        std::lock_guard lk(mu);
+        reader = std::thread([body = held.back().first, res = held.back().second] {
+            char buf[64 * 1024];
+            Sha256 h;
+            size_t n, got = 0;
+            while ((n = body.read(buf, sizeof buf)) > 0) h.update({buf, n}), got += n;
+            res.send(q::Response::text(h.hex() + " " + std::to_string(got)));
+        });
+    }
+    auto r = c.read_response(10000);
+    reader.join();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == expected_hash(total, total) + " " + std::to_string(total));
+    CHECK(wait_until([&] { return srv.stats().requests_in_flight == 0; }));
+}
+
 TEST_CASE("Expect: 100-continue is answered on the first read, never when the handler refuses first") {
     q::App app;
     std::atomic<bool> may_read{false};

@@ -206,8 +206,10 @@ typedef struct ql_handler {
     /* Version 2. Streamed request bodies (ql_route_options.stream_body):
      * called on the loop thread, once, after a ql_request_body_read that
      * returned QL_E_AGAIN, when bytes, the end of the body or an error can
-     * be read. Same arguments as on_abort. Optional: without it, read with
-     * a timeout on a thread of your own.                                     */
+     * be read. When the request itself ends (its client left, the core
+     * answered 413/400 or a timeout in its place) on_abort fires instead,
+     * and reads then give the error. Same arguments as on_abort. Optional:
+     * without it, read with a timeout on a thread of your own.               */
     ql_abort_fn on_body;
     /* Version 2. Streamed answers: called on the loop thread, once, after a
      * ql_respond_write left more than QL_DRAIN_HIGH bytes buffered, when the
@@ -599,13 +601,16 @@ QL_API ql_status ql_app_access_log(ql_app *app, uint32_t enabled, ql_error **out
  *    on_body (QL_EVENT_BODY for queued routes) fires once when a read would
  *    give something.
  *  - QL_E_GONE: the client left mid-body or the request is finished (the
- *    route's abort notice fires too); QL_E_TOO_LARGE: the body crossed its
+ *    route's abort notice fires too), or the request was answered before its
+ *    body was read and the rest was dropped (a read past what arrived before
+ *    the answer never sees a clean end); QL_E_TOO_LARGE: the body crossed its
  *    limit and the core answered 413 (the host's answer then returns
  *    QL_E_GONE); QL_E_INVALID: the body was malformed (400 sent).
  * The first read of a request with `Expect: 100-continue` sends
  * "100 Continue", so a handler that answers without reading (401, 413)
  * never receives the upload. Unread bytes beyond body_window_bytes pause the
- * connection until they are read. Answering before the body has ended is
+ * connection until they are read; a paused client that resets or closes is
+ * noticed within a second (its request is aborted). Answering before the body has ended is
  * allowed: the rest is read and dropped when it is short (up to 256 KiB
  * declared), else the answer carries Connection: close. */
 QL_API ql_status ql_request_body_read(ql_server *server, ql_req_id id, char *buf, size_t cap, int32_t timeout_ms,
