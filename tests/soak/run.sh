@@ -11,7 +11,7 @@
 # folder with a copy of examples/static/, and chaos.py also starts large
 # downloads and resets them midway.
 # SOAK_MODE=upload runs the streamed-body tests with 1 GiB uploads instead
-# (SOAK_UPLOAD_MIB, default 1024): C++ (tests/test_body_stream) and Python
+# (SOAK_UPLOAD_MIB, default 1024): C++ (tests/test_body_stream), Python, Node and Go
 # (FastAPI UploadFile and request.stream(), Flask, native), Content-Length and
 # chunked, hashed by the handler; RSS growth must stay under 32 MiB.
 set -euo pipefail
@@ -25,6 +25,15 @@ if [ "$mode" = upload ]; then
   "$root/build/tests/test_body_stream" -tc='a 64 MiB upload*,a slow reader*'
   bash "$root/bindings/python/test.sh" -k 'fastapi or flask or native_stream or slow' \
     "$root/bindings/python/tests/test_body_stream.py"
+  ( cd "$root/bindings/node" && npm install --no-audit --no-fund --loglevel=error >/dev/null &&
+    cd test && node --test --test-concurrency=1 --test-timeout=600000 \
+      --test-name-pattern='uploads|slow consumer' body-stream.test.js )
+  go_prefix="$root/build/go-prefix"
+  cmake --install "$root/build" --prefix "$go_prefix" >/dev/null
+  ( cd "$root/bindings/go" &&
+    PKG_CONFIG_PATH="$go_prefix/lib/pkgconfig" CGO_LDFLAGS="-Wl,-rpath,$go_prefix/lib" \
+    LD_LIBRARY_PATH="$go_prefix/lib" CGO_ENABLED=1 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local \
+    go test -count=1 -timeout 1200s -v -run 'TestStreamedUpload64MiB|TestStreamedUploadSlow' . | grep -E '^(=== RUN|--- |ok|FAIL)|MiB' )
   exit 0
 fi
 out="$root/bench/out"
