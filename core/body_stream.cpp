@@ -107,42 +107,17 @@ bool Connection::body_arrived(Request *r, const char *at, size_t len) {
         pending_msg_ = "request body too large";
         return false;
     }
-    // Readers are woken once a read burst ends, or once half a window is
-    // held: a reader then takes big pieces, not one per socket read.
-    bool wake, notify = false;
-    {
-        std::lock_guard lk(r->stream_mu);
-        r->body_buf.append(at, len);
-        size_t held = r->body_unread.fetch_add(len, std::memory_order_relaxed) + len;
-        wake = !more_coming_ || held >= w.server.limits().body_window_bytes / 2;
-        if (wake) {
-            notify = r->body_armed;
-            r->body_armed = false;
-        }
-    }
-    if (!wake) {
-        wake_pending_ = r;
-        return true;
-    }
-    wake_pending_ = nullptr;
-    r->body_cv.notify_all();
-    if (notify) notify_body(r);
-    return true;
-}
-
-// The read burst ended (or the reads paused): a reader not woken yet is.
-void Connection::body_wake() {
-    Request *r = wake_pending_;
-    wake_pending_ = nullptr;
-    if (!r || r != parsing_) return;
     bool notify;
     {
         std::lock_guard lk(r->stream_mu);
+        r->body_buf.append(at, len);
+        r->body_unread.fetch_add(len, std::memory_order_relaxed);
         notify = r->body_armed;
         r->body_armed = false;
     }
     r->body_cv.notify_all();
     if (notify) notify_body(r);
+    return true;
 }
 
 // The whole streamed body has arrived (parsing_ is already cleared).

@@ -158,13 +158,7 @@ void Connection::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         c->close();
         return;
     }
-    if (nread == 0) {
-        // EAGAIN after a full read: nothing more for now.
-        c->more_coming_ = false;
-        c->body_wake();
-        return;
-    }
-    c->more_coming_ = static_cast<size_t>(nread) == buf->len;  // a full read: libuv reads again at once
+    if (nread == 0) return;
     if (c->w.server.metrics) c->w.server.metrics->bytes_in.fetch_add(static_cast<uint64_t>(nread), std::memory_order_relaxed);
     c->handle_data(buf->base, static_cast<size_t>(nread));
 }
@@ -237,7 +231,6 @@ void Connection::handle_data(const char *data, size_t len) {
         if (status) fail(status, msg ? msg : "malformed request");
     }
     if (closing_) return;
-    if (!more_coming_) body_wake();
     flush();
     update_reading();
 }
@@ -253,10 +246,7 @@ void Connection::update_reading() {
     bool want = !close_after_ && (sb || ((!w.stopping() || !head_) && fifo_len_ < w.server.limits().max_pipeline));
     bool paused = want && sb && !sb->ready && !sb->fifo_done &&
                   sb->body_unread.load(std::memory_order_relaxed) >= w.server.limits().body_window_bytes;
-    if (paused) {
-        want = false;
-        body_wake();
-    }
+    if (paused) want = false;
     if (paused != body_paused_) {
         // Paused, the host is slow, not the client: the idle clock restarts on resume.
         if (paused) pause_start_ = w.now_ms();
@@ -591,7 +581,6 @@ int Connection::cb_message_complete(llhttp_t *p) {
     c->span_seen_ = false;
     c->parsing_ = nullptr;
     c->last_activity_ = c->w.now_ms();
-    c->wake_pending_ = nullptr;  // body_ended wakes its reader
     if (r->body_stream) {
         bool keep = r->keep_alive && !c->w.stopping();
         c->body_ended(r);  // may free r
@@ -994,7 +983,6 @@ bool Connection::admit(Request *r, const Route &route, const AppRules &app) {
 void Connection::fail(int status, std::string_view msg) {
     Request *r = parsing_;
     parsing_ = nullptr;
-    wake_pending_ = nullptr;  // stream_failed wakes its reader
     // A body may still be on its way: let the client read the answer.
     if (status == 413 || (r && r->body_stream)) linger_ = true;
     if (r && r->body_stream) {

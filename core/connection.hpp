@@ -93,7 +93,6 @@ private:
     void body_ended(Request *r);
     void body_abandoned(Request *r);
     bool paused_peer_left();
-    void body_wake();
     void stream_failed(Request *r, int status, std::string_view msg);
     bool replace_unanswered(Request *r, int status, std::string_view msg, bool keep_alive);
     void send_continue(Request *r);
@@ -133,8 +132,6 @@ private:
     bool close_after_ = false;  // close once the FIFO is written
     bool reading_ = false;
     bool body_paused_ = false;   // reads stopped: a streamed body's window is full
-    bool more_coming_ = false;   // the last read filled the buffer: libuv reads again at once
-    Request *wake_pending_ = nullptr;  // parsing_, whose reader is woken once the reads pause
     bool linger_ = false;        // close after the answer by lingering (a body still comes)
     bool lingering_ = false;     // write side shut: reading and dropping until EOF or 2 s
     uint64_t pause_start_ = 0;
