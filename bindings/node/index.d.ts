@@ -1,6 +1,6 @@
 // Type definitions for quicklane (Node binding).
 /// <reference types="node" />
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 
 export type Handler = (req: Request, reply: Reply) => unknown | Promise<unknown>;
 /** The handler of a route declared with { stream: true }. */
@@ -159,8 +159,76 @@ export declare class StreamRequest extends Readable {
   json<T = any>(): Promise<T>;
 }
 
+/** Where streamed answers come from: reply.send(source) or a handler's return value. */
+export type StreamSource =
+  | Readable
+  | AsyncIterable<Buffer | Uint8Array | string>
+  | Generator<Buffer | Uint8Array | string, unknown, unknown>;
+
+export interface StreamAnswerOptions {
+  /** Default: reply.statusCode. */
+  status?: number;
+  /** Added to the headers set with reply.header(). A content-length here declares the length. */
+  headers?: Record<string, string | number | Array<string | number>>;
+  /** Default: reply.type(), else application/octet-stream. */
+  contentType?: string;
+  /** Declared Content-Length (bytes): sent as is, not chunked; to HEAD, the head only.
+   * Default: reply.header('content-length'), else chunked. Ending short of it closes the connection. */
+  length?: number;
+}
+
+/** One server-sent event. `data` that is not a string is sent as JSON; line breaks
+ * (CRLF, CR, LF) in data and comment become one `data:` / `:` line each. */
+export interface SseMessage {
+  data?: unknown;
+  event?: string;
+  id?: string | number;
+  /** Reconnection delay for the client, in ms. */
+  retry?: number;
+  /** A comment line (`: text`), ignored by clients. */
+  comment?: string;
+}
+
+/** An item of an SSE source: a string (its data), an event object, or bytes already framed (sse.event()). */
+export type SseItem = string | SseMessage | Buffer | Uint8Array;
+
+export interface SseOptions {
+  /** A keep-alive comment (`: keep-alive`) after this many ms without a write; default 15000; 0 = none. */
+  ping?: number;
+  /** Default: reply.statusCode. */
+  status?: number;
+  /** Added to reply.header() ones; Cache-Control: no-cache and X-Accel-Buffering: no unless set. */
+  headers?: Record<string, string | number | Array<string | number>>;
+}
+
+/**
+ * A streamed answer being written (reply.stream()): a Writable of Buffers and
+ * strings over the core's streamed-answer calls. The head goes out with the
+ * first write (or end(), or flushHeaders()). write() returns false while the
+ * core holds more than 1 MiB for a slow client: wait for 'drain' (and 'close').
+ * destroy(err) before the head sends an error answer (500, or err.statusCode
+ * 400..599); after it, destroy() and abort() cut the answer (no last chunk:
+ * the client sees it incomplete). 'close' without 'finish': the client left
+ * (or the answer was cut). To HEAD, the head is the whole answer: writes are dropped.
+ */
+export declare class ReplyStream extends Writable {
+  /** True once the head has gone out. */
+  readonly headersSent: boolean;
+  /** Sends the head now, before any body byte. */
+  flushHeaders(): this;
+  /** Cuts the answer: the client sees an incomplete message (before the head: the connection closes). */
+  abort(): void;
+}
+
+/**
+ * The writer of reply.sse(): an object-mode Writable of SseItems (write(item)), framed as
+ * text/event-stream; the head went out when it was made. A keep-alive
+ * comment goes out while nothing is written. To HEAD, it ends at once.
+ */
+export declare class EventStream extends ReplyStream {}
+
 export declare class Reply {
-  /** True once the response was sent. */
+  /** True once the response was sent (or a streamed answer was begun). */
   readonly sent: boolean;
   statusCode: number;
   code(status: number): this;
@@ -169,9 +237,28 @@ export declare class Reply {
   headers(values: Record<string, string | number>): this;
   type(contentType: string): this;
   getHeader(name: string): string | undefined;
-  /** Object → JSON, string → text, Buffer/Uint8Array → raw bytes. */
+  /** Object → JSON, string → text, Buffer/Uint8Array → raw bytes; a Readable, an async
+   * iterable or a generator is streamed (chunked, or sized with a content-length header):
+   * backpressure to a slow client, a failure before the first chunk is an error answer,
+   * after it a cut answer; a client that leaves destroys the source (or return()s the iterator). */
   send(payload?: unknown): this;
+  /** A streamed answer written by hand (`pipeline(src, reply.stream(), cb)` works). */
+  stream(options?: StreamAnswerOptions): ReplyStream;
+  /** Server-sent events from a source (async iterable, generator, array or object-mode Readable of SseItems). */
+  sse(source: StreamSource | AsyncIterable<SseItem> | Iterable<SseItem> | Readable, options?: SseOptions): EventStream;
+  /** Server-sent events written to the returned EventStream. */
+  sse(options?: SseOptions): EventStream;
 }
+
+/** Server-sent events framing (text/event-stream), e.g. for reply.stream() writers. */
+export declare const sse: {
+  /** One event as bytes (a string is its data). Throws a TypeError for a line break in event or id, a bad retry. */
+  event(message: string | SseMessage): Buffer;
+  /** A comment block (`: text\n\n`). */
+  comment(text?: string): Buffer;
+  /** content-type text/event-stream, cache-control no-cache, x-accel-buffering no. */
+  readonly headers: Readonly<Record<string, string>>;
+};
 
 export declare class App {
   /** A route answered entirely by the core with a fixed response (never enters JS). */
@@ -240,6 +327,9 @@ declare const quicklane: {
   Request: typeof Request;
   StreamRequest: typeof StreamRequest;
   Reply: typeof Reply;
+  ReplyStream: typeof ReplyStream;
+  EventStream: typeof EventStream;
+  sse: typeof sse;
   version: string;
   abiVersion: number;
   features: { reusePort: boolean };

@@ -8,7 +8,7 @@
 //   app.get('/hello/:name', (req) => ({ hello: req.params.name }));
 //   await app.listen({ host: '127.0.0.1', port: 8080 });
 
-const { Readable } = require('node:stream');
+const { Readable, Writable } = require('node:stream');
 const native = require('./lib/native');
 
 const JSON_TYPE = 'application/json';
@@ -427,6 +427,19 @@ class Reply {
     }
     let body;
     let type = this._type;
+    if (isStreamSource(payload)) {
+      // Fastify's reply.send(stream): the head goes out with the first chunk.
+      let rs;
+      try {
+        rs = new ReplyStream(this, undefined, false);
+      } catch (e) {
+        stopSource(payload, undefined);
+        errorReply(this, e);  // a bad declared length: still unanswered
+        return this;
+      }
+      pump(payload, rs, checkChunk);
+      return this;
+    }
     if (payload === undefined) {
       body = undefined;
     } else if (typeof payload === 'string') {
@@ -444,6 +457,49 @@ class Reply {
     }
     this._finish(this._status, type, this._headers, body);
     return this;
+  }
+  /**
+   * A streamed answer written by hand: a stream.Writable of Buffers and strings
+   * (`pipeline(src, reply.stream())` works). The head goes out with the first
+   * write (or end(), or flushHeaders()); chunked unless a length is declared
+   * (opts.length or reply.header('content-length', n)). write() returns false
+   * while the core holds more than 1 MiB for a slow client: wait for 'drain'.
+   * destroy(err) before the head is an error answer (500, or err.statusCode);
+   * after it, and abort(), cut the answer (the client sees it incomplete).
+   * 'close' without 'finish' when the client left.
+   * opts: { status, headers, contentType, length }.
+   */
+  stream(opts) {
+    if (this.sent) throw new Error('quicklane: reply already sent; stream() needs an unanswered request');
+    return new ReplyStream(this, opts, false);
+  }
+  /**
+   * Server-sent events (text/event-stream, Cache-Control: no-cache,
+   * X-Accel-Buffering: no); the head goes out at once. With a source (async
+   * iterable, generator or object-mode Readable of events), streams it; without
+   * one, returns the EventStream to write events to. An event is a string
+   * (its data), an object { data, event, id, retry, comment } (data not a string
+   * → JSON), or a Buffer already framed (sse.event()). A keep-alive comment goes
+   * out every opts.ping ms (default 15000; 0 = never) while nothing else does.
+   * opts: { ping, status, headers }.
+   */
+  sse(source, opts) {
+    const isSource = (v) => isStreamSource(v) || Array.isArray(v);
+    if (opts === undefined && source !== undefined && source !== null && !isSource(source) &&
+        typeof source === 'object' && !(source instanceof Uint8Array)) {
+      opts = source;
+      source = undefined;
+    }
+    if (this.sent) throw new Error('quicklane: reply already sent; sse() needs an unanswered request');
+    const es = new EventStream(this, opts);
+    if (source !== undefined && source !== null) {
+      if (!isSource(source)) {
+        es.destroy(new TypeError('reply.sse(source): source must be an async iterable, a generator or a Readable'));
+      } else {
+        pump(source, es, undefined);
+      }
+    }
+    return es;
   }
   _finish(status, type, headers, body) {
     const req = this._req;
@@ -467,10 +523,21 @@ class Reply {
 }
 
 function errorReply(reply, err) {
+  const rs = reply._stream;
+  if (rs !== undefined && !rs.destroyed && !rs._ended) {
+    rs.destroy(err instanceof Error ? err : new Error(String(err)));  // before the head: an error answer; after: cut
+    return;
+  }
   if (reply.sent) {
     warn(`handler failed after its reply was sent: ${err && err.stack ? err.stack : err}`);
     return;
   }
+  errorAnswer(reply, err);
+}
+
+// The error answer of an unanswered request: err.statusCode in 400..599 with
+// its message, else 500 (logged).
+function errorAnswer(reply, err) {
   let status = err && (err.statusCode || err.status);
   status = Number.isInteger(status) && status >= 400 && status <= 599 ? status : 500;
   let detail;
@@ -494,8 +561,516 @@ function complete(reply, value) {
     errorReply(reply, err);
     return;
   }
-  reply.send(value);
+  try {
+    reply.send(value);
+  } catch (e) {
+    // A value send() cannot convert (a BigInt in JSON, a cycle): a 500, not an uncaught exception.
+    errorReply(reply, e);
+  }
 }
+
+// ---- streamed answers ------------------------------------------------------
+//
+// Over ql_respond_start(_sized) / ql_respond_write / ql_respond_end /
+// ql_respond_abort. Backpressure is the core's: a write that leaves more than
+// QL_DRAIN_HIGH (1 MiB) buffered for the socket holds the Writable's callback
+// until the core's on_drain (at QL_DRAIN_LOW, 256 KiB), so the writer (and a
+// pumped source) stops while the client does not read.
+
+const DRAIN_HIGH = native.drainHigh || 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
+// A Writable's own buffer in front of the core (bytes; events for SSE).
+const STREAM_HWM = 64 * 1024;
+const SSE_HWM = 16;
+const KEEP_ALIVE = Buffer.from(': keep-alive\n\n');
+// A source that never waits (its chunks are ready) yields to the event loop
+// after this many bytes, so other connections are served meanwhile.
+const YIELD_BYTES = 1024 * 1024;
+
+// Once a streamed answer has started, the core tells no abort: a client that
+// leaves is seen by the next write. Streams that write nothing for a second
+// (an idle source, a wait for 'drain' that never comes because the socket
+// closed) are probed with empty writes, so the source is released in ~1 s.
+const PROBE_MS = 1000;
+const probing = new Set();
+let probeTimer;
+function probeAll() {
+  const now = Date.now();
+  for (const rs of probing) if (now - rs._active >= PROBE_MS) rs._probe();
+  if (probing.size === 0 && probeTimer !== undefined) {
+    clearInterval(probeTimer);
+    probeTimer = undefined;
+  }
+}
+function watch(rs) {
+  probing.add(rs);
+  if (probeTimer === undefined) {
+    probeTimer = setInterval(probeAll, PROBE_MS);
+    probeTimer.unref();
+  }
+}
+
+function isStreamSource(v) {
+  if (v === null || typeof v !== 'object') return false;
+  if (v instanceof Uint8Array || v instanceof ArrayBuffer || Array.isArray(v)) return false;
+  if (v instanceof ReplyStream) return false;
+  if (typeof v[Symbol.asyncIterator] === 'function') return true;  // Readable, async generator, ReadableStream
+  if (typeof v.pipe === 'function' && typeof v.on === 'function' && typeof v.read === 'function') return true;  // old streams
+  return Object.prototype.toString.call(v) === '[object Generator]';
+}
+
+function checkChunk(chunk) {
+  if (typeof chunk === 'string' || chunk instanceof Uint8Array) return chunk;
+  if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
+  const what = chunk === null ? 'null' : Array.isArray(chunk) ? 'an array' : typeof chunk === 'object'
+    ? `an object (${(chunk.constructor && chunk.constructor.name) || 'Object'})` : typeof chunk;
+  throw new TypeError(`quicklane: a streamed chunk must be a Buffer, a Uint8Array or a string, not ${what} ` +
+    '(an object-mode stream? map it to bytes, or use reply.sse() for events)');
+}
+
+function iteratorOf(src) {
+  if (typeof src[Symbol.asyncIterator] === 'function') return src[Symbol.asyncIterator]();
+  if (typeof src.pipe === 'function' && typeof src.read === 'function' && typeof src[Symbol.iterator] !== 'function') {
+    return new Readable({ objectMode: true }).wrap(src)[Symbol.asyncIterator]();  // a pre-async-iterator stream
+  }
+  return src[Symbol.iterator]();
+}
+
+// Stops a source: destroy() for streams, return() for iterators (an async
+// generator runs its finally blocks at its next yield).
+function stopSource(src, it) {
+  try {
+    if (typeof src.destroy === 'function') src.destroy();
+    if (it !== undefined && typeof it.return === 'function') {
+      const r = it.return();
+      if (r && typeof r.then === 'function') r.then(undefined, () => {});
+    }
+  } catch (e) { /* a source that fails to stop has nothing more to give */ }
+}
+
+function waitWritable(sink) {
+  return new Promise((resolve) => {
+    const done = () => {
+      sink.off('drain', done);
+      sink.off('close', done);
+      resolve();
+    };
+    sink.on('drain', done);
+    sink.on('close', done);
+  });
+}
+
+// Pulls a source into a ReplyStream with backpressure: the next chunk is
+// asked for only while the sink takes more. A failure before the first chunk
+// is an error answer (the head is not out yet), after it a cut; the sink
+// closing first (the client left) stops the source.
+async function pump(src, sink, encode) {
+  let it;
+  let done = false;
+  const onClose = () => { if (!done) stopSource(src, it); };
+  sink.once('close', onClose);
+  try {
+    it = iteratorOf(src);
+    let since = 0;
+    if (sink._headOnly) {  // SSE to HEAD: the head was the whole answer
+      sink.end();
+      return;
+    }
+    for (;;) {
+      const r = await it.next();
+      if (sink.destroyed || sink.writableEnded) break;
+      if (r.done) {
+        done = true;
+        sink.end();
+        break;
+      }
+      const chunk = encode !== undefined ? encode(r.value) : r.value;
+      if (sink.write(chunk)) {
+        since += typeof chunk === 'string' ? chunk.length : chunk.byteLength || 1;
+        if (since >= YIELD_BYTES) {
+          since = 0;
+          await new Promise(setImmediate);
+        }
+      } else {
+        since = 0;
+        await waitWritable(sink);
+        if (sink.destroyed) break;
+      }
+      if (sink._headOnly) {  // HEAD: the head is out, the rest would be dropped
+        sink.end();
+        break;
+      }
+    }
+  } catch (err) {
+    if (!sink.destroyed) sink.destroy(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+function headerList(h) {
+  if (h === undefined || h === null) return [];
+  if (Array.isArray(h)) return h.map(String);
+  const out = [];
+  for (const k of Object.keys(h)) {
+    const v = h[k];
+    if (Array.isArray(v)) for (const x of v) out.push(k, String(x));
+    else if (v !== undefined) out.push(k, String(v));
+  }
+  return out;
+}
+
+function streamLength(v, what) {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`quicklane: ${what} must be a non-negative integer (bytes)`);
+  return n;
+}
+
+/**
+ * A streamed answer (reply.stream(), reply.send(stream)): a Writable of
+ * Buffers and strings over the core's streamed-answer calls.
+ */
+class ReplyStream extends Writable {
+  constructor(reply, opts, sse) {
+    super(sse ? { objectMode: true, highWaterMark: SSE_HWM } : { highWaterMark: STREAM_HWM, decodeStrings: false });
+    const o = opts || {};
+    const req = reply._req;
+    this._reply = reply;
+    this._req = req;
+    this._slot = req._slot;
+    this._status = o.status !== undefined ? o.status | 0 : o.statusCode !== undefined ? o.statusCode | 0 : reply._status;
+    this._type = o.contentType || o.type || reply._type || (sse ? 'text/event-stream' : BINARY_TYPE);
+    // Content-Length is the core's to write: a declared length makes a sized stream.
+    let length = o.length;
+    const flat = (reply._headers || []).concat(headerList(o.headers));
+    const headers = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      const k = flat[i].toLowerCase();
+      if (k === 'content-length') {
+        if (length === undefined) length = flat[i + 1];
+      } else if (k === 'content-type') {
+        this._type = flat[i + 1];
+      } else {
+        headers.push(flat[i], flat[i + 1]);
+      }
+    }
+    this._headers = headers;
+    this._length = length === undefined || length === null ? -1 : streamLength(length, 'the stream length');
+    this._headSent = false;
+    this._headOnly = false;  // HEAD: the head went out and the answer ended; writes are dropped
+    this._ended = false;     // finished natively (end, abort, error answer, or gone)
+    this._gone = false;      // the client left (or the server closed)
+    this._cut = false;       // abort(): cut even before the head (no error answer)
+    this._held = null;       // _write's callback, held while the core is over QL_DRAIN_HIGH
+    this._active = Date.now();
+    this._written = 0;       // bytes given to the core (sized answers: checked at the end)
+    this._sse = sse;
+    reply.sent = true;
+    reply._stream = this;
+    req._stream = this;
+    if (req._done) {  // the server closed under this request already
+      this._ended = true;
+      this._gone = true;
+      this.destroy();
+    }
+  }
+
+  /** True once the head (status and headers) has gone out. */
+  get headersSent() { return this._headSent; }
+
+  /** Sends the head now, without a body byte yet. */
+  flushHeaders() {
+    if (!this._headSent && !this._ended && !this.destroyed) this._start(undefined);
+    return this;
+  }
+
+  /** Cuts the answer: the client sees an incomplete message (before the head: the connection closes). */
+  abort() {
+    this._cut = true;
+    this.destroy();
+  }
+
+  // The head, with the first bytes. False when the answer cannot go on.
+  _start(first) {
+    let st;
+    try {
+      st = native.respondStart(this._slot, this._status, this._type, this._headers, first, this._length);
+    } catch (e) {
+      // Bad head fields (status, a reserved header, a first chunk over the declared length): still unanswered.
+      warn(`invalid streamed response (${e.message}); sent 500 instead`);
+      native.respond(this._slot, 500, JSON_TYPE, undefined, '{"detail":"Internal Server Error"}');
+      this._settle();
+      this.destroy(e);
+      return false;
+    }
+    if (st !== QL_OK) {
+      if (st === QL_E_GONE) {
+        this._settle();  // the addon freed the slot
+        this._clientGone();
+      } else {
+        warn(`streamed answer could not start (status ${st})`);
+        this._cut = true;
+        this.destroy();
+      }
+      return false;
+    }
+    this._headSent = true;
+    this._active = Date.now();
+    if (first !== undefined) this._written += typeof first === 'string' ? Buffer.byteLength(first) : first.byteLength;
+    if (this._req.method === 'HEAD') {
+      // To HEAD the head is the whole answer (the core drops body bytes).
+      this._headOnly = true;
+      native.respondEnd(this._slot);
+      this._settle();
+      return true;
+    }
+    watch(this);
+    return true;
+  }
+
+  _write(chunk, encoding, cb) {
+    if (this._ended) return cb();  // HEAD: dropped
+    if (typeof chunk === 'string' && encoding !== 'utf8' && encoding !== 'utf-8' && encoding !== 'buffer' &&
+        !this._sse) {
+      chunk = Buffer.from(chunk, encoding);
+    }
+    if (this._sse) {
+      try {
+        chunk = sseFrame(chunk);
+      } catch (e) {
+        return cb(e);
+      }
+    } else if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) {
+      try {
+        chunk = checkChunk(chunk);
+      } catch (e) {
+        return cb(e);
+      }
+    }
+    if (!this._headSent) {
+      if (!this._start(chunk)) return undefined;  // destroyed (or gone): the callback no longer matters
+      if (this._ended) return cb();
+      const size = typeof chunk === 'string' ? chunk.length : chunk.byteLength;
+      if (size <= DRAIN_HIGH / 2) return cb();
+      chunk = EMPTY;  // a big first chunk: ask whether the core is over its mark (and arm its drain notice)
+    }
+    const st = native.respondWrite(this._slot, chunk);
+    this._active = Date.now();
+    if (st === 0 || st === 1) {
+      if (this._length >= 0) this._written += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
+      if (this._pingTimer !== undefined) this._pingTimer.refresh();
+      if (st === 1) this._held = cb;  // released by onDrain
+      else cb();
+      return undefined;
+    }
+    if (st === QL_E_GONE) {
+      this._clientGone();
+      return undefined;
+    }
+    if (st === QL_E_INVALID) {
+      return cb(new RangeError(`quicklane: more bytes than the declared length (${this._length}) of this answer`));
+    }
+    return cb(new Error(`quicklane: streamed write failed (status ${st})`));
+  }
+
+  _final(cb) {
+    if (this._ended) return cb();
+    if (!this._headSent) {
+      if (!this._start(undefined)) return cb();
+      if (this._ended) return cb();
+    }
+    if (this._length >= 0 && this._written < this._length) {
+      warn(`streamed answer ended after ${this._written} of its ${this._length} declared bytes; ` +
+        'the connection closes (the client sees it incomplete)');
+    }
+    native.respondEnd(this._slot);
+    this._settle();
+    cb();
+    return undefined;
+  }
+
+  _destroy(err, cb) {
+    this._held = null;
+    if (this._pingTimer !== undefined) {
+      clearTimeout(this._pingTimer);
+      this._pingTimer = undefined;
+    }
+    if (!this._ended) {
+      if (this._gone) {
+        // Unanswered and abandoned: ql_respond frees it (QL_E_GONE); started: the core freed it.
+        if (!this._headSent) native.finish500(this._slot);
+      } else if (!this._headSent && err && !this._cut) {
+        // Nothing is out yet: a clean error answer.
+        errorAnswer(this._reply, err);
+        this._settle();
+        return cb(err && this.listenerCount('error') > 0 ? err : null);
+      } else {
+        if (err && this._headSent) console.error('quicklane: streamed answer failed; cut:', err);
+        native.respondAbort(this._slot);
+      }
+      this._settle();
+    }
+    // As node:http's ServerResponse: an error nobody listens for is not an
+    // uncaught exception (pipeline and finished() listen).
+    cb(err && this.listenerCount('error') > 0 ? err : null);
+    return undefined;
+  }
+
+  // Finished natively: the request data goes away, the slot is free.
+  _settle() {
+    if (this._ended) return;
+    this._ended = true;
+    probing.delete(this);
+    const req = this._req;
+    if (live[this._slot] === req) live[this._slot] = undefined;
+    req._done = true;
+    if (req._finished === false) req._stop();  // a streamed body not read to its end
+  }
+
+  _onDrain() {
+    if (this._held === null) return;
+    // Deferred: the notice may come from inside another native call.
+    process.nextTick(() => {
+      const cb = this._held;
+      if (cb === null) return;
+      this._held = null;
+      this._active = Date.now();
+      cb();
+    });
+  }
+
+  // Empty writes: the first after the client left frees the request (QL_OK),
+  // the next says QL_E_GONE. Below the mark again (a drain notice folded into
+  // this very call): a held write goes on.
+  _probe() {
+    if (this._ended || this.destroyed) return;
+    this._active = Date.now();
+    let st = native.respondWrite(this._slot, EMPTY);
+    if (st === 0 || st === 1) st = native.respondWrite(this._slot, EMPTY);
+    if (st === QL_E_GONE) this._clientGone();
+    else if (st === 0) this._onDrain();
+  }
+
+  _clientGone() {
+    if (this._gone) return;
+    this._gone = true;
+    const req = this._req;
+    req._aborted = true;
+    if (this._headSent) this._settle();  // the core freed it (or frees it at the next write)
+    if (req._ac !== undefined) req._ac.abort();
+    this.destroy();
+  }
+
+  _serverGone() {
+    this._gone = true;
+    this._ended = true;
+    probing.delete(this);
+    this.destroy();
+  }
+}
+
+// ---- server-sent events ------------------------------------------------------
+
+const LINE_BREAK = /\r\n|\r|\n/;
+const SSE_FIELDS = ['data', 'event', 'id', 'retry', 'comment'];
+
+function sseField(name, value) {
+  const s = String(value);
+  if (/[\r\n]/.test(s) || (name === 'id' && s.includes('\0'))) {
+    throw new TypeError(`quicklane: an SSE ${name} cannot hold a line break${name === 'id' ? ' or NUL' : ''}`);
+  }
+  return `${name}: ${s}\n`;
+}
+
+/** The text/event-stream framing of one event (see sse.event). */
+function sseText(msg) {
+  if (typeof msg === 'string') msg = { data: msg };
+  if (msg === null || typeof msg !== 'object' || !SSE_FIELDS.some((k) => msg[k] !== undefined)) {
+    throw new TypeError('quicklane: an SSE event is a string, or an object with data, event, id, retry or comment');
+  }
+  let out = '';
+  if (msg.comment !== undefined) for (const line of String(msg.comment).split(LINE_BREAK)) out += `: ${line}\n`;
+  if (msg.event !== undefined) out += sseField('event', msg.event);
+  if (msg.id !== undefined) out += sseField('id', msg.id);
+  if (msg.retry !== undefined) {
+    if (!Number.isSafeInteger(msg.retry) || msg.retry < 0) throw new TypeError('quicklane: SSE retry must be a non-negative integer (ms)');
+    out += `retry: ${msg.retry}\n`;
+  }
+  if (msg.data !== undefined) {
+    const d = msg.data;
+    const text = typeof d === 'string' ? d : d instanceof Uint8Array ? Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('utf8')
+      : JSON.stringify(d);
+    for (const line of String(text).split(LINE_BREAK)) out += `data: ${line}\n`;
+  }
+  return out + '\n';
+}
+
+// One item of an SSE source as bytes: a Buffer is taken as already framed.
+function sseFrame(item) {
+  if (item instanceof Uint8Array) return item;
+  return Buffer.from(sseText(item));
+}
+
+const SSE_HEADERS = Object.freeze({
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache',
+  'x-accel-buffering': 'no',
+});
+
+/**
+ * The EventStream of reply.sse(): an object-mode Writable of events (strings,
+ * { data, event, id, retry, comment }, or framed Buffers), with keep-alive
+ * pings while idle. The head goes out at once.
+ */
+class EventStream extends ReplyStream {
+  constructor(reply, opts) {
+    const o = opts || {};
+    const ping = o.ping === undefined ? 15000 : o.ping;
+    if (typeof ping !== 'number' || !(ping >= 0) || ping > 0x7fffffff) {
+      throw new RangeError('quicklane: sse ping must be a number of ms (0 = none)');
+    }
+    const headers = headerList(o.headers);
+    const has = (name) => {
+      for (let i = 0; i < headers.length; i += 2) if (headers[i].toLowerCase() === name) return true;
+      const h = reply._headers || [];
+      for (let i = 0; i < h.length; i += 2) if (h[i].toLowerCase() === name) return true;
+      return false;
+    };
+    if (!has('cache-control')) headers.push('Cache-Control', 'no-cache');
+    if (!has('x-accel-buffering')) headers.push('X-Accel-Buffering', 'no');
+    super(reply, { status: o.status, headers, contentType: 'text/event-stream' }, true);
+    if (!this.destroyed) this._start(undefined);
+    // To HEAD the head is all: the stream ends, so a push-style producer sees 'close'.
+    if (this._headOnly) this.end();
+    if (ping > 0 && !this._ended && !this.destroyed) {
+      this._pingTimer = setTimeout(() => this._ping(), ping);
+      this._pingTimer.unref();
+    }
+  }
+
+  // A comment line, so proxies and clients see life on an idle stream.
+  _ping() {
+    if (this._ended || this.destroyed) return;
+    if (this._held === null) {
+      const st = native.respondWrite(this._slot, KEEP_ALIVE);
+      if (st === QL_E_GONE) {
+        this._clientGone();
+        return;
+      }
+    }
+    if (this._pingTimer !== undefined) this._pingTimer.refresh();
+  }
+}
+
+/** Server-sent events framing, for reply.stream() writers and framed items. */
+const sse = {
+  /** One event as bytes: a string is its data; { data (non-string → JSON), event, id, retry (ms), comment }.
+   * Line breaks in data and comment (CRLF, CR, LF) become one `data:` / `:` line each. */
+  event(msg) { return Buffer.from(sseText(msg)); },
+  /** A comment block (`: text`), ignored by clients; keeps idle connections open. */
+  comment(text) { return Buffer.from(sseText({ comment: text === undefined ? '' : text })); },
+  /** The head of an event stream, for reply.stream({ headers: sse.headers }). */
+  headers: SSE_HEADERS,
+};
 
 // Called by the core (through napi_make_callback) for every request of a JS route.
 function dispatch(routeId, slot) {
@@ -523,6 +1098,8 @@ function onAbort(slot) {
   const req = live[slot];
   if (req === undefined) return;
   req._aborted = true;
+  // A streamed answer whose head has not gone out yet (only then is there an abort notice).
+  if (req._stream !== undefined) req._stream._clientGone();
   if (req._finished === false) {
     // A streamed body cut short: the core tells why (413, 400, client left).
     const st = native.bodyDrain(slot);
@@ -537,7 +1114,13 @@ function onBody(slot) {
   if (req !== undefined && req._wanted === true) req._pump();
 }
 
-native.init(dispatch, onAbort, onBody);
+// A streamed answer fell to QL_DRAIN_LOW buffered bytes: its writer goes on.
+function onDrain(slot) {
+  const req = live[slot];
+  if (req !== undefined && req._stream !== undefined) req._stream._onDrain();
+}
+
+native.init(dispatch, onAbort, onBody, onDrain);
 
 function markGone(slots) {
   for (const slot of slots) {
@@ -547,6 +1130,9 @@ function markGone(slots) {
       req._aborted = true;
       live[slot] = undefined;
       if (req._finished === false) req._fail(QL_E_GONE);
+      // The server closed under a streamed answer: the addon has cut it.
+      if (req._stream !== undefined) req._stream._serverGone();
+      if (req._ac !== undefined) req._ac.abort();
     }
   }
 }
@@ -843,6 +1429,9 @@ module.exports = {
   Request,
   StreamRequest,
   Reply,
+  ReplyStream,
+  EventStream,
+  sse,
   version: native.version,
   abiVersion: native.abiVersion,
   features: { reusePort: native.reusePort },

@@ -49,6 +49,7 @@ struct Slot {
     uint32_t next_free = kNoSlot;
     bool busy = false;
     bool aborted = false;
+    bool streaming = false;  // a streamed answer was started (ql_respond_start)
 };
 
 struct ServerBox;
@@ -60,6 +61,7 @@ struct Instance {
     napi_ref dispatch = nullptr;   // (routeId, slot) => void
     napi_ref on_abort = nullptr;   // (slot) => void
     napi_ref on_body = nullptr;    // (slot) => void: a streamed body can be read again
+    napi_ref on_drain = nullptr;   // (slot) => void: a streamed answer fell to QL_DRAIN_LOW
     napi_ref resource = nullptr;
     napi_async_context async_ctx = nullptr;
     std::vector<Slot> slots;
@@ -67,6 +69,11 @@ struct Instance {
     std::string scratch;  // reused for string bodies
     std::vector<char> body_buf;  // reused by bodyRead / bodyDrain (streamed bodies)
     std::vector<std::string> hdr_store;
+    // The slot respondWrite is writing: a drain notice the core gives during
+    // that very call (its flush wrote everything) is folded into the result
+    // instead of re-entering JS.
+    uint32_t writing_slot = kNoSlot;
+    bool drained_in_write = false;
     // Servers of this env. A box is deleted once its server is freed AND its
     // JS External was finalized (whichever comes last).
     std::unordered_set<ServerBox *> servers;
@@ -95,11 +102,13 @@ struct Instance {
         s.id = ql_request_id(req);
         s.busy = true;
         s.aborted = false;
+        s.streaming = false;
         return i;
     }
     void release(uint32_t i) {
         Slot &s = slots[i];
         s.busy = false;
+        s.streaming = false;
         s.req = nullptr;
         s.srv = nullptr;
         s.next_free = free_head;
@@ -136,9 +145,13 @@ std::vector<uint32_t> free_server(ServerBox *box) {
     for (uint32_t i = 0; i < in->slots.size(); ++i) {
         Slot &s = in->slots[i];
         if (!s.busy || s.srv != box->srv) continue;
-        ql_response r = QL_RESPONSE_INIT;
-        r.status = 503;
-        ql_respond(s.srv, s.id, &r, nullptr);
+        if (s.streaming) {
+            ql_respond_abort(s.srv, s.id, nullptr);  // a started stream is cut, never ended clean
+        } else {
+            ql_response r = QL_RESPONSE_INIT;
+            r.status = 503;
+            ql_respond(s.srv, s.id, &r, nullptr);
+        }
         in->release(i);
         killed.push_back(i);
     }
@@ -241,6 +254,29 @@ void on_body(void *ud, ql_req_id id, void *tag) {
     napi_close_handle_scope(in->env, hs);
 }
 
+// A streamed answer of the request in `tag`'s slot fell to QL_DRAIN_LOW
+// buffered bytes after a write left it above QL_DRAIN_HIGH. Runs at the end of
+// the core's flush: from a write callback, or inside a native call of JS (a
+// respondWrite of this slot: folded into its result; of another request on
+// the connection: JS defers its reaction to a later tick).
+void on_drain(void *ud, ql_req_id id, void *tag) {
+    auto *route = static_cast<Route *>(ud);
+    Instance *in = route->inst;
+    uint32_t slot = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(tag)) - 1;
+    Slot *s = in->live(slot);
+    if (!s || s->id != id || in->tearing_down || !in->on_drain) return;
+    if (slot == in->writing_slot) {
+        in->drained_in_write = true;
+        return;
+    }
+    napi_handle_scope hs;
+    napi_open_handle_scope(in->env, &hs);
+    napi_value argv[1];
+    napi_create_uint32(in->env, slot, &argv[0]);
+    call_js(in, in->on_drain, 1, argv);
+    napi_close_handle_scope(in->env, hs);
+}
+
 void destroy_route(void *ud) { delete static_cast<Route *>(ud); }
 
 Instance *inst_of(const Napi::CallbackInfo &info) { return static_cast<Instance *>(info.Data()); }
@@ -273,9 +309,12 @@ Napi::Value Init(const Napi::CallbackInfo &info) {
     if (in->dispatch) napi_delete_reference(env, in->dispatch);
     if (in->on_abort) napi_delete_reference(env, in->on_abort);
     if (in->on_body) napi_delete_reference(env, in->on_body);
+    if (in->on_drain) napi_delete_reference(env, in->on_drain);
+    in->on_drain = nullptr;
     napi_create_reference(env, info[0], 1, &in->dispatch);
     napi_create_reference(env, info[1], 1, &in->on_abort);
     napi_create_reference(env, info[2], 1, &in->on_body);
+    if (info.Length() > 3 && info[3].IsFunction()) napi_create_reference(env, info[3], 1, &in->on_drain);
     return info.Env().Undefined();
 }
 
@@ -305,6 +344,7 @@ Napi::Value AppRoute(const Napi::CallbackInfo &info) {
     h.on_request = on_request;
     h.on_abort = on_abort;
     h.on_body = on_body;  // only ever called after a bodyRead gave QL_E_AGAIN (streamed routes)
+    h.on_drain = on_drain;  // only ever called after a respondWrite went over QL_DRAIN_HIGH
     h.user_data = route;
     h.destroy = destroy_route;
     ql_error *err = nullptr;
@@ -686,6 +726,118 @@ Napi::Value Respond(const Napi::CallbackInfo &info) {
     return Napi::Number::New(env, st);
 }
 
+// ---- streamed answers ------------------------------------------------------------
+
+// Throws the core's message for QL_E_INVALID (bad head fields, more bytes than
+// declared): the request stays as it was, JS decides.
+void throw_invalid(Napi::Env env, ql_error *err, const char *what) {
+    std::string msg = err ? ql_error_message(err) : what;
+    ql_error_free(&err);
+    Napi::Error e = Napi::Error::New(env, "quicklane: " + msg);
+    e.Set("code", Napi::String::New(env, "QL_E_INVALID"));
+    e.ThrowAsJavaScriptException();
+}
+
+// respondStart(slot, status, contentType, headers, firstChunk, length) -> ql_status
+// The head of a streamed answer, with the first bytes when given (one write:
+// head and first chunk go out together). length >= 0: Content-Length (to HEAD,
+// the head only); -1: chunked (close-delimited for HTTP/1.0). The core copies
+// everything before it returns. Throws on bad fields (QL_E_INVALID; the
+// request stays unanswered); QL_E_GONE frees the slot.
+Napi::Value RespondStart(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Instance *in = inst_of(info);
+    uint32_t i = info[0].As<Napi::Number>().Uint32Value();
+    Slot *s = in->live(i);
+    if (!s) return Napi::Number::New(env, QL_E_GONE);
+    ql_response r = QL_RESPONSE_INIT;
+    std::vector<ql_header> hdrs;
+    std::string type;
+    fill_response(env, in, info, 1, r, hdrs, type);
+    double length = info[5].IsNumber() ? info[5].As<Napi::Number>().DoubleValue() : -1;
+    ql_error *err = nullptr;
+    ql_status st = length >= 0 ? ql_respond_start_sized(s->srv, s->id, &r, static_cast<uint64_t>(length), &err)
+                               : ql_respond_start(s->srv, s->id, &r, &err);
+    if (st == QL_E_INVALID) {
+        throw_invalid(env, err, "invalid streamed response head");
+        return env.Undefined();
+    }
+    ql_error_free(&err);
+    if (st == QL_OK)
+        s->streaming = true;
+    else if (st != QL_E_ALREADY_SENT)
+        in->release(i);
+    return Napi::Number::New(env, st);
+}
+
+// respondWrite(slot, Buffer | string) -> 0 (QL_OK), 1 (QL_OK, and the core now
+// holds more than QL_DRAIN_HIGH bytes for the socket: wait for onDrain(slot)),
+// or a negative ql_status: QL_E_GONE (the client left; the slot is freed: stop
+// producing), QL_E_STATE (not started / already ended), QL_E_INVALID (more
+// than the declared Content-Length; nothing was written). The bytes are
+// copied by the core before it returns; a zero-length write only reports.
+Napi::Value RespondWrite(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Instance *in = inst_of(info);
+    uint32_t i = info[0].As<Napi::Number>().Uint32Value();
+    Slot *s = in->live(i);
+    if (!s) return Napi::Number::New(env, QL_E_GONE);
+    const char *data = nullptr;
+    size_t len = 0;
+    Napi::Value chunk = info[1];
+    if (chunk.IsString()) {
+        napi_get_value_string_utf8(env, chunk, nullptr, 0, &len);
+        in->scratch.resize(len + 1);
+        napi_get_value_string_utf8(env, chunk, in->scratch.data(), len + 1, &len);
+        data = in->scratch.data();
+    } else if (chunk.IsTypedArray()) {
+        Napi::TypedArray ta = chunk.As<Napi::TypedArray>();
+        data = static_cast<const char *>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+        len = ta.ByteLength();
+    } else if (chunk.IsArrayBuffer()) {
+        Napi::ArrayBuffer ab = chunk.As<Napi::ArrayBuffer>();
+        data = static_cast<const char *>(ab.Data());
+        len = ab.ByteLength();
+    }
+    uint64_t buffered = 0;
+    in->writing_slot = i;
+    in->drained_in_write = false;
+    ql_status st = ql_respond_write(s->srv, s->id, data, len, &buffered, nullptr);
+    in->writing_slot = kNoSlot;
+    if (st == QL_E_GONE) {
+        in->release(i);
+        return Napi::Number::New(env, st);
+    }
+    if (st != QL_OK) return Napi::Number::New(env, st);
+    return Napi::Number::New(env, buffered > QL_DRAIN_HIGH && !in->drained_in_write ? 1 : 0);
+}
+
+// respondEnd(slot) -> ql_status: the last chunk (a sized answer short of its
+// length closes the connection: the client sees it broken). Frees the slot.
+Napi::Value RespondEnd(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Instance *in = inst_of(info);
+    uint32_t i = info[0].As<Napi::Number>().Uint32Value();
+    Slot *s = in->live(i);
+    if (!s) return Napi::Number::New(env, QL_E_GONE);
+    ql_status st = ql_respond_end(s->srv, s->id, nullptr);
+    in->release(i);  // QL_OK, QL_E_GONE; QL_E_STATE only for an answer that was already ended
+    return Napi::Number::New(env, st);
+}
+
+// respondAbort(slot) -> ql_status: cuts the answer (no last chunk, the
+// connection closes; unanswered: closes without an answer). Frees the slot.
+Napi::Value RespondAbort(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Instance *in = inst_of(info);
+    uint32_t i = info[0].As<Napi::Number>().Uint32Value();
+    Slot *s = in->live(i);
+    if (!s) return Napi::Number::New(env, QL_E_GONE);
+    ql_status st = ql_respond_abort(s->srv, s->id, nullptr);
+    in->release(i);
+    return Napi::Number::New(env, st);
+}
+
 // finishError(slot): last-resort 500 when JS could not build an answer.
 Napi::Value Finish500(const Napi::CallbackInfo &info) {
     finish_as_500(inst_of(info), info[0].As<Napi::Number>().Uint32Value());
@@ -954,6 +1106,10 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
     fn("stats", Stats);
     fn("respond", Respond);
     fn("finish500", Finish500);
+    fn("respondStart", RespondStart);
+    fn("respondWrite", RespondWrite);
+    fn("respondEnd", RespondEnd);
+    fn("respondAbort", RespondAbort);
     fn("method", ReqMethod);
     fn("target", ReqTarget);
     fn("path", ReqPath);
@@ -974,6 +1130,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
     exports.Set("abiVersion", Napi::Number::New(env, ql_abi_version()));
     exports.Set("uvVersion", Napi::String::New(env, uv_version_string()));
     exports.Set("reusePort", Napi::Boolean::New(env, kHasReusePort<ql_server_options>));
+    exports.Set("drainHigh", Napi::Number::New(env, QL_DRAIN_HIGH));
+    exports.Set("drainLow", Napi::Number::New(env, QL_DRAIN_LOW));
     return exports;
 }
 
