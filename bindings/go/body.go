@@ -69,8 +69,8 @@ type bodyReader struct {
 // before answering (net/http asks the same before the head is flushed): what
 // arrives once the answer has started (c.String, or Flush under Handler) is
 // dropped by the core, and a read that reaches an end it cannot prove
-// whole then fails with an error wrapping io.ErrUnexpectedEOF. Reads after
-// Close, after a complete answer or after the handler returned give
+// whole, or a read once the answer went out, fails with an error wrapping
+// io.ErrUnexpectedEOF. Reads after Close or after the handler returned give
 // http.ErrBodyReadAfterClose. Every call returns the same reader.
 func (c *Context) BodyReader() io.Reader { return c.body0() }
 
@@ -135,7 +135,10 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 			b.err = ErrBodyMalformed
 		case C.QL_E_GONE:
 			if b.c.sent.Load() {
-				return 0, http.ErrBodyReadAfterClose // our own answer ended the request
+				// Our answer went out before the body was read: the core
+				// dropped the rest (or freed the request with the answer).
+				b.err = errBodyAfterAnswer
+				continue
 			}
 			b.err = ErrBodyIncomplete
 		default:
