@@ -1264,12 +1264,24 @@ void Connection::detach(Request *r) {
     uint64_t old = r->state.fetch_or(RS_GONE, std::memory_order_acq_rel);
     if (r->body_stream) body_failed(*r, QL_E_GONE);
     r->conn = nullptr;
+    // A streamed answer the host is still writing: it is told, like a host
+    // whose client left before it answered, so a producer waiting for a
+    // drain that will never come stops (its next write returns QL_E_GONE).
+    bool writing = false;
+    if ((old & RS_ANSWERED) && r->dispatched && r->route && r->route->handler) {
+        std::lock_guard lk(r->stream_mu);
+        writing = r->stream_mode && !r->stream_end;
+    }
+    const ql_handler *h = writing ? &r->route->handler->h : nullptr;
+    ql_req_id id = r->id();
+    void *tag = r->tag;
     if (r->ready || !r->dispatched) {
         w.release(r);
     } else if (!(old & RS_ANSWERED)) {
         abandon(r);
     }
-    // else: an answer is queued for the loop; on_answer frees it.
+    // else: an answer is queued for the loop; on_answer (on_stream) frees it.
+    if (h && h->on_abort) h->on_abort(h->user_data, id, tag);  // after the release: its writes fail
 }
 
 // A dispatched request lost its client (or timed out): the host is told once

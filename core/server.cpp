@@ -545,6 +545,8 @@ ql_status Server::answer(ql_req_id id, const ql_response *resp, bool stream, std
             r->stream_total = resp->body_len;
             r->stream_in.assign(resp->body ? resp->body : "", resp->body_len);
             r->stream_buffered.store(resp->body_len, std::memory_order_relaxed);
+            // A head with more than QL_DRAIN_HIGH bytes asks for a drain too.
+            if (resp->body_len > QL_DRAIN_HIGH) r->drain_armed.store(true, std::memory_order_release);
             r->stream_posted = true;
         } else if (compressed) {
             r->out_body.swap(gz);
@@ -597,10 +599,16 @@ ql_status Server::respond_write(ql_req_id id, const char *data, size_t len, bool
         r->stream_posted = true;
     }
     if (!post) return QL_OK;
+    // On the loop thread the bytes are written now, and a drain may already
+    // have been told from inside this call: report what is left after it,
+    // so the host does not wait for a drain that has passed.
+    bool now = w->on_loop_thread();
     if (!w->hand(r, gen)) {
         *err = "the server has stopped";
         return QL_E_GONE;
     }
+    if (now && buffered)
+        *buffered = r->in_use && r->generation() == gen ? r->stream_buffered.load(std::memory_order_relaxed) : 0;
     return QL_OK;
 }
 

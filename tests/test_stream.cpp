@@ -314,3 +314,61 @@ TEST_CASE("on_drain fires once the buffered bytes of a stream fall to QL_DRAIN_L
     REQUIRE(read_until(cl.fd(), got, [](const std::string &b) { return has(b, "0\r\n\r\n"); }, 5000));
     CHECK(g_drains.load() == 1);
 }
+
+namespace {
+std::atomic<int> g_aborts{0};
+std::atomic<ql_req_id> g_abort_id{0};
+extern "C" void abort_cb(void *, ql_req_id id, void *) {
+    g_abort_id = id;
+    ++g_aborts;
+}
+}  // namespace
+
+TEST_CASE("streams: a head bigger than QL_DRAIN_HIGH asks for a drain; a client leaving mid-stream is told once") {
+    g_req = 0;
+    g_drains = 0;
+    g_aborts = 0;
+    Server s([](ql_app *app, Server &) {
+        ql_handler h = QL_HANDLER_INIT;
+        h.on_request = drain_req;
+        h.on_drain = drain_cb;
+        h.on_abort = abort_cb;
+        REQUIRE(ql_app_route(app, "GET", 3, "/big", 4, &h, nullptr) == QL_OK);
+    });
+    std::string block(8 * 1024 * 1024, 'y');
+    {
+        Client cl(s.port);
+        REQUIRE(cl.send(request("GET", "/big")));
+        REQUIRE(wait_until([&] { return g_req.load() != 0; }));
+        ql_req_id id = g_req;
+        ql_response h = head(200, "application/octet-stream", block);
+        REQUIRE(ql_respond_start(s.server, id, &h, nullptr) == QL_OK);
+        std::string got;
+        REQUIRE(read_until(cl.fd(), got, [&](const std::string &) { return g_drains.load() > 0; }, 5000));
+        CHECK(g_drain_id.load() == id);
+        CHECK(g_aborts.load() == 0);
+        REQUIRE(ql_respond_end(s.server, id, nullptr) == QL_OK);
+        REQUIRE(read_until(cl.fd(), got, [](const std::string &b) { return has(b, "0\r\n\r\n"); }, 5000));
+    }
+    CHECK(g_aborts.load() == 0);  // an ended stream is not aborted by the close
+    g_req = 0;
+    {
+        Client cl(s.port);
+        REQUIRE(cl.send(request("GET", "/big")));
+        REQUIRE(wait_until([&] { return g_req.load() != 0; }));
+        ql_req_id id = g_req;
+        ql_response h = head(200, "application/octet-stream");
+        REQUIRE(ql_respond_start(s.server, id, &h, nullptr) == QL_OK);
+        uint64_t buffered = 0;
+        REQUIRE(ql_respond_write(s.server, id, block.data(), block.size(), &buffered, nullptr) == QL_OK);
+        CHECK(buffered > QL_DRAIN_HIGH);  // a producer now waits for a drain that never comes
+        cl.close();
+        REQUIRE(wait_until([&] { return g_aborts.load() > 0; }));
+        CHECK(g_abort_id.load() == id);
+        CHECK(ql_respond_write(s.server, id, "x", 1, nullptr, nullptr) == QL_E_GONE);
+        CHECK(ql_respond_end(s.server, id, nullptr) == QL_E_GONE);
+    }
+    sleep_ms(50);
+    CHECK(g_aborts.load() == 1);
+    CHECK(wait_until([&] { return s.stats().requests_in_flight == 0; }));
+}

@@ -446,6 +446,9 @@ func (s *server) dispatch(b batch, n int) {
 		case C.QL_EVENT_BODY:
 			s.bodyReady(id)
 			continue
+		case C.QL_EVENT_DRAIN:
+			s.drained(id)
+			continue
 		case C.QL_EVENT_REQUEST:
 		default:
 			continue
@@ -533,6 +536,22 @@ func (s *server) bodyReady(id uint64) {
 	}
 }
 
+// drained wakes the writer of a streamed answer waiting for the socket.
+func (s *server) drained(id uint64) {
+	s.mu.Lock()
+	var drain chan struct{}
+	if c := s.inflight[id]; c != nil {
+		drain = c.drain
+	}
+	s.mu.Unlock()
+	if drain != nil {
+		select {
+		case drain <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+}
+
 // inFlight reports the requests the core has handed to Go and not seen
 // finished, and those the Go side tracks (for tests: export_test.go).
 func (a *App) inFlight() (native uint64, goSide int) {
@@ -570,9 +589,12 @@ func (s *server) serve(c *Context, r *route) {
 	defer s.done(c)
 	defer func() {
 		if p := recover(); p != nil {
-			buf := make([]byte, 8<<10)
-			buf = buf[:runtime.Stack(buf, false)]
-			s.logf("quicklane: panic serving %s %s: %v\n%s", c.Method(), c.Path(), p, buf)
+			if p != http.ErrAbortHandler { // net/http's quiet abort
+				buf := make([]byte, 8<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				s.logf("quicklane: panic serving %s %s: %v\n%s", c.Method(), c.Path(), p, buf)
+			}
+			c.failMidStream()
 			c.failInternal()
 		}
 		c.finish()
@@ -594,6 +616,11 @@ func (s *server) serve(c *Context, r *route) {
 		}
 		s.logf("quicklane: %s %s: %v", c.Method(), c.Path(), err)
 		c.failInternal()
+	} else if err != nil && c.streaming && !errors.Is(err, errClientGone) && !errors.Is(err, context.Canceled) {
+		// Failed after its answer started streaming: the client must not
+		// take what it got for the whole answer.
+		s.logf("quicklane: %s %s: %v (after the answer started: cut)", c.Method(), c.Path(), err)
+		c.failMidStream()
 	}
 }
 

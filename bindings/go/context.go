@@ -58,7 +58,9 @@ type Context struct {
 	respHeader http.Header
 	responded  bool
 	finished   bool
-	streaming  bool // the answer was started with respondStart and not ended yet
+	streaming  bool          // the answer was started with respondStart and not ended yet
+	drain      chan struct{} // a streamed answer's drain notices (made by respondStart; read by drained under srv.mu)
+	sw         *StreamWriter // the native stream writer, flushed and ended by finish
 	body       []byte
 	query      url.Values
 	header     http.Header
@@ -413,6 +415,9 @@ var errClientGone = errors.New("quicklane: the client has gone")
 // bytes); streamWrite adds bytes and streamEnd finishes it. finish ends a
 // stream the handler left open.
 func (c *Context) respondStart(code int, contentType string, h http.Header, body []byte) error {
+	c.srv.mu.Lock()
+	c.drain = make(chan struct{}, 1) // before the head: its drain notice may come at once
+	c.srv.mu.Unlock()
 	if err := c.send(code, contentType, h, body, true); err != nil {
 		return err
 	}
@@ -420,11 +425,14 @@ func (c *Context) respondStart(code int, contentType string, h http.Header, body
 	return nil
 }
 
-// Above this many bytes accepted but not yet written to a slow client, a
-// streaming writer waits (backpressure) until the core is below streamLow.
+// A streamed answer waits (backpressure) while more than drainHigh bytes
+// are accepted but not yet written to a slow client, until the core's drain
+// notice (QL_EVENT_DRAIN, at QL_DRAIN_LOW) or the client leaving
+// (QL_EVENT_ABORT, which cancels the context). drainRecheck bounds a wait,
+// should a notice be missed.
 const (
-	streamHigh = 4 << 20
-	streamLow  = 1 << 20
+	drainHigh    = C.QL_DRAIN_HIGH
+	drainRecheck = 500 * time.Millisecond
 )
 
 func (c *Context) streamWrite(p []byte) error {
@@ -434,16 +442,14 @@ func (c *Context) streamWrite(p []byte) error {
 	var buffered C.uint64_t
 	var cerr *C.ql_error
 	st := C.ql_respond_write(c.csrv, c.id, bytesData(p), C.size_t(len(p)), &buffered, &cerr)
-	for st == C.QL_OK && buffered > streamHigh {
+	for st == C.QL_OK && buffered > drainHigh {
 		select {
 		case <-c.ctx.Done():
 			return c.ctx.Err()
-		case <-time.After(time.Millisecond):
+		case <-c.drain:
+		case <-time.After(drainRecheck):
 		}
 		st = C.ql_respond_write(c.csrv, c.id, nil, 0, &buffered, &cerr)
-		if buffered < streamLow {
-			break
-		}
 	}
 	if st == C.QL_OK {
 		return nil
@@ -461,6 +467,16 @@ func (c *Context) streamWrite(p []byte) error {
 func (c *Context) streamEnd() {
 	if c.streaming {
 		C.ql_respond_end(c.csrv, c.id, nil)
+		c.streaming = false
+	}
+}
+
+// streamAbort cuts a streamed answer (ql_respond_abort): what was written
+// goes out, then the connection closes without the last chunk, so the
+// client sees an incomplete message (a handler that failed mid-stream).
+func (c *Context) streamAbort() {
+	if c.streaming {
+		C.ql_respond_abort(c.csrv, c.id, nil)
 		c.streaming = false
 	}
 }
@@ -534,6 +550,9 @@ func (c *Context) failInternal() {
 func (c *Context) finish() {
 	if c.bodyR != nil {
 		c.bodyR.over.Store(true)
+	}
+	if c.sw != nil {
+		c.sw.Close()
 	}
 	c.streamEnd()
 	if !c.responded && !c.finished {

@@ -13,7 +13,10 @@
 //
 // Existing net/http code runs unchanged with Handler, Mount or
 // ListenAndServe. Request bodies stream (Context.BodyReader, r.Body) on
-// routes with the StreamBody rule, which every route of Mount has.
+// routes with the StreamBody rule, which every route of Mount has. Answers
+// stream too (Context.StreamWriter, Gin's Context.Stream and SSEvent,
+// Context.EventStream for server-sent events), with backpressure towards
+// clients that read slowly.
 //
 // Requests reach Go by queued delivery: the core puts them on a native queue
 // and a few poller goroutines take them in batches, one cgo call per batch;

@@ -212,9 +212,14 @@ typedef struct ql_handler {
      * without it, read with a timeout on a thread of your own.               */
     ql_abort_fn on_body;
     /* Version 2. Streamed answers: called on the loop thread, once, after a
-     * ql_respond_write left more than QL_DRAIN_HIGH bytes buffered, when the
-     * buffered bytes fall to QL_DRAIN_LOW or below (QL_EVENT_DRAIN for
-     * queued routes): write again. Optional.                                 */
+     * ql_respond_start or ql_respond_write left more than QL_DRAIN_HIGH bytes
+     * buffered, when the buffered bytes fall to QL_DRAIN_LOW or below
+     * (QL_EVENT_DRAIN for queued routes): write again. Optional. A write made
+     * on the loop thread goes out at once, so this may run inside that
+     * ql_respond_write; its *out_buffered is then what is left after it (wait
+     * for a drain only while that is above QL_DRAIN_HIGH). A client that
+     * leaves while a stream is still being written is told by on_abort
+     * (QL_EVENT_ABORT) instead, and later writes return QL_E_GONE.          */
     ql_abort_fn on_drain;
 } ql_handler;
 
@@ -344,8 +349,9 @@ QL_API ql_status ql_respond(ql_server *server, ql_req_id id, const ql_response *
  * before ql_respond_start returns QL_E_STATE. Answers behind a streamed one on
  * the same connection wait for its end (pipelining order).
  * Backpressure: *out_buffered (optional) receives the bytes accepted but not
- * yet written to the socket; a producer should pause while it grows (for
- * example above 1 MiB) and poll it again later with a zero-length write. */
+ * yet written to the socket; a producer should pause while it is above
+ * QL_DRAIN_HIGH and write again at on_drain (QL_EVENT_DRAIN), or poll it
+ * with a zero-length write. */
 QL_API ql_status ql_respond_start(ql_server *server, ql_req_id id, const ql_response *head,
                                   ql_error **out_error);
 QL_API ql_status ql_respond_write(ql_server *server, ql_req_id id, const char *data, size_t len,
