@@ -583,7 +583,7 @@ TEST_CASE("C++ StreamWriter: SSE events, a sized answer, an abort") {
         std::lock_guard lk(mu);
         producers.emplace_back([res] {
             q::StreamWriter w = res.start(q::sse::head());
-            w.write(q::sse::event("hello\nworld", "greeting", "1"));
+            w.write(q::sse::event("hello\nworld\r\nand\rmore", "greeting", "1"));
             w.write(q::sse::keep_alive());
             w.end();
         });
@@ -605,7 +605,10 @@ TEST_CASE("C++ StreamWriter: SSE events, a sized answer, an abort") {
     auto r = c.read_response();
     REQUIRE(r);
     CHECK(r->header("Content-Type") == std::optional<std::string>("text/event-stream"));
-    CHECK(r->body == "event: greeting\nid: 1\ndata: hello\ndata: world\n\n: keep-alive\n\n");
+    CHECK(r->body == "event: greeting\nid: 1\ndata: hello\ndata: world\ndata: and\ndata: more\n\n: keep-alive\n\n");
+    CHECK_THROWS_AS(q::sse::event("x", "a\nb"), q::Error);
+    CHECK_THROWS_AS(q::sse::event("x", "", "1\r"), q::Error);
+    CHECK(q::sse::event("a\r\n") == "data: a\ndata: \n\n");
     REQUIRE(c.send("GET /sized HTTP/1.1\r\nHost: t\r\n\r\n"));
     auto s = c.read_response();
     REQUIRE(s);

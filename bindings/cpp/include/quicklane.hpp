@@ -260,15 +260,22 @@ inline StreamWriter Responder::start(const Response& head, std::optional<std::ui
 // becomes several data: lines. keep_alive() is a comment line that keeps
 // proxies from closing an idle stream.
 namespace sse {
+// One text/event-stream event. CR, LF and CRLF in data each end a line
+// (several data: lines, which the client joins with "\n"); a line break in
+// event or id (or a NUL in id) throws Error(QL_E_INVALID), never a second field.
 inline std::string event(std::string_view data, std::string_view event = {}, std::string_view id = {}) {
+    if (event.find_first_of("\r\n") != std::string_view::npos)
+        throw Error(QL_E_INVALID, "quicklane: an SSE event name must not contain a line break");
+    if (id.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)
+        throw Error(QL_E_INVALID, "quicklane: an SSE id must not contain a line break or NUL");
     std::string out;
     if (!event.empty()) out.append("event: ").append(event).append("\n");
     if (!id.empty()) out.append("id: ").append(id).append("\n");
     while (true) {
-        std::size_t nl = data.find('\n');
+        std::size_t nl = data.find_first_of("\r\n");
         out.append("data: ").append(data.substr(0, nl)).append("\n");
         if (nl == std::string_view::npos) break;
-        data.remove_prefix(nl + 1);
+        data.remove_prefix(nl + (data[nl] == '\r' && nl + 1 < data.size() && data[nl + 1] == '\n' ? 2 : 1));
     }
     out.append("\n");
     return out;

@@ -436,7 +436,7 @@ def answers() -> Iterator[tuple[int, dict[str, Any]]]:
         async def events() -> AsyncIterator[Any]:
             yield quicklane.ServerSentEvent({"n": 1}, event="tick", id="1")
             await asyncio.sleep(0.25)
-            yield "two\nlines"
+            yield "two\nlines\r\nthree\rfour"
         return quicklane.EventSourceResponse(events(), ping=0.1)
 
     @app.get("/broken")
@@ -487,7 +487,15 @@ def test_sse_events_and_keep_alive(answers: tuple[int, dict[str, Any]]) -> None:
     text = r.body.decode()
     assert text.startswith('event: tick\nid: 1\ndata: {"n":1}\n\n')
     assert ": keep-alive\n\n" in text  # the producer was quiet for 0.25 s, pinged every 0.1 s
-    assert text.endswith("data: two\ndata: lines\n\n")
+    assert text.endswith("data: two\ndata: lines\ndata: three\ndata: four\n\n")  # CR, LF, CRLF all end lines
+
+
+def test_sse_fields_refuse_line_breaks() -> None:
+    with pytest.raises(ValueError):
+        quicklane.ServerSentEvent("x", event="a\nb")
+    with pytest.raises(ValueError):
+        quicklane.ServerSentEvent("x", id="1\r")
+    assert quicklane.ServerSentEvent("a\r\n", id="7").encode() == b"id: 7\ndata: a\ndata: \n\n"
 
 
 def test_a_failing_producer_cuts_the_answer(answers: tuple[int, dict[str, Any]]) -> None:

@@ -415,6 +415,11 @@ class ServerSentEvent:
 
     def __init__(self, data: Any = "", event: Optional[str] = None, id: Optional[str] = None,
                  retry: Optional[int] = None) -> None:
+        # A line break would start a second field: refused, as in every binding.
+        if event is not None and ("\n" in event or "\r" in event):
+            raise ValueError("an SSE event name must not contain a line break")
+        if id is not None and ("\n" in id or "\r" in id or "\0" in id):
+            raise ValueError("an SSE id must not contain a line break or NUL")
         self.data = data
         self.event = event
         self.id = id
@@ -429,7 +434,8 @@ class ServerSentEvent:
             out.append(f"id: {self.id}\n")
         if self.retry is not None:
             out.append(f"retry: {int(self.retry)}\n")
-        for line in data.split("\n"):
+        # CRLF, CR and LF all end a line in text/event-stream: each becomes a data: line.
+        for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
             out.append(f"data: {line}\n")
         out.append("\n")
         return "".join(out).encode()
