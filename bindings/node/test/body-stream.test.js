@@ -94,7 +94,7 @@ async function serverRss(t, { slow = false, gc = false, total, chunked = false }
     assert.equal(body.sha, r.sha, 'the handler hashed exactly the bytes sent');
     assert.equal(body.contentLength, chunked ? -1 : total);
     t.diagnostic(`${slow ? 'slow consumer, ' : ''}${chunked ? 'chunked' : 'content-length'}, ` +
-      `${gc ? 'collected every 25 ms' : 'no forced GC'}: ${total / MiB} MiB in ${ms} ms, ` +
+      `${gc ? 'scavenged every 5 ms' : 'no forced GC'}: ${total / MiB} MiB in ${ms} ms, ` +
       `server RSS growth ${(rss.growth / MiB).toFixed(1)} MiB, at most ${rss.maxBuffered} bytes in the stream, ` +
       `sha256 ${body.sha.slice(0, 16)}… matches`);
     return rss;
