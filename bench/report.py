@@ -41,17 +41,16 @@ FP_PY = ("fp-ql-py", "fp-fastapi")  # the rows of the POST /items sub-scenarios
 UP_GROUPS = ["up-native", "up-python", "up-node", "up-go"]
 
 # Upload scenario (issue 15): each quicklane row's peer, the target (None:
-# informational, no PASS/MISS) and its text. Node and Go join with their rows
-# (bench/run's CATALOG comment names the ids):
-#   ("up-ql-node", "up-nodehttp", 1.5, "Node ≥ 1.5× node:http"),
-#   ("up-ql-go", "up-nethttp", 1.0, "Go native ≥ 1.0× net/http"),
-#   ("up-go-handler", "up-nethttp", 1.0, "Go net/http handler through quicklane.Handler ≥ 1.0× net/http"),
+# informational, no PASS/MISS) and its text.
 UPLOAD_TARGETS: list[tuple[str, str, float | None, str]] = [
     ("up-ql-asgi", "up-uvicorn", 1.5, "ASGI app under quicklane ≥ 1.5× the same app on uvicorn"),
     ("up-ql-py", "up-uvicorn", 2.0, "Python native (stream=True, async def) ≥ 2× the ASGI app on uvicorn"),
     ("up-ql-py-sync", "up-uvicorn", None, "Python native, def + file-like req.stream(), over uvicorn"),
     ("up-ql-cpp", "up-raw-c", 0.9, "C++ route_stream counting bytes ≥ 0.9× the raw-socket C reader"),
     ("up-ql-cpp-sha", "up-raw-c", None, "C++ route_stream hashing (SHA-256) over the raw reader counting"),
+    ("up-ql-node", "up-nodehttp", 1.5, "Node native (stream: true, for await) ≥ 1.5× node:http"),
+    ("up-ql-go", "up-nethttp", 1.0, "Go native (StreamBody, c.BodyReader()) ≥ 1.0× net/http"),
+    ("up-go-handler", "up-nethttp", 1.0, "Go net/http handler through quicklane.Handler ≥ 1.0× net/http"),
 ]
 
 DEFAULT_INTRO = """\
@@ -547,6 +546,11 @@ def upload_section(run: Run, settings: dict[str, str]) -> list[str]:
          "(`bench/peers/python/upload_asgi.py`, `receive()` chunks into hashlib) under quicklane (`--interface asgi`) and",
          "under uvicorn[standard]; quicklane's native `stream=True` route (`bench/peers/python/upload_ql.py`), `async def`",
          "with `async for chunk in req.stream()` and, as information, `def` reading the file-like `req.stream()`.",
+         "Node (node:crypto): quicklane's `{ stream: true }` route, `for await (const chunk of req)`",
+         "(`bench/peers/node/upload_ql.js`), vs node:http hashing req's `'data'` events (`upload_nodehttp.js`). Go",
+         "(crypto/sha256): quicklane's native `StreamBody` route, `io.Copy(h, c.BodyReader())` (`bench/peers/go/upload/ql`),",
+         "and one net/http ServeMux, `io.Copy(h, r.Body)` (`bench/peers/go/upload/upload.go`), through",
+         "`quicklane.Mount` (`upload/handler`) and on plain `http.Server` (`upload/nethttp`), GOMAXPROCS=1.",
          "One worker each, pinned (server CPU 0, client CPU 1).", "",
          "Columns: *MiB/s* = bytes sent ÷ wall time of the run (first connect to last answer); *server CPU ms / MiB* =",
          "utime + stime of the server's processes (`/proc/<pid>/stat`) over the run ÷ MiB; *RSS before* and *peak RSS*",
