@@ -4,7 +4,7 @@
 //
 //  loop (Connection)                         host (Server::body_read)
 //  cb_body → body_arrived: append, wake  →   copy out, compact
-//  update_reading: pause at the window   ←   crossed under the window: post kBodyRead
+//  update_reading: pause at the window   ←   crossed under half the window: post kBodyRead
 //  body_consumed: resume, 100 Continue   ←   first read of an Expect: 100-continue
 //  body_ended / body_failed: wake, notify
 //
@@ -291,7 +291,7 @@ ql_status Server::body_read(ql_req_id id, char *buf, size_t cap, int32_t timeout
         size_t n = std::min(cap, avail);
         std::memcpy(buf, r->body_buf.data() + r->body_rpos, n);
         r->body_rpos += n;
-        size_t before = r->body_unread.fetch_sub(n, std::memory_order_relaxed);
+        size_t before = r->body_unread.fetch_sub(n);
         if (r->body_rpos == r->body_buf.size()) {
             r->body_buf.clear();
             r->body_rpos = 0;
@@ -300,7 +300,9 @@ ql_status Server::body_read(ql_req_id id, char *buf, size_t cap, int32_t timeout
             r->body_rpos = 0;
         }
         *out_len = n;
-        if (before >= window && before - n < window) post = true;  // the loop may be paused: resume it
+        // Under half the window, the loop's resume point (update_reading):
+        // a paused loop is told.
+        if (before >= window / 2 && before - n < window / 2 && r->body_paused.load()) post = true;
     } else if (avail) {
         // cap == 0: nothing copied, bytes are waiting.
     } else if (r->body_dropped && !r->body_error) {

@@ -244,8 +244,18 @@ void Connection::update_reading() {
     // or not) while its unread bytes stay under the window.
     Request *sb = parsing_ && parsing_->body_stream ? parsing_ : nullptr;
     bool want = !close_after_ && (sb || ((!w.stopping() || !head_) && fifo_len_ < w.server.limits().max_pipeline));
-    bool paused = want && sb && !sb->ready && !sb->fifo_done &&
-                  sb->body_unread.load(std::memory_order_relaxed) >= w.server.limits().body_window_bytes;
+    bool paused = false;
+    if (want && sb && !sb->ready && !sb->fifo_done) {
+        // Pause at the window; once paused, resume only under half of it, so
+        // each resume reads half a window or more (not the 32 KiB a host
+        // read frees: a cross-thread wake each way per read otherwise).
+        const size_t window = w.server.limits().body_window_bytes, low = window / 2;
+        if (sb->body_unread.load() >= (body_paused_ ? low : window)) {
+            sb->body_paused.store(true);
+            paused = sb->body_unread.load() >= low;  // a read may have crossed under low before it saw the flag
+        }
+        if (!paused) sb->body_paused.store(false);
+    }
     if (paused) want = false;
     if (paused != body_paused_) {
         // Paused, the host is slow, not the client: the idle clock restarts on resume.

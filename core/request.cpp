@@ -65,6 +65,7 @@ void Request::reset_for_reuse() {
     else body_buf.clear();
     body_rpos = 0;
     body_unread.store(0, std::memory_order_relaxed);
+    body_paused.store(false, std::memory_order_relaxed);
     body_end = false;
     body_error = 0;
     body_armed = body_read_once = body_dropped = body_dropped_seen = false;

@@ -137,6 +137,10 @@ struct Request {
     std::string body_buf;        // both: bytes from body_rpos on are unread
     size_t body_rpos = 0;
     std::atomic<size_t> body_unread{0};  // loop: the backpressure check
+    // loop: reads are paused over this body (seq_cst with body_unread: a
+    // host read that brings body_unread under half the window and sees it
+    // set posts the resume; the loop re-checks body_unread after setting it).
+    std::atomic<bool> body_paused{false};
     bool body_end = false;       // both: the whole body has arrived
     int32_t body_error = 0;      // both: QL_E_GONE / _TOO_LARGE / _INVALID once it failed
     bool body_armed = false;     // both: a read gave QL_E_AGAIN; notify once

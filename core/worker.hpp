@@ -64,7 +64,7 @@ public:
     void remove_conn(Connection *c);
     bool stopping() const { return stopping_; }
     char *read_buffer() { return read_buf_.get(); }
-    static constexpr size_t kReadBufSize = 64 * 1024;
+    static constexpr size_t kReadBufSize = 256 * 1024;
 
 private:
     static void thread_main(void *arg);
