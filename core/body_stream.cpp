@@ -283,7 +283,7 @@ ql_status Server::body_read(ql_req_id id, char *buf, size_t cap, int32_t timeout
             r->body_cv.wait_for(lk, std::chrono::milliseconds(timeout_ms), readable);
     }
     ql_status st = QL_OK;
-    const size_t window = limits_.body_window_bytes;
+    const size_t low = limits_.body_resume_bytes();
     if (!same()) {
         *err = "request is gone (finished, or its client left)";
         return QL_E_GONE;
@@ -302,7 +302,7 @@ ql_status Server::body_read(ql_req_id id, char *buf, size_t cap, int32_t timeout
         *out_len = n;
         // Under half the window, the loop's resume point (update_reading):
         // a paused loop is told.
-        if (before >= window / 2 && before - n < window / 2 && r->body_paused.load()) post = true;
+        if (before >= low && before - n < low && r->body_paused.load()) post = true;
     } else if (avail) {
         // cap == 0: nothing copied, bytes are waiting.
     } else if (r->body_dropped && !r->body_error) {

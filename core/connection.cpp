@@ -249,12 +249,13 @@ void Connection::update_reading() {
         // Pause at the window; once paused, resume only under half of it, so
         // each resume reads half a window or more (not the 32 KiB a host
         // read frees: a cross-thread wake each way per read otherwise).
-        const size_t window = w.server.limits().body_window_bytes, low = window / 2;
-        if (sb->body_unread.load() >= (body_paused_ ? low : window)) {
+        const Limits &lim = w.server.limits();
+        const size_t low = lim.body_resume_bytes();
+        if (sb->body_unread.load(std::memory_order_relaxed) >= (body_paused_ ? low : lim.body_window_bytes)) {
             sb->body_paused.store(true);
             paused = sb->body_unread.load() >= low;  // a read may have crossed under low before it saw the flag
         }
-        if (!paused) sb->body_paused.store(false);
+        if (!paused && sb->body_paused.load(std::memory_order_relaxed)) sb->body_paused.store(false);
     }
     if (paused) want = false;
     if (paused != body_paused_) {

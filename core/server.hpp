@@ -38,6 +38,9 @@ struct Limits {
     uint32_t handler_timeout_ms = 60000;  // unanswered → 503 (options v3)
     uint64_t max_stream_body_bytes = 0;   // streamed bodies: 0 = no limit (options v4)
     uint32_t body_window_bytes = 256 * 1024;  // unread streamed bytes before reads pause (v4)
+    // A paused streamed body is read on once its unread bytes fall under
+    // this (hysteresis: each resume reads half a window or more).
+    size_t body_resume_bytes() const { return body_window_bytes / 2; }
 };
 
 // Fills limits from options (0 = default); false + message when out of range.

@@ -575,6 +575,55 @@ TEST_CASE("pipelined behind a streamed upload, answers keep their order") {
     CHECK(d->body == "pong");
 }
 
+TEST_CASE("two workers, 16 concurrent uploads (loop sinks and threaded readers), a small window: every body whole") {
+    // Many pause/resume cycles per upload (a 16 KiB window) on both loops at
+    // once, half read on the loop (route_stream), half by host threads
+    // (body_reader): a lost resume would hang an upload, a lost or doubled
+    // byte would change its hash.
+    q::App app = upload_app();
+    std::vector<std::thread> readers;
+    std::mutex mu;
+    app.route_async("POST", "/threaded", [&](q::Request &req, q::Responder res) {
+        q::BodyReader body = req.body_reader();
+        std::lock_guard lk(mu);
+        readers.emplace_back([body, res] {
+            std::vector<char> buf(7000 + (reinterpret_cast<uintptr_t>(&body) % 5) * 3000);
+            Sha256 h;
+            size_t n, total = 0;
+            while ((n = body.read(buf.data(), buf.size())) > 0) h.update({buf.data(), n}), total += n;
+            res.send(q::Response::text(h.hex() + " " + std::to_string(total)));
+        });
+    });
+    app.route_rules("POST", "/threaded", q::RouteRules{.stream_body = true});
+    q::Server srv(app, q::ServerOptions{.workers = 2, .body_window_bytes = 16 * 1024});
+    srv.start();
+    constexpr int kClients = 16;
+    std::vector<std::string> got(kClients), want(kClients);
+    std::vector<std::thread> clients;
+    for (int k = 0; k < kClients; ++k) {
+        const size_t total = (3u << 20) + k * 37 * 1024 + k, chunk = 16 * 1024 + k * 1000;
+        want[k] = expected_hash(total, chunk) + " " + std::to_string(total);
+        clients.emplace_back([&, k, total, chunk] {
+            Client c(srv.port());
+            if (!send_upload(c, k % 2 ? "/threaded" : "/upload", total, chunk, k % 4 >= 2)) {
+                got[k] = "send failed";
+                return;
+            }
+            auto r = c.read_response(60000);
+            got[k] = r ? std::to_string(r->status) + " " + r->body : "no answer";
+        });
+    }
+    for (auto &t : clients) t.join();
+    {
+        std::lock_guard lk(mu);
+        for (auto &t : readers) t.join();
+    }
+    for (int k = 0; k < kClients; ++k) {
+        CAPTURE(k);
+        CHECK(got[k] == "200 " + want[k]);
+    }
+}
+
 TEST_CASE("C++ StreamWriter: SSE events, a sized answer, an abort") {
     q::App app;
     std::vector<std::thread> producers;

@@ -615,7 +615,7 @@ QL_API ql_status ql_app_access_log(ql_app *app, uint32_t enabled, ql_error **out
  * The first read of a request with `Expect: 100-continue` sends
  * "100 Continue", so a handler that answers without reading (401, 413)
  * never receives the upload. Unread bytes beyond body_window_bytes pause the
- * connection until they are read; a paused client that resets or closes is
+ * connection until the host has read below half of it; a paused client that resets or closes is
  * noticed within a second (its request is aborted). Answering before the body has ended is
  * allowed: the rest is read and dropped when it is short (up to 256 KiB
  * declared), else the answer carries Connection: close. */
