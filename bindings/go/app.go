@@ -275,7 +275,13 @@ type server struct {
 
 	mu       sync.Mutex
 	inflight map[uint64]*Context
-	early    map[uint64]struct{} // aborts seen before their request
+	// Aborts seen before their request (several pollers), with when. An
+	// abort that comes after its request was answered (the client left as
+	// the answer went) has no request to wait for: sweepEarly drops such
+	// entries once they are older than earlyTTL, so the map stays bounded.
+	early      map[uint64]time.Time
+	earlySweep int           // len(early) at which abort sweeps next
+	earlyTTL   time.Duration // earlyTTLDefault; tests shorten it
 
 	work chan job      // unbuffered: a send succeeds only when a worker is idle
 	quit chan struct{} // closed at the end of shutdown: idle workers exit
@@ -286,7 +292,7 @@ type server struct {
 
 func newServer(a *App, host string, port uint16) (_ *server, err error) {
 	s := &server{app: a, host: host, routes: map[uintptr]*route{},
-		inflight: map[uint64]*Context{}, early: map[uint64]struct{}{}, closed: make(chan struct{}),
+		inflight: map[uint64]*Context{}, early: map[uint64]time.Time{}, earlySweep: earlySweepMin, earlyTTL: earlyTTLDefault, closed: make(chan struct{}),
 		work: make(chan job), quit: make(chan struct{})}
 	var cerr *C.ql_error
 	defer func() {
@@ -511,12 +517,33 @@ func (s *server) abort(id uint64) {
 	if ok {
 		delete(s.inflight, id)
 	} else {
-		s.early[id] = struct{}{}
+		now := time.Now()
+		s.early[id] = now
+		if len(s.early) >= s.earlySweep {
+			s.sweepEarly(now)
+		}
 	}
 	s.mu.Unlock()
 	if ok {
 		c.ctx.cancel()
 	}
+}
+
+// earlyTTLDefault bounds how long an abort waits for its request: a REQUEST
+// seen by another poller arrives within a batch's handling, far below this.
+const earlyTTLDefault = 10 * time.Second
+
+const earlySweepMin = 1024
+
+// sweepEarly drops early aborts older than s.earlyTTL (s.mu held); the next
+// sweep comes at twice what is left, so sweeping costs O(1) per abort.
+func (s *server) sweepEarly(now time.Time) {
+	for id, at := range s.early {
+		if now.Sub(at) >= s.earlyTTL {
+			delete(s.early, id)
+		}
+	}
+	s.earlySweep = max(earlySweepMin, 2*len(s.early))
 }
 
 // bodyReady wakes the reader of a streamed body that the core told

@@ -537,3 +537,33 @@ func TestHandlerTimeoutOutOfRange(t *testing.T) {
 		t.Fatalf("error %q does not name the option", err)
 	}
 }
+
+// An abort that arrives after its request was answered (the client left as
+// the answer went out) finds no request: the Go side keeps it for a request
+// that may yet come from another poller, but only for a while, so a server
+// whose clients often leave does not grow without bound.
+func TestEarlyAbortsStayBounded(t *testing.T) {
+	app := quicklane.New(quicklane.WithWorkers(1), quiet)
+	app.GET("/ping", func(c *quicklane.Context) error { return c.String(200, "pong") })
+	base := start(t, app)
+	ids := func(from, n int) []uint64 {
+		out := make([]uint64, n)
+		for i := range out {
+			out[i] = 1<<60 + uint64(from+i)
+		}
+		return out
+	}
+	quicklane.AbortUnknown(app, ids(0, 100), time.Minute)
+	if n := quicklane.EarlyAborts(app); n != 100 {
+		t.Fatalf("fresh early aborts kept: %d, want 100", n)
+	}
+	// Expired entries go at the next sweep: 20 000 stale aborts leave fewer
+	// than the sweep threshold (1 024) behind, not 20 100.
+	quicklane.AbortUnknown(app, ids(100, 20000), 0)
+	if n := quicklane.EarlyAborts(app); n >= 1024 {
+		t.Fatalf("early aborts kept: %d, want < 1024", n)
+	}
+	if r := do(t, "GET", base+"/ping", ""); r.status != 200 || r.body != "pong" {
+		t.Fatalf("after the sweeps: %d %q", r.status, r.body)
+	}
+}
