@@ -183,9 +183,7 @@ func (a *App) Listen(addr string) error {
 	if err := a.Start(addr); err != nil {
 		return err
 	}
-	a.mu.Lock()
-	s := a.srv
-	a.mu.Unlock()
+	s := a.serving()
 	if s != nil {
 		<-s.closed
 	}
@@ -237,9 +235,7 @@ func (a *App) Addr() string {
 // native resources are released when the last handler returns. Shutdown of
 // an app that is not serving returns nil.
 func (a *App) Shutdown(ctx context.Context) error {
-	a.mu.Lock()
-	s := a.srv
-	a.mu.Unlock()
+	s := a.serving()
 	if s == nil {
 		return nil
 	}
@@ -579,12 +575,17 @@ func (s *server) drained(id uint64) {
 	}
 }
 
+// serving is the app's running server, nil when it is not serving.
+func (a *App) serving() *server {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.srv
+}
+
 // inFlight reports the requests the core has handed to Go and not seen
 // finished, and those the Go side tracks (for tests: export_test.go).
 func (a *App) inFlight() (native uint64, goSide int) {
-	a.mu.Lock()
-	s := a.srv
-	a.mu.Unlock()
+	s := a.serving()
 	if s == nil {
 		return 0, 0
 	}

@@ -11,18 +11,14 @@ func InFlight(a *App) (native uint64, goSide int) { return a.inFlight() }
 // saw (as when an abort arrives after its request was answered), with
 // earlyTTL set to ttl while it runs.
 func EarlyAborts(a *App) int {
-	a.mu.Lock()
-	s := a.srv
-	a.mu.Unlock()
+	s := a.serving()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.early)
 }
 
 func AbortUnknown(a *App, ids []uint64, ttl time.Duration) {
-	a.mu.Lock()
-	s := a.srv
-	a.mu.Unlock()
+	s := a.serving()
 	s.mu.Lock()
 	old := s.earlyTTL
 	s.earlyTTL = ttl
