@@ -24,7 +24,7 @@
 namespace ql {
 
 class Worker;
-class Connection;
+class Http1;
 
 struct Span {
     uint32_t off = 0;
@@ -55,7 +55,7 @@ struct Request {
     std::atomic<uint64_t> state{0};
 
     // owned by the loop thread
-    Connection *conn = nullptr;
+    Http1 *conn = nullptr;  // its HTTP/1.1 connection (loop thread)
     Request *next = nullptr;  // FIFO of the connection, or free list
     bool ready = false;       // response bytes are in out_head/out_body
     bool dispatched = false;  // handed to a host handler

@@ -10,7 +10,6 @@
 #include <cstring>
 #include <thread>
 
-#include "connection.hpp"
 #include "response_writer.hpp"
 #include "request.hpp"
 #include "worker.hpp"

@@ -11,7 +11,8 @@
 #include <cstring>
 #include <random>
 
-#include "connection.hpp"
+#include "http1/http1.hpp"
+#include "transport/transport.hpp"
 #include "response_writer.hpp"
 #include "server.hpp"
 
@@ -79,9 +80,9 @@ bool Worker::setup(std::string *err) {
                        [](uv_stream_t *l, int status) {
                            auto *w = static_cast<Worker *>(l->data);
                            if (status < 0 || w->stopping_) return;
-                           auto *c = new Connection(*w);
-                           w->add_conn(c);
-                           c->accept(l);
+                           auto *t = new Transport(*w);
+                           w->add_conn(t);
+                           t->accept(l, new Http1(*t));
                        });
     }
     ++handles_open_;
@@ -190,21 +191,21 @@ void Worker::begin_stop() {
         for (uint32_t i = 0; i < server.limits().backlog; ++i) {
             int fd = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0) break;
-            auto *c = new Connection(*this);
-            add_conn(c);
-            c->adopt(fd);
+            auto *t = new Transport(*this);
+            add_conn(t);
+            t->adopt(fd, new Http1(*t));
         }
     }
     uv_close(reinterpret_cast<uv_handle_t *>(&listener_), on_handle_closed);
-    for (Connection *c = conns_, *next; c; c = next) {
-        next = c->next;
-        c->drain();
+    for (Transport *t = conns_, *next; t; t = next) {
+        next = t->next;
+        t->protocol()->drain();
     }
     uv_timer_start(
         &drain_timer_,
         [](uv_timer_t *t) {
             auto *w = static_cast<Worker *>(t->data);
-            for (Connection *c = w->conns_; c; c = c->next) c->close();
+            for (Transport *t = w->conns_; t; t = t->next) t->close();
         },
         drain_timeout_ms_.load(), 0);
     maybe_finish();
@@ -234,13 +235,13 @@ void Worker::finish() {
 void Worker::tick() {
     format_http_date(date);
     uint64_t now = uv_now(loop);
-    for (Connection *c = conns_, *next; c; c = next) {
-        next = c->next;
-        c->check_timeouts(now);
+    for (Transport *t = conns_, *next; t; t = next) {
+        next = t->next;
+        t->protocol()->check_timeouts(now);
     }
 }
 
-void Worker::add_conn(Connection *c) {
+void Worker::add_conn(Transport *c) {
     c->next = conns_;
     c->prev = nullptr;
     if (conns_) conns_->prev = c;
@@ -248,7 +249,7 @@ void Worker::add_conn(Connection *c) {
     ++conn_count_;
 }
 
-void Worker::remove_conn(Connection *c) {
+void Worker::remove_conn(Transport *c) {
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -351,7 +352,7 @@ void Worker::on_posted(Request *r, uint64_t gen, uint8_t kind) {
 }
 
 void Worker::on_stream(Request *r) {
-    Connection *c = r->conn;
+    Http1 *c = r->conn;
     if (!c) {
         // The client left before the head went out: free it; the host's
         // next write or end returns QL_E_GONE.
@@ -421,7 +422,7 @@ void Worker::on_stream(Request *r) {
 }
 
 void Worker::on_answer(Request *r) {
-    Connection *c = r->conn;
+    Http1 *c = r->conn;
     if (!c) {
         release(r);
         return;

@@ -17,7 +17,7 @@
 namespace ql {
 
 class Server;
-class Connection;
+class Transport;
 
 class Worker {
 public:
@@ -60,8 +60,8 @@ public:
     bool on_loop_thread() const;
 
     // connections (loop thread)
-    void add_conn(Connection *c);
-    void remove_conn(Connection *c);
+    void add_conn(Transport *c);
+    void remove_conn(Transport *c);
     bool stopping() const { return stopping_; }
     char *read_buffer() { return read_buf_.get(); }
     static constexpr size_t kReadBufSize = 256 * 1024;
@@ -122,10 +122,10 @@ private:
     Request *free_ = nullptr;
     uint32_t gen_seed_ = 0;
 
-    Connection *conns_ = nullptr;
+    Transport *conns_ = nullptr;
     size_t conn_count_ = 0;
 
-    friend class Connection;
+    friend class Transport;
 };
 
 }  // namespace ql

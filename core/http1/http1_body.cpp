@@ -2,7 +2,7 @@
 // head is complete; body bytes then flow through a per-request buffer that
 // hosts read with ql_request_body_read from any thread.
 //
-//  loop (Connection)                         host (Server::body_read)
+//  loop (Http1)                             host (Server::body_read)
 //  cb_body → body_arrived: append, wake  →   copy out, compact
 //  update_reading: pause at the window   ←   crossed under half the window: post kBodyRead
 //  body_consumed: resume, 100 Continue   ←   first read of an Expect: 100-continue
@@ -10,14 +10,10 @@
 //
 // Everything shared lives under Request::stream_mu. The loop never waits on a
 // host: it takes that mutex only to append or to mark an end.
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-
 #include <chrono>
 #include <cstring>
 
-#include "connection.hpp"
+#include "http1/http1.hpp"
 #include "server.hpp"
 #include "worker.hpp"
 
@@ -50,7 +46,7 @@ bool body_failed(Request &r, int32_t code) {
     return armed;
 }
 
-void Connection::body_abandoned(Request *r) {
+void Http1::body_abandoned(Request *r) {
     // Answered and written, its body unfinished: a reader still waiting is
     // told (it reads QL_E_GONE) before the request is freed.
     if (body_failed(*r, QL_E_GONE)) notify_body(r);
@@ -60,7 +56,7 @@ void Connection::body_abandoned(Request *r) {
 
 // At the end of the head: does the matched route stream its body? Sets the
 // request up for it (limit, flags); the request is dispatched right after.
-bool Connection::stream_route(Request *r) {
+bool Http1::stream_route(Request *r) {
     std::string_view target = r->view(r->target);
     size_t off = 0;
     if (target.empty()) return false;
@@ -82,7 +78,7 @@ bool Connection::stream_route(Request *r) {
 
 // Body bytes of a streamed request: buffered for the host, or dropped once
 // it has been answered. False (413 pending) past the limit.
-bool Connection::body_arrived(Request *r, const char *at, size_t len) {
+bool Http1::body_arrived(Request *r, const char *at, size_t len) {
     r->body_seen += len;
     if (r->ready || r->fifo_done || (r->state.load(std::memory_order_acquire) & (RS_ANSWERED | RS_GONE))) {
         // Answered (or abandoned): the rest is dropped, and a reader that
@@ -121,7 +117,7 @@ bool Connection::body_arrived(Request *r, const char *at, size_t len) {
 }
 
 // The whole streamed body has arrived (parsing_ is already cleared).
-void Connection::body_ended(Request *r) {
+void Http1::body_ended(Request *r) {
     if (r->fifo_done) {
         // Its answer went out before the body ended; a reader still waiting
         // reads the end.
@@ -154,7 +150,7 @@ void Connection::body_ended(Request *r) {
 // error; the client gets `status` in the request's place unless an answer is
 // already made or on its way (then that one goes out and the connection
 // closes).
-void Connection::stream_failed(Request *r, int status, std::string_view msg) {
+void Http1::stream_failed(Request *r, int status, std::string_view msg) {
     if (r->fifo_done) {
         body_abandoned(r);
         return;
@@ -168,25 +164,7 @@ void Connection::stream_failed(Request *r, int status, std::string_view msg) {
     // else r is abandoned: its abort notice has told the host.
 }
 
-// A paused upload is not read, so a client that leaves is not seen by a
-// read; the kernel's view of the socket tells instead: a reset, or a FIN
-// (a half-close is a disconnect here, as a read of the EOF treats it). A
-// FIN is seen only once it arrived: a client whose unsent bytes queue behind
-// the full window sends it after them, as TCP does.
-bool Connection::paused_peer_left() {
-#ifdef TCP_INFO
-    uv_os_fd_t fd;
-    if (uv_fileno(reinterpret_cast<uv_handle_t *>(&tcp_), &fd) != 0) return false;
-    struct tcp_info ti {};
-    socklen_t len = sizeof ti;
-    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return false;
-    return ti.tcpi_state == TCP_CLOSE || ti.tcpi_state == TCP_CLOSE_WAIT;
-#else
-    return false;
-#endif
-}
-
-bool Connection::answer_closes(Request *r) {
+bool Http1::answer_closes(Request *r) {
     if (!r->body_stream || parsing_ != r) return false;  // its body has ended
     // 100 Continue never went out: the client may or may not send the body.
     if (r->expect_continue) return true;
@@ -194,24 +172,23 @@ bool Connection::answer_closes(Request *r) {
     return parser_.content_length > kDiscardBytes;
 }
 
-void Connection::body_consumed(Request *r) {
-    if (r->conn != this || closing_) return;
+void Http1::body_consumed(Request *r) {
+    if (r->conn != this || t.closing()) return;
     if (r->expect_continue) send_continue(r);
     if (!in_read) update_reading();
 }
 
 // The interim answer, when it can still go out in order: the request is at
 // the FIFO head, unanswered, and nothing is being written.
-void Connection::send_continue(Request *r) {
+void Http1::send_continue(Request *r) {
     r->expect_continue = false;
     if (head_ != r || writing_ || r->ready || parsing_ != r) return;
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    uv_buf_t b = uv_buf_init(const_cast<char *>(cont), sizeof cont - 1);
     // An empty socket buffer takes 25 bytes; the client otherwise sends after its own wait.
-    uv_try_write(reinterpret_cast<uv_stream_t *>(&tcp_), &b, 1);
+    t.try_write(cont, sizeof cont - 1);
 }
 
-void Connection::close_or_linger() {
+void Http1::close_or_linger() {
     if (lingering_) return;
     if (linger_ || (parsing_ && parsing_->body_stream)) linger();
     else close();
@@ -221,19 +198,10 @@ void Connection::close_or_linger() {
 // and could destroy the answer before the client reads it. Instead the write
 // side is shut (the client sees the end of the answer) and what still comes
 // is read and dropped, until the client closes or 2 s pass.
-void Connection::linger() {
+void Http1::linger() {
     lingering_ = true;
     linger_start_ = w.now_ms();
-    shutdown_req_.data = this;
-    int rc = uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t *>(&tcp_), [](uv_shutdown_t *req, int status) {
-        auto *c = static_cast<Connection *>(req->data);
-        if (status < 0 && status != UV_ECANCELED) c->close();
-    });
-    if (rc != 0) {
-        close();
-        return;
-    }
-    update_reading();
+    if (t.shutdown()) update_reading();
 }
 
 // ---- the host side -----------------------------------------------------

@@ -1,6 +1,8 @@
-// Connection: one TCP stream, its llhttp parser and its FIFO of requests.
-// Answers leave in request order (pipelining); ready answers at the head of
-// the FIFO go out together in one vectored write.
+// Http1: the HTTP/1.1 protocol on a transport — its llhttp parser, the line
+// checks llhttp does not make, and its FIFO of requests. A parsed request
+// goes to the phases (phases/); answers leave in request order
+// (pipelining), and ready answers at the head of the FIFO go out together
+// in one vectored write. Streamed request bodies: http1_body.cpp.
 #pragma once
 
 #include <llhttp.h>
@@ -9,24 +11,31 @@
 #include <cstdint>
 #include <string_view>
 
+#include "phases/phases.hpp"
 #include "request.hpp"
-#include "rules.hpp"
+#include "transport/transport.hpp"
 
 namespace ql {
 
 class Worker;
 
-class Connection {
+class Http1 final : public Protocol, public Answers {
 public:
-    explicit Connection(Worker &w);
-    ~Connection();
-    bool accept(uv_stream_t *listener);
-    bool adopt(int fd);  // a socket accepted outside libuv (stop: the backlog)
+    explicit Http1(Transport &t);
+    ~Http1() override;
+
+    // Protocol
+    void start() override { update_reading(); }
+    void on_data(const char *data, size_t len) override;
+    void on_written(int status) override;
+    void on_closed() override;
+    void check_timeouts(uint64_t now) override;
+    void drain() override;  // server stopping: finish what is in flight, then close
+    // Answers (phases): the head of an answer made on the loop
+    void ready_here(Request *r, int status, std::string_view type, std::string_view headers, size_t length) override;
 
     void flush();   // write ready answers at the head of the FIFO
-    void close();   // idempotent
-    void drain();   // server stopping: finish what is in flight, then close
-    void check_timeouts(uint64_t now);
+    void close() { t.close(); }
     void update_reading();  // read while the pipeline has room
     // Streamed request bodies (body_stream.cpp). A host read some of r's
     // body (loop thread): resume reading, send 100 Continue when owed.
@@ -37,15 +46,9 @@ public:
     bool idle() const { return !head_ && !parsing_ && !writing_; }
 
     Worker &w;
-    Connection *prev = nullptr;
-    Connection *next = nullptr;
-    bool in_read = false;
+    bool in_read = false;  // inside llhttp_execute: answers wait for its end
 
 private:
-    static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-    static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-    static void on_write(uv_write_t *req, int status);
-    static void on_close(uv_handle_t *h);
 
     static int cb_message_begin(llhttp_t *p);
     static int cb_url(llhttp_t *p, const char *at, size_t len);
@@ -57,28 +60,20 @@ private:
     static int cb_message_complete(llhttp_t *p);
     static const llhttp_settings_t *settings();
 
-    void handle_data(const char *data, size_t len);
     void fail(int status, std::string_view msg);
     void push(Request *r);
     void dispatch(Request *r);
-    void answer_error(Request *r, int status, std::string_view msg, std::string_view extra = {});
+    void answer_error(Request *r, int status, std::string_view msg, std::string_view extra = {}) {
+        ql::answer_error(*this, r, status, msg, extra);
+    }
     void complete(uint32_t n);
     void stream_written();
     void head_written(uint32_t n, bool file);
     bool send_file(Request *r);
-    bool accepted();
-    bool bytes_pending();
     void detach(Request *r);
-    bool cors(Request *r, const CorsRules &c);
-    bool admit(Request *r, const Route &route, const AppRules &app);
     void observe(Request *r);
     void notify_abort(Request *r);
     void abandon(Request *r);
-    bool cache_lookup(Request *r, const RouteRules &rr);
-    bool valid(Request *r, const RouteRules &rr);
-    void serve_file(Request *r, const StaticDir &dir, std::string_view raw_rest);
-    void answer_body(Request *r, int status, std::string body, std::string_view extra = {});
-    void ready_here(Request *r, int status, std::string_view type, std::string_view headers, size_t length);
     void expire_handlers(uint64_t now);
     bool head_limit(Request *r, size_t more);
     bool gap_ok(const char *to);
@@ -92,16 +87,13 @@ private:
     bool body_arrived(Request *r, const char *at, size_t len);
     void body_ended(Request *r);
     void body_abandoned(Request *r);
-    bool paused_peer_left();
     void stream_failed(Request *r, int status, std::string_view msg);
     bool replace_unanswered(Request *r, int status, std::string_view msg, bool keep_alive);
     void send_continue(Request *r);
     void linger();
     void close_or_linger();
 
-    uv_tcp_t tcp_;
     llhttp_t parser_;
-    uv_write_t wreq_;
     Request *parsing_ = nullptr;
     // Raw positions for the line checks llhttp 8 does not make (gap_ok).
     const char *buf_start_ = nullptr;
@@ -125,27 +117,19 @@ private:
     bool writing_stream_ = false;
     bool writing_file_ = false;  // the write ends with a file answer's head, or is a chunk of it
     uint64_t head_start_ = 0;
-    uint64_t last_activity_ = 0;
     int pending_status_ = 0;
     const char *pending_msg_ = nullptr;
-    bool closing_ = false;
     bool close_after_ = false;  // close once the FIFO is written
-    bool reading_ = false;
     bool body_paused_ = false;   // reads stopped: a streamed body's window is full
     bool linger_ = false;        // close after the answer by lingering (a body still comes)
     bool lingering_ = false;     // write side shut: reading and dropping until EOF or 2 s
     uint64_t pause_start_ = 0;
     uint64_t linger_start_ = 0;
-    uv_shutdown_t shutdown_req_;
     // A streamed answer drained (stream_written): its on_drain, due at the end of flush.
     const ql_handler *drain_h_ = nullptr;
     ql_req_id drain_id_ = 0;
     void *drain_tag_ = nullptr;
     bool headers_done_ = false;
-    bool counted_ = false;
-    uint16_t peer_port_ = 0;
-    uint8_t peer_ip_len_ = 0;
-    char peer_ip_[46] = {0};  // formatted once per connection, not per request
 };
 
 }  // namespace ql
