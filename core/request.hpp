@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "quicklane.h"
+#include "utf8.hpp"
 #include "router.hpp"
 #include "rules.hpp"
 #include "static_files.hpp"
@@ -188,7 +189,6 @@ inline int hexval(char c) {
 
 // Percent-decoding into `out`; returns false on a bad escape or invalid UTF-8.
 bool percent_decode(std::string_view in, bool plus_is_space, std::string &out);
-bool valid_utf8(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);
 // A request header's value by case-insensitive name (the first), or empty.
 std::string_view find_header(const Request &r, std::string_view name, bool *found = nullptr);
