@@ -6,14 +6,14 @@
 # fail. Keep each finding as tests/fuzz/regressions/<target>/<name> once fixed:
 # the normal build replays those files under ctest.
 #
-# Environment: FUZZ_SECONDS, FUZZ_TARGETS ("request router"), FUZZ_BUILD
+# Environment: FUZZ_SECONDS, FUZZ_TARGETS ("request router ws_frame"), FUZZ_BUILD
 # (build dir), FUZZ_JOBS (build jobs, default 2), FUZZ_ARGS (extra libFuzzer flags).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/tests/fuzz
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
 SECS=${FUZZ_SECONDS:-600}
-TARGETS=${FUZZ_TARGETS:-request router}
+TARGETS=${FUZZ_TARGETS:-request router ws_frame}
 JOBS=${FUZZ_JOBS:-2}
 
 need=""
@@ -43,9 +43,12 @@ for t in $TARGETS; do
   art=$BUILD/artifacts/$t
   mkdir -p "$work" "$art"
   echo "== fuzz_$t for ${SECS}s (corpus $work, artifacts $art)"
+  # HTTP targets share http.dict; the frame reader needs none (bytes, not tokens).
+  dict=""
+  case $t in request|router) dict=-dict="$HERE/http.dict" ;; esac
   # The first directory receives new inputs; the seeds and regressions are read only.
   "$BUILD/tests/fuzz/fuzz_$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
-    -dict="$HERE/http.dict" -artifact_prefix="$art/" -print_final_stats=1 ${FUZZ_ARGS:-} \
+    $dict -artifact_prefix="$art/" -print_final_stats=1 ${FUZZ_ARGS:-} \
     "$work" "$HERE/corpus/$t" "$HERE/regressions/$t"
   rc=$?
   found=$(find "$art" -type f | wc -l)
