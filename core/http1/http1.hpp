@@ -77,7 +77,9 @@ private:
     void expire_handlers(uint64_t now);
     bool head_limit(Request *r, size_t more);
     bool gap_ok(const char *to);
-    bool refuse_head(const char *why);
+    // A head (or body) refused with status: the answer fail() sends.
+    int refuse(int status, const char *why);  // HPE_USER, for llhttp
+    bool refuse_head(const char *why);         // 400; false, for the line checks
     bool note_span(const char *at, size_t len);
     int unknown_method(const char *from, const char *to);
     static int cb_method(llhttp_t *p, const char *at, size_t len);

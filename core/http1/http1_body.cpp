@@ -32,18 +32,28 @@ void notify_body(Request *r) {
     const ql_handler &h = r->route->handler->h;
     if (h.on_body) h.on_body(h.user_data, r->id(), r->tag);
 }
-}  // namespace
 
-bool body_failed(Request &r, int32_t code) {
+// Something a reader waits for happened: mark() records it under stream_mu,
+// a reader blocked in body_read wakes, and the result tells whether a reader
+// was told QL_E_AGAIN (it is owed an on_body).
+template <class Mark>
+bool wake_reader(Request &r, Mark mark) {
     bool armed;
     {
         std::lock_guard lk(r.stream_mu);
-        if (!r.body_error) r.body_error = code;
+        mark();
         armed = r.body_armed;
         r.body_armed = false;
     }
     r.body_cv.notify_all();
     return armed;
+}
+}  // namespace
+
+bool body_failed(Request &r, int32_t code) {
+    return wake_reader(r, [&] {
+        if (!r.body_error) r.body_error = code;
+    });
 }
 
 void Http1::body_abandoned(Request *r) {
@@ -86,33 +96,19 @@ bool Http1::body_arrived(Request *r, const char *at, size_t len) {
         // end (the first drop wakes one that waits).
         if (len && !r->body_dropped_seen) {
             r->body_dropped_seen = true;
-            bool notify;
-            {
-                std::lock_guard lk(r->stream_mu);
-                r->body_dropped = true;
-                notify = r->body_armed;
-                r->body_armed = false;
-            }
-            r->body_cv.notify_all();
-            if (notify) notify_body(r);
+            if (wake_reader(*r, [&] { r->body_dropped = true; })) notify_body(r);
         }
         return true;
     }
     if (r->body_limit && r->body_seen > r->body_limit) {
-        pending_status_ = 413;
-        pending_msg_ = "request body too large";
+        refuse(413, "request body too large");
         return false;
     }
-    bool notify;
-    {
-        std::lock_guard lk(r->stream_mu);
-        r->body_buf.append(at, len);
-        r->body_unread.fetch_add(len, std::memory_order_relaxed);
-        notify = r->body_armed;
-        r->body_armed = false;
-    }
-    r->body_cv.notify_all();
-    if (notify) notify_body(r);
+    if (wake_reader(*r, [&] {
+            r->body_buf.append(at, len);
+            r->body_unread.fetch_add(len, std::memory_order_relaxed);
+        }))
+        notify_body(r);
     return true;
 }
 
@@ -121,29 +117,14 @@ void Http1::body_ended(Request *r) {
     if (r->fifo_done) {
         // Its answer went out before the body ended; a reader still waiting
         // reads the end.
-        bool notify;
-        {
-            std::lock_guard lk(r->stream_mu);
-            r->body_end = true;
-            notify = r->body_armed;
-            r->body_armed = false;
-        }
-        if (notify) notify_body(r);
+        if (wake_reader(*r, [&] { r->body_end = true; })) notify_body(r);
         r->conn = nullptr;
         w.release(r);
         return;
     }
     r->dispatched_ms = w.now_ms();  // the handler timeout counts from here
     r->expect_continue = false;      // every byte is here: nothing to invite
-    bool notify;
-    {
-        std::lock_guard lk(r->stream_mu);
-        r->body_end = true;
-        notify = r->body_armed;
-        r->body_armed = false;
-    }
-    r->body_cv.notify_all();
-    if (notify) notify_body(r);
+    if (wake_reader(*r, [&] { r->body_end = true; })) notify_body(r);
 }
 
 // The body broke (too large, malformed, stalled host): readers get the

@@ -123,8 +123,7 @@ void Http1::on_data(const char *data, size_t len) {
 bool Http1::head_limit(Request *r, size_t more) {
     r->head_bytes += static_cast<uint32_t>(more);
     if (r->head_bytes > w.server.limits().max_header_bytes) {
-        pending_status_ = 431;
-        pending_msg_ = "request header fields too large";
+        refuse(431, "request header fields too large");
         return false;
     }
     return true;
@@ -153,9 +152,14 @@ bool Http1::gap_ok(const char *to) {
     return true;
 }
 
-bool Http1::refuse_head(const char *why) {
-    pending_status_ = 400;
+int Http1::refuse(int status, const char *why) {
+    pending_status_ = status;
     pending_msg_ = why;
+    return HPE_USER;
+}
+
+bool Http1::refuse_head(const char *why) {
+    refuse(400, why);
     return false;
 }
 
@@ -193,9 +197,7 @@ int Http1::cb_version(llhttp_t *p, const char *at, size_t len) {
     if (!c->note_span(at, len)) return HPE_USER;
     if (c->last_gap_ != 0 && c->last_gap_ != sizeof " HTTP/" - 1) {
         // One SP between target and version (RFC 9112 3); llhttp skips several.
-        c->pending_status_ = 400;
-        c->pending_msg_ = "invalid request line";
-        return HPE_USER;
+        return c->refuse(400, "invalid request line");
     }
     return 0;
 }
@@ -217,22 +219,16 @@ int Http1::cb_url(llhttp_t *p, const char *at, size_t len) {
     Http1 *c = self(p);
     Request *r = c->parsing_;
     if (r->target.len + len > c->w.server.limits().max_url_bytes) {
-        c->pending_status_ = 414;
-        c->pending_msg_ = "request target too long";
-        return HPE_USER;
+        return c->refuse(414, "request target too long");
     }
     if (!c->head_limit(r, len) || !c->note_span(at, len)) return HPE_USER;
     if (r->target.len == 0 && c->last_gap_ != 1) {
         // One SP between method and target (RFC 9112 3); llhttp skips several.
-        c->pending_status_ = 400;
-        c->pending_msg_ = "invalid request line";
-        return HPE_USER;
+        return c->refuse(400, "invalid request line");
     }
     if (std::memchr(at, '#', len)) {
         // A fragment is not part of a request target (RFC 9112 3.2).
-        c->pending_status_ = 400;
-        c->pending_msg_ = "invalid character in request target";
-        return HPE_USER;
+        return c->refuse(400, "invalid character in request target");
     }
     if (r->target.len == 0) r->target.off = static_cast<uint32_t>(r->arena.size());
     r->arena.append(at, len);
@@ -249,9 +245,7 @@ int Http1::cb_header_field(llhttp_t *p, const char *at, size_t len) {
     if (c->headers_done_) return 0;
     if (r->headers.empty() || r->last_was_value) {
         if (r->headers.size() >= c->w.server.limits().max_headers) {
-            c->pending_status_ = 431;
-            c->pending_msg_ = "too many request header fields";
-            return HPE_USER;
+            return c->refuse(431, "too many request header fields");
         }
         r->headers.push_back({{static_cast<uint32_t>(r->arena.size()), 0}, {0, 0}});
         r->last_was_value = false;
@@ -280,9 +274,7 @@ int Http1::cb_headers_complete(llhttp_t *p) {
     Request *r = c->parsing_;
     const Limits &lim = c->w.server.limits();
     if (p->http_major != 1) {
-        c->pending_status_ = 505;
-        c->pending_msg_ = "HTTP version not supported";
-        return HPE_USER;
+        return c->refuse(505, "HTTP version not supported");
     }
     // The line breaks after the last span, the empty line included.
     if (!c->gap_ok(c->buf_end_)) return HPE_USER;
@@ -299,24 +291,18 @@ int Http1::cb_headers_complete(llhttp_t *p) {
         std::string_view name = r->view(h.name);
         // llhttp lets some of these through; RFC 9112 does not.
         if (!valid_token(name)) {
-            c->pending_status_ = 400;
-            c->pending_msg_ = "invalid header field name";
-            return HPE_USER;
+            return c->refuse(400, "invalid header field name");
         }
         for (unsigned char ch : r->view(h.value)) {
             if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-                c->pending_status_ = 400;
-                c->pending_msg_ = ch == '\r' || ch == '\n' ? "obsolete line folding is not allowed"
-                                                            : "invalid character in header value";
-                return HPE_USER;
+                return c->refuse(400, ch == '\r' || ch == '\n' ? "obsolete line folding is not allowed"
+                                                           : "invalid character in header value");
             }
         }
         if (iequals(name, "host")) {
             ++hosts;
             if (!valid_host(r->view(h.value))) {
-                c->pending_status_ = 400;
-                c->pending_msg_ = "invalid Host header";
-                return HPE_USER;
+                return c->refuse(400, "invalid Host header");
             }
         } else if (iequals(name, "expect")) {
             expect = r->view(h.value);
@@ -325,9 +311,7 @@ int Http1::cb_headers_complete(llhttp_t *p) {
             // one we do not decode (RFC 9112 6.1 and 7: 501), and an HTTP/1.0
             // message with Transfer-Encoding has faulty framing (400).
             if (r->http_minor == 0) {
-                c->pending_status_ = 400;
-                c->pending_msg_ = "Transfer-Encoding in an HTTP/1.0 request";
-                return HPE_USER;
+                return c->refuse(400, "Transfer-Encoding in an HTTP/1.0 request");
             }
             std::string_view v = r->view(h.value);
             while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
@@ -335,21 +319,16 @@ int Http1::cb_headers_complete(llhttp_t *p) {
                 std::string_view last = v.substr(v.rfind(',') == std::string_view::npos ? 0 : v.rfind(',') + 1);
                 while (!last.empty() && (last.front() == ' ' || last.front() == '\t')) last.remove_prefix(1);
                 bool final_chunked = iequals(last, "chunked");
-                c->pending_status_ = final_chunked ? 501 : 400;
-                c->pending_msg_ = final_chunked ? "unsupported transfer coding" : "chunked must be the final transfer coding";
-                return HPE_USER;
+                return final_chunked ? c->refuse(501, "unsupported transfer coding")
+                                     : c->refuse(400, "chunked must be the final transfer coding");
             }
         }
     }
     if (r->http_minor == 1 && hosts == 0) {
-        c->pending_status_ = 400;
-        c->pending_msg_ = "missing Host header";
-        return HPE_USER;
+        return c->refuse(400, "missing Host header");
     }
     if (hosts > 1) {
-        c->pending_status_ = 400;
-        c->pending_msg_ = "duplicate Host header";
-        return HPE_USER;
+        return c->refuse(400, "duplicate Host header");
     }
     r->content_length = (p->flags & F_CONTENT_LENGTH) ? static_cast<int64_t>(p->content_length)
                         : (p->flags & F_CHUNKED)      ? -1
@@ -360,15 +339,11 @@ int Http1::cb_headers_complete(llhttp_t *p) {
     bool streamed = c->w.server.streams && r->content_length != 0 && c->stream_route(r);
     uint64_t limit = streamed ? r->body_limit : lim.max_body_bytes;
     if ((p->flags & F_CONTENT_LENGTH) && limit && p->content_length > limit) {
-        c->pending_status_ = 413;
-        c->pending_msg_ = "request body too large";
-        return HPE_USER;
+        return c->refuse(413, "request body too large");
     }
     if (!expect.empty()) {
         if (!iequals(expect, "100-continue")) {
-            c->pending_status_ = 417;
-            c->pending_msg_ = "unsupported Expect value";
-            return HPE_USER;
+            return c->refuse(417, "unsupported Expect value");
         }
         // A streamed body: 100 Continue when the host first reads it.
         if (streamed) r->expect_continue = r->http_minor == 1 && r->content_length != 0;
@@ -379,9 +354,7 @@ int Http1::cb_headers_complete(llhttp_t *p) {
             int n = c->t.try_write(cont, sizeof cont - 1);
             if (n != static_cast<int>(sizeof cont - 1)) {
                 // The socket buffer is empty here, so this only fails when the peer is gone.
-                c->pending_status_ = 400;
-                c->pending_msg_ = "could not send 100 Continue";
-                return HPE_USER;
+                return c->refuse(400, "could not send 100 Continue");
             }
         }
     }
@@ -401,9 +374,7 @@ int Http1::cb_body(llhttp_t *p, const char *at, size_t len) {
     Request *r = c->parsing_;
     if (r->body_stream) return c->body_arrived(r, at, len) ? 0 : HPE_USER;
     if (r->body.len + len > c->w.server.limits().max_body_bytes) {
-        c->pending_status_ = 413;
-        c->pending_msg_ = "request body too large";
-        return HPE_USER;
+        return c->refuse(413, "request body too large");
     }
     r->arena.append(at, len);
     r->body.len += static_cast<uint32_t>(len);
@@ -417,16 +388,12 @@ int Http1::cb_chunk_header(llhttp_t *p) {
     Request *r = c->parsing_;
     if (r->body_stream) {
         if (!r->ready && r->body_limit && p->content_length > r->body_limit - r->body_seen) {
-            c->pending_status_ = 413;
-            c->pending_msg_ = "request body too large";
-            return HPE_USER;
+            return c->refuse(413, "request body too large");
         }
         return 0;
     }
     if (p->content_length > c->w.server.limits().max_body_bytes - r->body.len) {
-        c->pending_status_ = 413;
-        c->pending_msg_ = "request body too large";
-        return HPE_USER;
+        return c->refuse(413, "request body too large");
     }
     return 0;
 }

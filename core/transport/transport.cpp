@@ -69,18 +69,6 @@ bool Transport::accepted() {
     return true;
 }
 
-void Transport::switch_protocol(Protocol *p) {
-    retire();
-    retired_ = proto_;
-    proto_ = p;
-    if (!closing_) p->start();
-}
-
-void Transport::retire() {
-    delete retired_;
-    retired_ = nullptr;
-}
-
 void Transport::touch() { last_activity_ = w.now_ms(); }
 
 // ---- reading -----------------------------------------------------------
@@ -105,7 +93,6 @@ void Transport::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) {
 
 void Transport::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     auto *t = static_cast<Transport *>(s->data);
-    if (t->retired_) t->retire();
     if (nread < 0) {
         // EOF or error: the client is gone (as Go's net/http, a half-close
         // is a disconnect; the protocol aborts what is unanswered).
@@ -154,7 +141,6 @@ void Transport::on_write(uv_write_t *req, int status) {
     auto *t = static_cast<Transport *>(req->data);
     t->writing_ = false;
     if (t->closing_) return;  // on_close releases what is left
-    if (t->retired_) t->retire();
     if (status < 0) {
         t->close();
         return;
@@ -228,7 +214,6 @@ void Transport::close() {
 
 void Transport::on_close(uv_handle_t *h) {
     auto *t = static_cast<Transport *>(h->data);
-    t->retire();
     if (t->proto_) {
         t->proto_->on_closed();
         delete t->proto_;

@@ -2,9 +2,8 @@
 // It owns the socket, reads into the worker's read buffer, writes vectors
 // (tried at once, the rest queued), counts bytes for /metrics, keeps the
 // peer's address and the activity clock, and closes. What runs on it — a
-// Protocol: HTTP/1.1 (http1/), a WebSocket after a 101 — gets the bytes
-// read, the end of a queued write and the close, and may be replaced by
-// another protocol (the old one is freed once its callbacks have returned).
+// Protocol: HTTP/1.1 (http1/) today — gets the bytes read, the end of a
+// queued write and the close.
 #pragma once
 
 #include <uv.h>
@@ -46,10 +45,6 @@ public:
     bool adopt(int fd, Protocol *p);
 
     Protocol *protocol() const { return proto_; }
-    // Callable from inside a callback of the current protocol: the old one
-    // is deleted at the next socket event (or the close), never under its
-    // own frames; the new one starts now.
-    void switch_protocol(Protocol *p);
 
     void read(bool want);  // start / stop reading
     bool reading() const { return reading_; }
@@ -89,13 +84,11 @@ private:
     static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
     static void on_write(uv_write_t *req, int status);
     static void on_close(uv_handle_t *h);
-    void retire();  // deletes a replaced protocol
 
     uv_tcp_t tcp_;
     uv_write_t wreq_;
     uv_shutdown_t shutdown_req_;
     Protocol *proto_ = nullptr;
-    Protocol *retired_ = nullptr;
     bool closing_ = false;
     bool reading_ = false;
     bool writing_ = false;

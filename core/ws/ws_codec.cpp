@@ -110,24 +110,23 @@ bool FrameReader::frame_head_done(Event &ev) {
 }
 
 // A control frame's payload is complete: its event.
-bool FrameReader::control_done(Event &ev) {
+void FrameReader::control_done(Event &ev) {
     if (opcode_ == kWsPing) {
         ev = Event::Ping;
     } else if (opcode_ == kWsPong) {
         ev = Event::Pong;
     } else {
-        if (ctl_len_ == 1) return fail(1002, "close frame with a 1-byte payload", ev), false;
+        if (ctl_len_ == 1) return (void)fail(1002, "close frame with a 1-byte payload", ev);
         close_code_ = 1005;
         close_reason_ = {};
         if (ctl_len_ >= 2) {
             close_code_ = static_cast<uint16_t>((uint8_t(ctl_[0]) << 8) | uint8_t(ctl_[1]));
-            if (!valid_close_code(close_code_)) return fail(1002, "invalid close code", ev), false;
+            if (!valid_close_code(close_code_)) return (void)fail(1002, "invalid close code", ev);
             close_reason_ = std::string_view(ctl_ + 2, ctl_len_ - 2u);
-            if (!valid_utf8(close_reason_)) return fail(1007, "close reason is not UTF-8", ev), false;
+            if (!valid_utf8(close_reason_)) return (void)fail(1007, "close reason is not UTF-8", ev);
         }
         ev = Event::Close;
     }
-    return true;
 }
 
 size_t FrameReader::feed(const char *data, size_t len, Event &ev) {

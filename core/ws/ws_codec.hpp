@@ -61,7 +61,7 @@ public:
 private:
     size_t fail(uint16_t code, const char *why, Event &ev);
     bool frame_head_done(Event &ev);
-    bool control_done(Event &ev);
+    void control_done(Event &ev);
 
     uint64_t max_message_;
     bool allow_rsv1_ = false;
