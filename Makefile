@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 PORT ?= 8080
 DEB_PACKAGES := cmake ninja-build g++ pkg-config libuv1-dev node-llhttp libcpp-httplib-dev \
-                doctest-dev nlohmann-json3-dev libcjson-dev zlib1g-dev curl
+                doctest-dev nlohmann-json3-dev libcjson-dev zlib1g-dev nettle-dev curl
 SAN_PACKAGES := clang libclang-rt-14-dev
 
 .PHONY: all deps build run test test-sanitize bench soak fuzz clean

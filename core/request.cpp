@@ -57,6 +57,9 @@ void Request::reset_for_reuse() {
     pending_status = 200;
     pending_type.clear();
     pending_headers.clear();
+    ws_accept = false;
+    ws_subprotocol.clear();
+    ws_tag = nullptr;
     stream_mode = stream_end = stream_posted = false;
     stream_sized = stream_abort = stream_bare = false;
     stream_length = stream_total = 0;
@@ -78,6 +81,12 @@ void Request::reset_for_reuse() {
     streaming = stream_done = head_sent = false;
     stream_out.clear();
     stream_out_data = inflight_data = 0;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
 }
 
 bool percent_decode(std::string_view in, bool plus_is_space, std::string &out) {

@@ -107,6 +107,11 @@ struct Request {
     int32_t pending_status = 200;
     std::string pending_type;
     std::string pending_headers;
+    // A WebSocket upgrade accepted (ql_ws_accept): the 101 goes out, then the
+    // connection switches protocol with these.
+    bool ws_accept = false;
+    std::string ws_subprotocol;
+    void *ws_tag = nullptr;
 
     // Streaming answers (ql_respond_start / _write / _end). stream_mu guards
     // the host side (stream_*) and generation changes, so a host never
@@ -190,6 +195,8 @@ inline int hexval(char c) {
 // Percent-decoding into `out`; returns false on a bad escape or invalid UTF-8.
 bool percent_decode(std::string_view in, bool plus_is_space, std::string &out);
 bool iequals(std::string_view a, std::string_view b);
+// s without the spaces and tabs around it (a header value's OWS).
+std::string_view trim(std::string_view s);
 // A request header's value by case-insensitive name (the first), or empty.
 std::string_view find_header(const Request &r, std::string_view name, bool *found = nullptr);
 

@@ -237,6 +237,7 @@ std::unique_ptr<Router> Router::clone() const {
         c->rules = r->rules;
         c->metrics = r->metrics;
         c->dir = r->dir;
+        c->ws = r->ws;
     }
     copy->app_rules = app_rules;
     return copy;

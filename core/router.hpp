@@ -30,6 +30,8 @@ struct StaticAnswer {
     std::string body;
 };
 
+struct WsRoute;  // ws/ws_conn.hpp
+
 struct Route {
     std::string method;
     std::string pattern;
@@ -39,6 +41,7 @@ struct Route {
     std::shared_ptr<const RouteRules> rules;  // native rules (null: none of its own)
     bool metrics = false;                  // answered with the server's /metrics text
     std::shared_ptr<const StaticDir> dir;  // a mounted folder (the catch-all is the file path)
+    std::shared_ptr<const WsRoute> ws;  // a WebSocket route (its handler checks the upgrade)
     uint32_t index = 0;                    // position in the app, for per-route state
 };
 

@@ -11,12 +11,6 @@ namespace ql {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 bool safelisted_header(std::string_view h) {
     return iequals(h, "accept") || iequals(h, "accept-language") || iequals(h, "content-language") ||
            iequals(h, "content-type");

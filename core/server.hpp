@@ -15,6 +15,7 @@
 #include "router.hpp"
 #include "rules.hpp"
 #include "static_files.hpp"
+#include "ws/ws_hub.hpp"
 
 namespace ql {
 
@@ -75,6 +76,17 @@ public:
 
     const Router &router() const { return *router_; }
     const Limits &limits() const { return limits_; }
+    uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
+
+    // WebSockets (ws/ws_server.cpp): the C ABI's ql_ws_* calls.
+    ql_status ws_accept(ql_req_id id, const ql_ws_accept_options *o, std::string *err);
+    ql_status ws_send(ql_ws_id id, const char *data, size_t len, uint32_t kind, std::string *err);
+    ql_status ws_close(ql_ws_id id, uint16_t code, std::string_view reason, std::string *err);
+    ql_status ws_buffered(ql_ws_id id, uint64_t *out, std::string *err);
+    ql_status ws_subscribe(ql_ws_id id, std::string_view topic, bool on, std::string *err);
+    ql_status publish(std::string_view topic, const char *data, size_t len, uint32_t kind, ql_ws_id exclude,
+                      size_t *count, std::string *err);
+    PubSub pubsub;
 
     // shared counters
     std::atomic<uint64_t> conns_open{0};
@@ -98,6 +110,7 @@ public:
 
 private:
     Request *find(ql_req_id id, Worker **w, std::string *err);
+    WsSlot *find_ws(ql_ws_id id, Worker **w, std::string *err);
     ql_status claim(Request *r, ql_req_id id, bool *gone, std::string *err);
     ql_status answer(ql_req_id id, const ql_response *resp, bool stream, std::string *err, int64_t length = -1);
     std::shared_ptr<const CachedAnswer> fill_cache(Request *r, const ql_response *resp, bool stream,

@@ -15,6 +15,7 @@
 #include "transport/transport.hpp"
 #include "response_writer.hpp"
 #include "server.hpp"
+#include "ws/ws_handshake.hpp"
 
 namespace ql {
 
@@ -226,6 +227,7 @@ void Worker::finish() {
         for (const Posted &p : queue_)
             if (p.kind == kAnswer && p.r->in_use && p.r->generation() == p.gen) release(p.r);
         queue_.clear();
+        ws_queue_.clear();
     }
     uv_close(reinterpret_cast<uv_handle_t *>(&async_), on_handle_closed);
     uv_close(reinterpret_cast<uv_handle_t *>(&tick_timer_), on_handle_closed);
@@ -315,7 +317,7 @@ bool Worker::post(Request *r, uint64_t gen, uint8_t kind) {
         if (kind == kAnswer && r->in_use && r->generation() == gen && !r->stream_mode) release(r);
         return false;
     }
-    bool wake = queue_.empty();
+    bool wake = queue_.empty() && ws_queue_.empty();
     queue_.push_back({r, gen, kind});
     // One wake-up per burst: only the first post into an empty queue signals.
     if (wake) uv_async_send(&async_);
@@ -326,9 +328,21 @@ void Worker::drain_queue() {
     {
         std::lock_guard lk(q_mu_);
         queue_swap_.swap(queue_);
+        ws_queue_swap_.swap(ws_queue_);
     }
     for (const Posted &p : queue_swap_) on_posted(p.r, p.gen, p.kind);
     queue_swap_.clear();
+    for (WsOp &op : ws_queue_swap_) ws_hub_.on_op(op);
+    ws_queue_swap_.clear();
+}
+
+bool Worker::post_ws(WsOp &&op) {
+    std::lock_guard lk(q_mu_);
+    if (!loop_alive_) return false;
+    bool wake = queue_.empty() && ws_queue_.empty();
+    ws_queue_.push_back(std::move(op));
+    if (wake) uv_async_send(&async_);
+    return true;
 }
 
 bool Worker::hand(Request *r, uint64_t gen, uint8_t kind) {
@@ -425,6 +439,16 @@ void Worker::on_answer(Request *r) {
     Http1 *c = r->conn;
     if (!c) {
         release(r);
+        return;
+    }
+    if (r->ws_accept) {
+        ws_switching_head(r->out_head, *r, r->pending_headers);
+        r->out_body.clear();
+        r->head_only = true;
+        r->resp_status = 101;
+        r->host_answered = true;
+        r->ready = true;
+        if (!c->in_read) c->flush();
         return;
     }
     if (c->answer_closes(r)) r->keep_alive = false;

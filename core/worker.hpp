@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "request.hpp"
+#include "ws/ws_hub.hpp"
 
 namespace ql {
 
@@ -58,6 +59,11 @@ public:
     void on_answer(Request *r);                // loop thread
     void on_stream(Request *r);                // loop thread
     bool on_loop_thread() const;
+
+    // WebSockets of this loop; work for them from other threads. post_ws is
+    // false when the loop is gone.
+    WsHub &ws_hub() { return ws_hub_; }
+    bool post_ws(WsOp &&op);
 
     // connections (loop thread)
     void add_conn(Transport *c);
@@ -108,6 +114,9 @@ private:
     };
     std::vector<Posted> queue_;
     std::vector<Posted> queue_swap_;
+    std::vector<WsOp> ws_queue_;
+    std::vector<WsOp> ws_queue_swap_;
+    WsHub ws_hub_{*this};
     bool loop_alive_ = false;
     std::atomic<bool> stop_requested_{false};
     std::atomic<uint32_t> drain_timeout_ms_{0};

@@ -2,16 +2,8 @@
 # Starts an example binary on a free port and checks the example contract of DESIGN.md with curl.
 set -euo pipefail
 bin="$1"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-log=$(mktemp)
-PORT=$port WORKERS=2 "$bin" >"$log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 100); do
-  grep -q "listening" "$log" && break
-  kill -0 $pid 2>/dev/null || { cat "$log"; echo "example exited early"; exit 1; }
-  sleep 0.05
-done
+. "$(dirname "$0")/start_example.sh"
+start_example "$bin"
 base="http://127.0.0.1:$port"
 fail=0
 check() { # name expected_status expected_body_substring curl-args...

@@ -42,8 +42,9 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++1y"],
       "ldflags": ["-Wl,--exclude-libs,ALL", "-Wl,--version-script=<(module_root_dir)/src/exports.map"],
-      # zlib (Debian's zlib1g-dev) for static files and compression.
-      "libraries": ["-lz"],
+      # zlib (Debian's zlib1g-dev) for static files and compression; nettle
+      # (nettle-dev) for the WebSocket handshake's SHA-1 and base64.
+      "libraries": ["-lz", "-lnettle"],
     }
   ]
 }

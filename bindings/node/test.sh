@@ -15,11 +15,14 @@ if command -v ldd >/dev/null && ldd "$addon" | grep -q libuv; then
   exit 1
 fi
 if command -v nm >/dev/null; then
-  if nm -D --defined-only "$addon" | grep -qE ' (uv|ql|llhttp)_'; then
+  defined=$(nm -D --defined-only "$addon")
+  if grep -qE ' (uv|ql|llhttp)_' <<<"$defined"; then
     echo "$addon defines uv_/ql_/llhttp_ symbols: libuv must come from node, the core must stay hidden" >&2
     exit 1
   fi
-  nm -D --undefined-only "$addon" | grep -q ' uv_run$' || { echo "$addon does not import uv_* from node" >&2; exit 1; }
+  # Not `nm | grep -q`: grep's early exit would fail nm with SIGPIPE under pipefail.
+  undefined=$(nm -D --undefined-only "$addon")
+  grep -q ' uv_run$' <<<"$undefined" || { echo "$addon does not import uv_* from node" >&2; exit 1; }
 fi
 cd test
 # install.test.js builds the addon once more from a clean copy (a few minutes on 2 cores).

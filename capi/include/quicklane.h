@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 /* Bumped when something is appended to this header. */
-#define QL_ABI_VERSION 2
+#define QL_ABI_VERSION 3
 
 /* ------------------------------------------------------------------------ */
 /* Status codes and errors                                                   */
@@ -640,6 +640,140 @@ QL_API ql_status ql_respond_abort(ql_server *server, ql_req_id id, ql_error **ou
 /* The declared Content-Length of a request body, or -1 when it is chunked
  * (unknown until its end); 0 when there is none. Loop-owned, read-only. */
 QL_API int64_t ql_request_content_length(const ql_request *req);
+
+
+/* ------------------------------------------------------------------------ */
+/* WebSockets (RFC 6455) and pub/sub                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Names one WebSocket for its whole life, like ql_req_id: a stale id never
+ * aliases a newer socket; calls with it return QL_E_GONE. */
+typedef uint64_t ql_ws_id;
+
+/* A WebSocket as a callback sees it: borrowed, valid during the callback
+ * only (keep its ql_websocket_id for later). */
+typedef struct ql_websocket ql_websocket;
+
+QL_API ql_ws_id ql_websocket_id(const ql_websocket *ws);
+QL_API ql_server *ql_websocket_server(const ql_websocket *ws);
+/* A host pointer kept with the socket (ql_ws_accept_options.tag, or set
+ * here); the core never touches it. */
+QL_API void ql_websocket_set_tag(ql_websocket *ws, void *tag);
+QL_API void *ql_websocket_tag(const ql_websocket *ws);
+/* The subprotocol the 101 answer chose (empty: none). */
+QL_API ql_str ql_websocket_subprotocol(const ql_websocket *ws);
+
+/* Called on the socket's loop thread. `upgrade` (on_open only) is the
+ * upgrade request, readable during the call (path parameters, query,
+ * headers, client address). `data` is borrowed for the call. */
+typedef void (*ql_ws_open_fn)(void *user_data, ql_websocket *ws, const ql_request *upgrade);
+typedef void (*ql_ws_message_fn)(void *user_data, ql_websocket *ws, const char *data, size_t len, int binary);
+typedef void (*ql_ws_drain_fn)(void *user_data, ql_websocket *ws);
+/* Exactly once per opened socket, whoever closed it, when its connection is
+ * gone: `code` is the close code the client sent (1005: it sent none), the
+ * code the core closed with (1001 server stopping or idle, 1002 protocol
+ * error, 1007 invalid UTF-8, 1009 message too big), the host's own
+ * (ql_ws_close), or 1006 when the connection ended without a close frame.
+ * Sends from here on return QL_E_GONE. */
+typedef void (*ql_ws_close_fn)(void *user_data, ql_websocket *ws, uint16_t code, const char *reason,
+                               size_t reason_len);
+
+typedef struct ql_ws_behavior {
+    uint32_t version;
+    /* Optional. The upgrade request, after the native rules and the
+     * handshake checks (a malformed upgrade is answered 400 or 426 by the
+     * core): accept it with ql_ws_accept, or refuse it with ql_respond (any
+     * status and body; the connection then closes), now or later from any
+     * thread. The request stays valid until then. NULL: every well-formed
+     * upgrade is accepted. */
+    ql_handler_fn on_upgrade;
+    ql_ws_open_fn on_open;        /* optional */
+    ql_ws_message_fn on_message;  /* optional: a whole message (text is valid UTF-8) */
+    /* Optional: the socket's buffered bytes fell to half its max_backpressure
+     * or below after a send returned QL_WS_QUEUED or QL_WS_DROPPED. */
+    ql_ws_drain_fn on_drain;
+    ql_ws_close_fn on_close;      /* optional */
+    ql_ws_message_fn on_ping;     /* optional: the core answers pings itself */
+    ql_ws_message_fn on_pong;     /* optional */
+    void *user_data;              /* passed to every callback */
+    ql_destroy_fn destroy;        /* optional: once no app or server uses the route */
+    uint64_t max_message_bytes;   /* 0: 16 MiB; a bigger message closes with 1009 */
+    uint64_t max_backpressure;    /* 0: 1 MiB of unsent bytes per socket; a send over it is dropped */
+    uint32_t idle_timeout_ms;     /* 0: 120 s without a byte from the client closes (1001) */
+    uint32_t ping_interval_ms;    /* 0: none; else the server pings a silent client this often */
+    uint32_t close_on_backpressure; /* nonzero: a send over max_backpressure closes the socket (1008) */
+} ql_ws_behavior;
+
+#define QL_WS_BEHAVIOR_VERSION 1
+#define QL_WS_BEHAVIOR_INIT {QL_WS_BEHAVIOR_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0}
+QL_API void ql_ws_behavior_init(ql_ws_behavior *behavior, uint32_t version);
+
+/* A WebSocket route: GET `pattern` upgrades to a WebSocket. Conflicts and bad
+ * patterns as for ql_app_route; per-route rules (ql_app_route_options: rate
+ * limits, API keys) apply to the upgrade request. */
+QL_API ql_status ql_app_ws(ql_app *app, const char *pattern, size_t pattern_len, const ql_ws_behavior *behavior,
+                           ql_error **out_error);
+
+typedef struct ql_ws_accept_options {
+    uint32_t version;
+    const char *subprotocol;      /* optional: one of the client's Sec-WebSocket-Protocol list */
+    size_t subprotocol_len;
+    const ql_header *headers;     /* optional extra headers of the 101 answer */
+    size_t header_count;
+    void *tag;                    /* ql_websocket_tag's first value */
+} ql_ws_accept_options;
+
+#define QL_WS_ACCEPT_OPTIONS_VERSION 1
+#define QL_WS_ACCEPT_OPTIONS_INIT {QL_WS_ACCEPT_OPTIONS_VERSION, NULL, 0, NULL, 0, NULL}
+QL_API void ql_ws_accept_options_init(ql_ws_accept_options *options, uint32_t version);
+
+/* Accepts the upgrade request `id` of a WebSocket route (from on_upgrade,
+ * now or later, any thread): the core answers 101 and on_open follows on
+ * the loop thread. Finishes the request like ql_respond. QL_E_INVALID for a
+ * request of another kind of route or a subprotocol the client did not
+ * offer (the request stays unanswered then), QL_E_GONE when its client left. */
+QL_API ql_status ql_ws_accept(ql_server *server, ql_req_id id, const ql_ws_accept_options *options,
+                              ql_error **out_error);
+
+/* ql_ws_send's results (a non-negative ql_status). */
+enum {
+    QL_WS_SENT = 0,    /* the socket took the whole frame */
+    QL_WS_QUEUED = 1,  /* buffered (or handed to the loop, from another thread) */
+    QL_WS_DROPPED = 2  /* not sent: the socket is over its max_backpressure */
+};
+/* Values never change; new ones are appended. */
+enum { QL_WS_TEXT = 0, QL_WS_BINARY = 1 };
+
+/* Sends one message. Thread-safe: on the loop thread it is written at once
+ * (what the socket does not take is buffered); from another thread it is
+ * copied and handed to the loop (QL_WS_QUEUED). A text message must be valid
+ * UTF-8 (QL_E_INVALID otherwise). QL_E_GONE once the socket closes or is
+ * closing. */
+QL_API ql_status ql_ws_send(ql_server *server, ql_ws_id ws, const char *data, size_t len, uint32_t kind,
+                            ql_error **out_error);
+/* Starts the close handshake with `code` (1000, 1001, 1003, 1007-1014,
+ * 3000-4999) and a UTF-8 reason (at most 123 bytes); on_close follows once
+ * the client answered (or after 2 s). code 0 cuts the connection at once
+ * (on_close gets 1006). Thread-safe; QL_E_GONE when already closing. */
+QL_API ql_status ql_ws_close(ql_server *server, ql_ws_id ws, uint16_t code, const char *reason, size_t reason_len,
+                             ql_error **out_error);
+/* Bytes sent to the socket and not yet taken by the kernel. Thread-safe. */
+QL_API ql_status ql_ws_buffered(ql_server *server, ql_ws_id ws, uint64_t *out_bytes, ql_error **out_error);
+
+/* Topics (exact strings) span every worker loop of the server. Thread-safe;
+ * subscribing twice is one subscription. A socket leaves its topics when it
+ * closes. */
+QL_API ql_status ql_ws_subscribe(ql_server *server, ql_ws_id ws, const char *topic, size_t topic_len,
+                                 ql_error **out_error);
+QL_API ql_status ql_ws_unsubscribe(ql_server *server, ql_ws_id ws, const char *topic, size_t topic_len,
+                                   ql_error **out_error);
+/* Sends a message to every socket subscribed to `topic` (but `exclude`, when
+ * not 0), from any thread: framed once, the same bytes written to each; a
+ * subscriber over its max_backpressure misses it (the others do not wait).
+ * *out_count (optional): the subscribers it was sent to. */
+QL_API ql_status ql_server_publish(ql_server *server, const char *topic, size_t topic_len, const char *data,
+                                   size_t len, uint32_t kind, ql_ws_id exclude, size_t *out_count,
+                                   ql_error **out_error);
 
 #ifdef __cplusplus
 }

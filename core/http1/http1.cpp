@@ -13,6 +13,8 @@
 #include "response_writer.hpp"
 #include "server.hpp"
 #include "worker.hpp"
+#include "ws/ws_conn.hpp"
+#include "ws/ws_hub.hpp"
 
 namespace ql {
 
@@ -53,7 +55,7 @@ Http1::Http1(Transport &transport) : Protocol(transport), w(transport.w) {
 Http1::~Http1() = default;
 
 void Http1::update_reading() {
-    if (t.closing()) return;
+    if (t.closing() || switched_) return;
     // Stopping: read on only while nothing is owed, so a request the client
     // sent before the stop is still served (with Connection: close), and no
     // request is read behind an answer that will close the connection.
@@ -174,7 +176,7 @@ void Http1::fail(int status, std::string_view msg) {
 // ---- writing -----------------------------------------------------------
 
 void Http1::flush() {
-    while (!t.closing() && !writing_) {
+    while (!t.closing() && !writing_ && !switched_) {
         if (head_ && head_->file_fd >= 0 && head_->head_sent) {
             // A file answer whose head went out: its bytes, from the file.
             if (!send_file(head_)) return;
@@ -249,6 +251,7 @@ void Http1::flush() {
         writing_file_ = file;
         return;
     }
+    if (switched_) return;  // a WebSocket runs on the transport now
     if (!t.closing() && !head_ && (close_after_ || w.stopping())) close_or_linger();
     if (const ql_handler *h = drain_h_) {
         drain_h_ = nullptr;
@@ -368,6 +371,10 @@ void Http1::complete(uint32_t n) {
         --fifo_len_;
         if (!r->keep_alive) close_after_ = true;
         if (w.server.observe) observe(r);
+        if (r->ws_accept && !head_ && !t.closing()) {
+            upgrade(r);  // the 101 went out: r is released there
+            return;
+        }
         if (r == parsing_) {
             // Answered before its body ended: the rest is dropped as it comes,
             // and the request is freed at the body's end (body_ended).
@@ -377,6 +384,31 @@ void Http1::complete(uint32_t n) {
         r->conn = nullptr;
         w.release(r);
     }
+    t.touch();
+}
+
+// ---- WebSocket upgrade ----------------------------------------------------
+
+// The 101 of an accepted upgrade went out (the last request this protocol
+// reads): the connection is a WebSocket's from here on.
+void Http1::upgrade(Request *r) {
+    WsHub &hub = w.ws_hub();
+    WsSlot *slot = hub.acquire();
+    if (!slot) {
+        std::fprintf(stderr, "quicklane: too many WebSockets on one loop; connection closed\n");
+        r->conn = nullptr;
+        w.release(r);
+        close();
+        return;
+    }
+    switched_ = true;
+    auto *ws = new WsConn(t, r->route->ws, slot, std::move(r->ws_subprotocol), r->ws_tag);
+    t.switch_to(ws);  // this object is deleted once the current callback returns
+    std::string early;
+    early.swap(upgrade_rest_);
+    r->conn = nullptr;
+    ws->open(r, early);
+    w.release(r);
     t.touch();
 }
 

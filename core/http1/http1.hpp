@@ -132,6 +132,11 @@ private:
     ql_req_id drain_id_ = 0;
     void *drain_tag_ = nullptr;
     bool headers_done_ = false;
+    // WebSocket upgrade: bytes read behind the upgrade request (they are the
+    // WebSocket's), and the switch once its 101 has gone out.
+    std::string upgrade_rest_;
+    bool switched_ = false;
+    void upgrade(Request *r);
 };
 
 }  // namespace ql

@@ -72,8 +72,13 @@ void Http1::on_data(const char *data, size_t len) {
     if (err == HPE_OK && parsing_ && span_seen_ && !gap_ok(buf_end_)) err = HPE_USER;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
         // A request that ends the connection (Connection: close, HTTP/1.0,
-        // Upgrade): bytes after it are not HTTP we will read.
+        // Upgrade): bytes after it are not HTTP we will read. Behind an
+        // upgrade they may be a WebSocket's first frames: kept for it.
         close_after_ = true;
+        if (parser_.upgrade && tail_ && tail_->route && tail_->route->ws) {
+            const char *pos = llhttp_get_error_pos(&parser_);
+            if (pos && pos >= data && pos < data + len) upgrade_rest_.assign(pos, data + len - pos);
+        }
     } else if (err != HPE_OK) {
         int status = pending_status_;
         const char *msg = pending_msg_;

@@ -93,6 +93,7 @@ void Transport::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) {
 
 void Transport::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     auto *t = static_cast<Transport *>(s->data);
+    if (t->retired_) t->drop_retired();
     if (nread < 0) {
         // EOF or error: the client is gone (as Go's net/http, a half-close
         // is a disconnect; the protocol aborts what is unanswered).
@@ -140,6 +141,7 @@ bool Transport::queue(const uv_buf_t *bufs, unsigned n) {
 void Transport::on_write(uv_write_t *req, int status) {
     auto *t = static_cast<Transport *>(req->data);
     t->writing_ = false;
+    if (t->retired_) t->drop_retired();
     if (t->closing_) return;  // on_close releases what is left
     if (status < 0) {
         t->close();
@@ -147,6 +149,23 @@ void Transport::on_write(uv_write_t *req, int status) {
     }
     t->touch();
     t->proto_->on_written(status);
+}
+
+int Transport::try_writev(const uv_buf_t *bufs, unsigned n) {
+    int k = uv_try_write(reinterpret_cast<uv_stream_t *>(&tcp_), bufs, n);
+    if (k == UV_EAGAIN || k == UV_ENOSYS) return 0;
+    return k;
+}
+
+void Transport::switch_to(Protocol *p) {
+    delete retired_;
+    retired_ = proto_;
+    proto_ = p;
+}
+
+void Transport::drop_retired() {
+    delete retired_;
+    retired_ = nullptr;
 }
 
 int Transport::try_write(const char *data, size_t len) {
@@ -214,6 +233,7 @@ void Transport::close() {
 
 void Transport::on_close(uv_handle_t *h) {
     auto *t = static_cast<Transport *>(h->data);
+    t->drop_retired();
     if (t->proto_) {
         t->proto_->on_closed();
         delete t->proto_;

@@ -58,6 +58,12 @@ public:
     // Bytes that may go out of order with the write queue: only when it is
     // empty (an interim answer). Returns what the socket took, or < 0.
     int try_write(const char *data, size_t len);
+    // What the socket takes of bufs now, nothing queued: bytes, or < 0 when
+    // the connection failed (the caller closes).
+    int try_writev(const uv_buf_t *bufs, unsigned n);
+    // Runs p on this connection from now on (an upgrade): the old protocol
+    // is deleted once the callback that switched has returned.
+    void switch_to(Protocol *p);
     // Shuts the write side (the client sees the end of the stream); a
     // failure closes.
     bool shutdown();
@@ -89,6 +95,8 @@ private:
     uv_write_t wreq_;
     uv_shutdown_t shutdown_req_;
     Protocol *proto_ = nullptr;
+    Protocol *retired_ = nullptr;
+    void drop_retired();
     bool closing_ = false;
     bool reading_ = false;
     bool writing_ = false;

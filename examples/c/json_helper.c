@@ -228,3 +228,16 @@ fail:
              p == end ? "unexpected end of input; " : "", why);
     return JSON_INVALID;
 }
+
+size_t json_string(const char *s, size_t len, char *out) {
+    char *o = out;
+    *o++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') *o++ = '\\', *o++ = (char)c;
+        else if (c < 0x20) o += sprintf(o, "\\u%04x", c);
+        else *o++ = (char)c;
+    }
+    *o++ = '"';
+    return (size_t)(o - out);
+}

@@ -25,6 +25,10 @@ typedef struct json_error {
  * JSON_INVALID with err filled in. */
 size_t json_minify(const char *text, size_t len, char *out, json_error *err);
 
+/* Writes s[0..len) as a JSON string, quotes included, to out (room for 6 * len + 2 bytes): " and \
+ * escaped, control characters as \u00XX, the rest as it is (s must be UTF-8). Returns the length. */
+size_t json_string(const char *s, size_t len, char *out);
+
 #ifdef __cplusplus
 }
 #endif

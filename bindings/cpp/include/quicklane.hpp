@@ -616,6 +616,12 @@ void destroy_route(void* user_data) noexcept {
 
 }  // namespace detail
 
+}  // namespace quicklane
+
+#include "quicklane_ws.hpp"  // WebSocket, WebSocketBehavior (needs Request and Response above)
+
+namespace quicklane {
+
 // Native rules of one route (see ql_route_options).
 struct RouteRules {
     std::uint32_t rate_limit = 0;      // requests per window per client; 0 = the app's default
@@ -828,6 +834,12 @@ public:
         return *this;
     }
 
+    // A WebSocket route: GET pattern upgrades (see WebSocketBehavior).
+    App& ws(std::string_view pattern, WebSocketBehavior behavior) {
+        detail::add_ws(native_checked(), pattern, std::move(behavior));
+        return *this;
+    }
+
     App& get(std::string_view pattern, Handler h) { return route("GET", pattern, std::move(h)); }
     App& post(std::string_view pattern, Handler h) { return route("POST", pattern, std::move(h)); }
     App& put(std::string_view pattern, Handler h) { return route("PUT", pattern, std::move(h)); }
@@ -960,6 +972,12 @@ public:
         detail::ErrorSlot err;
         detail::check(ql_server_stats_get(native_checked(), &s, err.out()), err, "ql_server_stats_get");
         return {s.connections_open, s.connections_total, s.requests_total, s.requests_in_flight};
+    }
+
+    // A message to every WebSocket subscribed to topic, from any thread;
+    // returns how many.
+    std::size_t publish(std::string_view topic, std::string_view data, bool binary = false) const {
+        return quicklane::publish(native_checked(), topic, data, binary);
     }
 
     ql_server* native() const noexcept { return server_; }

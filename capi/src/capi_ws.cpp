@@ -1,0 +1,130 @@
+// The C ABI's WebSocket door: ql_app_ws, ql_ws_*, ql_websocket_*,
+// ql_server_publish. Checks arguments, then calls the core.
+#include <cstddef>
+#include <cstring>
+
+#include "capi_common.hpp"
+#include "worker.hpp"
+#include "ws/ws_conn.hpp"
+#include "ws/ws_route.hpp"
+
+using ql_capi::fail;
+using ql_capi::guarded;
+
+namespace {
+ql::WsConn *W(const ql_websocket *ws) { return reinterpret_cast<ql::WsConn *>(const_cast<ql_websocket *>(ws)); }
+}  // namespace
+
+extern "C" {
+
+void ql_ws_behavior_init(ql_ws_behavior *b, uint32_t version) {
+    if (!b) return;
+    ql_ws_behavior d = QL_WS_BEHAVIOR_INIT;
+    d.version = version;
+    std::memcpy(b, &d, sizeof d);
+}
+
+void ql_ws_accept_options_init(ql_ws_accept_options *o, uint32_t version) {
+    if (!o) return;
+    ql_ws_accept_options d = QL_WS_ACCEPT_OPTIONS_INIT;
+    d.version = version;
+    std::memcpy(o, &d, sizeof d);
+}
+
+ql_status ql_app_ws(ql_app *app, const char *pattern, size_t pattern_len, const ql_ws_behavior *b, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!app || !b || b->version < 1)
+            return fail(err, QL_E_INVALID, "app and behavior are required (use QL_WS_BEHAVIOR_INIT)");
+        if (!pattern && pattern_len) return fail(err, QL_E_INVALID, "pattern is NULL");
+        if (b->max_message_bytes > (uint64_t(1) << 40))
+            return fail(err, QL_E_INVALID, "max_message_bytes is out of range (at most 1 TiB; 0 = 16 MiB)");
+        if (b->idle_timeout_ms && b->idle_timeout_ms < 1000)
+            return fail(err, QL_E_INVALID, "idle_timeout_ms is out of range (at least 1000; 0 = 120 s)");
+        if (b->ping_interval_ms && b->ping_interval_ms < 1000)
+            return fail(err, QL_E_INVALID, "ping_interval_ms is out of range (at least 1000; 0 = none)");
+        auto route = std::make_shared<ql::WsRoute>();
+        if (b->max_message_bytes) route->max_message = b->max_message_bytes;
+        if (b->max_backpressure) route->max_backpressure = b->max_backpressure;
+        if (b->idle_timeout_ms) route->idle_timeout_ms = b->idle_timeout_ms;
+        std::string_view pat(pattern ? pattern : "", pattern_len);
+        ql_status st = app->router->add("GET", pat, ql::ws_route_handler(route), nullptr, &msg);
+        if (st != QL_OK) return st;  // route has no destroy yet: user_data stays the caller's
+        route->b = *b;
+        app->router->find_route("GET", pat)->ws = route;
+        return QL_OK;
+    });
+}
+
+ql_ws_id ql_websocket_id(const ql_websocket *ws) { return ws ? W(ws)->id() : 0; }
+ql_server *ql_websocket_server(const ql_websocket *ws) {
+    return ws ? static_cast<ql_server *>(&W(ws)->t.w.server) : nullptr;
+}
+void ql_websocket_set_tag(ql_websocket *ws, void *tag) {
+    if (ws) W(ws)->tag = tag;
+}
+void *ql_websocket_tag(const ql_websocket *ws) { return ws ? W(ws)->tag : nullptr; }
+ql_str ql_websocket_subprotocol(const ql_websocket *ws) {
+    if (!ws) return ql_str{"", 0};
+    const std::string &s = W(ws)->subprotocol;
+    return ql_str{s.data(), s.size()};
+}
+
+ql_status ql_ws_accept(ql_server *s, ql_req_id id, const ql_ws_accept_options *o, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!s) return fail(err, QL_E_INVALID, "server is NULL");
+        if (o && o->subprotocol_len && !o->subprotocol) return fail(err, QL_E_INVALID, "subprotocol is NULL");
+        return s->impl.ws_accept(id, o, &msg);
+    });
+}
+
+ql_status ql_ws_send(ql_server *s, ql_ws_id ws, const char *data, size_t len, uint32_t kind, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!s) return fail(err, QL_E_INVALID, "server is NULL");
+        if (!data && len) return fail(err, QL_E_INVALID, "data is NULL");
+        return s->impl.ws_send(ws, data, len, kind, &msg);
+    });
+}
+
+ql_status ql_ws_close(ql_server *s, ql_ws_id ws, uint16_t code, const char *reason, size_t reason_len,
+                      ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!s) return fail(err, QL_E_INVALID, "server is NULL");
+        if (!reason && reason_len) return fail(err, QL_E_INVALID, "reason is NULL");
+        return s->impl.ws_close(ws, code, {reason ? reason : "", reason_len}, &msg);
+    });
+}
+
+ql_status ql_ws_buffered(ql_server *s, ql_ws_id ws, uint64_t *out, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!s) return fail(err, QL_E_INVALID, "server is NULL");
+        return s->impl.ws_buffered(ws, out, &msg);
+    });
+}
+
+static ql_status subscription(ql_server *s, ql_ws_id ws, const char *topic, size_t len, bool on, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!s) return fail(err, QL_E_INVALID, "server is NULL");
+        if (!topic && len) return fail(err, QL_E_INVALID, "topic is NULL");
+        return s->impl.ws_subscribe(ws, {topic ? topic : "", len}, on, &msg);
+    });
+}
+
+ql_status ql_ws_subscribe(ql_server *s, ql_ws_id ws, const char *topic, size_t len, ql_error **err) {
+    return subscription(s, ws, topic, len, true, err);
+}
+
+ql_status ql_ws_unsubscribe(ql_server *s, ql_ws_id ws, const char *topic, size_t len, ql_error **err) {
+    return subscription(s, ws, topic, len, false, err);
+}
+
+ql_status ql_server_publish(ql_server *s, const char *topic, size_t topic_len, const char *data, size_t len,
+                            uint32_t kind, ql_ws_id exclude, size_t *out_count, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (out_count) *out_count = 0;
+        if (!s) return fail(err, QL_E_INVALID, "server is NULL");
+        if ((!topic && topic_len) || (!data && len)) return fail(err, QL_E_INVALID, "topic or data is NULL");
+        return s->impl.publish({topic ? topic : "", topic_len}, data, len, kind, exclude, out_count, &msg);
+    });
+}
+
+}  // extern "C"

@@ -1,0 +1,319 @@
+#include "ws/ws_conn.hpp"
+
+#include <cstring>
+
+#include "request.hpp"
+#include "server.hpp"
+#include "utf8.hpp"
+#include "worker.hpp"
+#include "ws/ws_hub.hpp"
+
+namespace ql {
+
+namespace {
+constexpr unsigned kMaxIov = 64;
+constexpr uint64_t kCloseWaitMs = 2000;  // for the client's close frame
+}  // namespace
+
+WsConn::WsConn(Transport &transport, std::shared_ptr<const WsRoute> route, WsSlot *slot, std::string sub, void *t)
+    : Protocol(transport),
+      tag(t),
+      subprotocol(std::move(sub)),
+      route_(std::move(route)),
+      slot_(slot),
+      id_(make_ws_id(transport.w.index, slot->index, slot->gen.load(std::memory_order_relaxed))),
+      reader_(route_->max_message) {
+    slot_->conn = this;
+    slot_->max_backpressure = route_->max_backpressure;
+    slot_->close_on_backpressure = route_->b.close_on_backpressure != 0;
+}
+
+WsConn::~WsConn() = default;
+
+ql_websocket *as_handle(WsConn *c) { return reinterpret_cast<ql_websocket *>(c); }
+
+void WsConn::start() {
+    last_recv_ = last_ping_ = t.w.now_ms();
+    t.read(true);
+}
+
+void WsConn::open(Request *upgrade, std::string_view early) {
+    start();
+    opened_ = true;
+    const ql_ws_behavior &b = route_->b;
+    if (b.on_open) b.on_open(b.user_data, as_handle(this), reinterpret_cast<const ql_request *>(upgrade));
+    if (!early.empty() && !t.closing()) on_data(early.data(), early.size());
+}
+
+// ---- reading -----------------------------------------------------------
+
+void WsConn::on_data(const char *data, size_t len) {
+    last_recv_ = t.w.now_ms();
+    while (len && !t.closing() && !reader_.failed()) {
+        FrameReader::Event ev = FrameReader::Event::None;
+        size_t n = reader_.feed(data, len, ev);
+        data += n;
+        len -= n;
+        if (ev == FrameReader::Event::None) break;
+        on_frame_event(ev);
+    }
+}
+
+void WsConn::on_frame_event(FrameReader::Event ev) {
+    const ql_ws_behavior &b = route_->b;
+    switch (ev) {
+    case FrameReader::Event::Message: {
+        std::string &m = reader_.message();
+        if (state_ == State::Open && b.on_message) b.on_message(b.user_data, as_handle(this), m.data(), m.size(), reader_.binary());
+        break;
+    }
+    case FrameReader::Event::Ping:
+        if (state_ == State::Open) {
+            send_control(kWsPong, reader_.control());
+            if (b.on_ping) b.on_ping(b.user_data, as_handle(this), reader_.control().data(), reader_.control().size(), 0);
+        }
+        break;
+    case FrameReader::Event::Pong:
+        if (state_ == State::Open && b.on_pong)
+            b.on_pong(b.user_data, as_handle(this), reader_.control().data(), reader_.control().size(), 0);
+        break;
+    case FrameReader::Event::Close:
+        if (state_ == State::Open) {
+            // The client closes: answer with its code (none when it gave none),
+            // then close the connection once the answer is out (the server
+            // closes TCP first, RFC 6455 7.1.1).
+            close_code_ = reader_.close_code();
+            close_reason_.assign(reader_.close_reason());
+            t.w.ws_hub().retire(slot_);
+            state_ = State::Closing;
+            close_started_ = t.w.now_ms();
+            send_control(kWsClose, close_code_ == 1005 ? std::string() : ws_close_payload(close_code_, {}));
+            close_after_write_ = true;
+            t.read(false);
+            if (queue_.empty() && inflight_.empty()) t.close();
+        } else {
+            t.close();  // the answer to our close: done
+        }
+        break;
+    case FrameReader::Event::Error: fail(reader_.error_code(), reader_.error_reason()); break;
+    case FrameReader::Event::None: break;
+    }
+}
+
+// The connection fails (RFC 6455 7.1.7): a close frame with the code, then
+// the TCP close, without waiting for the client's answer.
+void WsConn::fail(uint16_t code, const char *why) {
+    if (state_ != State::Open) {
+        t.close();
+        return;
+    }
+    close_code_ = code;
+    close_reason_ = why;
+    t.w.ws_hub().retire(slot_);
+    state_ = State::Closing;
+    close_started_ = t.w.now_ms();
+    send_control(kWsClose, ws_close_payload(code, why));
+    close_after_write_ = true;
+    t.read(false);
+    if (queue_.empty() && inflight_.empty()) t.close();
+}
+
+bool WsConn::close(uint16_t code, std::string_view reason) {
+    if (state_ != State::Open) return false;
+    t.w.ws_hub().retire(slot_);
+    if (code == 0) {
+        state_ = State::Closed;
+        close_code_ = 1006;
+        t.close();
+        return true;
+    }
+    close_code_ = code;
+    close_reason_.assign(reason);
+    state_ = State::Closing;
+    close_started_ = t.w.now_ms();
+    send_control(kWsClose, ws_close_payload(code, reason));
+    return true;
+}
+
+void WsConn::drain() {
+    // Closing already: the client's answer is awaited (within the worker's
+    // drain deadline, and kCloseWaitMs).
+    if (state_ == State::Open) close(1001, "server stopping");
+}
+
+void WsConn::check_timeouts(uint64_t now) {
+    if (t.closing()) return;
+    if (state_ == State::Closing) {
+        // The client's answer (or, to a client that stopped reading, our
+        // close frame) has had its time.
+        if (now - close_started_ >= kCloseWaitMs) t.close();
+        return;
+    }
+    if (now - last_recv_ >= route_->idle_timeout_ms) {
+        close(1001, "idle timeout");
+        close_started_ = now;
+        return;
+    }
+    uint32_t every = route_->b.ping_interval_ms;
+    if (every && now - last_recv_ >= every && now - last_ping_ >= every) {
+        last_ping_ = now;
+        send_control(kWsPing, {});
+    }
+}
+
+void WsConn::on_closed() {
+    state_ = State::Closed;
+    WsHub &hub = t.w.ws_hub();
+    hub.leave_all(this);
+    if (slot_->conn == this) {
+        if (slot_->gen.load(std::memory_order_relaxed) == static_cast<uint32_t>(id_)) hub.retire(slot_);
+        const ql_ws_behavior &b = route_->b;
+        if (opened_ && b.on_close)
+            b.on_close(b.user_data, as_handle(this), close_code_, close_reason_.data(), close_reason_.size());
+        queue_.clear();
+        inflight_.clear();
+        hub.release(slot_);
+    }
+}
+
+// ---- writing -----------------------------------------------------------
+
+bool WsConn::over_backpressure(size_t more) {
+    uint64_t b = slot_->buffered.load(std::memory_order_relaxed);
+    return b && b + more > route_->max_backpressure;
+}
+
+void WsConn::send_control(uint8_t opcode, std::string_view payload) {
+    // Control frames go in order with the data before them; they are small
+    // and never dropped.
+    auto f = std::make_shared<std::string>();
+    ws_frame(*f, opcode, payload);
+    slot_->buffered.fetch_add(f->size(), std::memory_order_relaxed);
+    queue_owned(std::move(f), 0);
+    write_queued();
+}
+
+ql_status WsConn::send(uint8_t opcode, std::string_view payload) {
+    if (state_ != State::Open) return QL_E_GONE;
+    char head[10];
+    size_t hn = ws_frame_head(head, opcode, payload.size());
+    size_t total = hn + payload.size();
+    if (over_backpressure(total)) {
+        drain_armed_ = true;
+        if (slot_->close_on_backpressure) fail(1008, "too much data waiting for a slow client");
+        return QL_WS_DROPPED;
+    }
+    size_t done = 0;
+    if (queue_.empty() && inflight_.empty() && !t.writing()) {
+        uv_buf_t bufs[2] = {uv_buf_init(head, static_cast<unsigned>(hn)),
+                            uv_buf_init(const_cast<char *>(payload.data()), static_cast<unsigned>(payload.size()))};
+        int n = t.try_writev(bufs, payload.empty() ? 1 : 2);
+        if (n < 0) {
+            t.close();
+            return QL_E_GONE;
+        }
+        done = static_cast<size_t>(n);
+        t.count_out(done);
+        if (done == total) return QL_WS_SENT;
+    }
+    // The rest waits, copied: the caller's bytes are borrowed.
+    auto f = std::make_shared<std::string>();
+    if (done < hn) {
+        f->append(head + done, hn - done);
+        f->append(payload);
+    } else {
+        f->append(payload.substr(done - hn));
+    }
+    slot_->buffered.fetch_add(f->size(), std::memory_order_relaxed);
+    queue_owned(std::move(f), 0);
+    drain_armed_ = true;
+    write_queued();
+    return QL_WS_QUEUED;
+}
+
+ql_status WsConn::send_frame(const Frame &f, bool counted) {
+    if (state_ != State::Open) return QL_E_GONE;
+    if (!counted) {
+        if (over_backpressure(f->size())) {
+            drain_armed_ = true;
+            if (slot_->close_on_backpressure) fail(1008, "too much data waiting for a slow client");
+            return QL_WS_DROPPED;
+        }
+        slot_->buffered.fetch_add(f->size(), std::memory_order_relaxed);
+    }
+    if (counted) drain_armed_ = true;  // the other thread was told QL_WS_QUEUED
+    queue_owned(f, 0);
+    write_queued();
+    return queue_.empty() && inflight_.empty() ? QL_WS_SENT : QL_WS_QUEUED;
+}
+
+void WsConn::arm_drain() {
+    drain_armed_ = true;
+    wrote(0);  // already under the mark: told now
+}
+
+void WsConn::queue_owned(Frame f, size_t off) { queue_.push_back({std::move(f), off}); }
+
+// Everything queued goes out in one vectored write; whatever the socket
+// does not take at once waits in libuv's queue, and on_written follows.
+void WsConn::write_queued() {
+    if (queue_.empty() || !inflight_.empty() || t.writing() || t.closing()) return;
+    uv_buf_t bufs[kMaxIov];
+    unsigned n = 0;
+    size_t bytes = 0;
+    while (n < kMaxIov && n < queue_.size()) {
+        const Out &o = queue_[n];
+        bufs[n] = uv_buf_init(const_cast<char *>(o.buf->data() + o.off), static_cast<unsigned>(o.buf->size() - o.off));
+        bytes += o.buf->size() - o.off;
+        ++n;
+    }
+    // Try at once: most writes complete here, with no uv_write at all.
+    int done = t.try_writev(bufs, n);
+    if (done < 0) {
+        t.close();
+        return;
+    }
+    t.count_out(static_cast<size_t>(done));
+    size_t left = static_cast<size_t>(done);
+    unsigned whole = 0;
+    while (whole < n && left >= bufs[whole].len) left -= bufs[whole++].len;
+    if (whole == n) {
+        queue_.erase(queue_.begin(), queue_.begin() + n);
+        wrote(bytes);
+        if (!queue_.empty()) write_queued();
+        return;
+    }
+    bufs[whole].base += left;
+    bufs[whole].len -= static_cast<unsigned>(left);
+    queue_[whole].off += left;
+    inflight_.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + n));
+    queue_.erase(queue_.begin(), queue_.begin() + n);
+    inflight_bytes_ = bytes - static_cast<size_t>(done);
+    if (done) wrote(static_cast<size_t>(done));
+    t.queue(bufs + whole, n - whole);
+}
+
+void WsConn::on_written(int) {
+    inflight_.clear();
+    size_t n = inflight_bytes_;
+    inflight_bytes_ = 0;
+    wrote(n);
+    if (!t.closing()) write_queued();
+}
+
+// n bytes went to the kernel: the buffered count falls; a drain is told
+// once it is at half the limit; a close frame that went out ends the TCP.
+void WsConn::wrote(size_t n) {
+    uint64_t left = slot_->buffered.fetch_sub(n, std::memory_order_relaxed) - n;
+    if (close_after_write_ && queue_.empty() && inflight_.empty()) {
+        t.close();
+        return;
+    }
+    if (drain_armed_ && left <= route_->max_backpressure / 2 && state_ == State::Open) {
+        drain_armed_ = false;
+        const ql_ws_behavior &b = route_->b;
+        if (b.on_drain) b.on_drain(b.user_data, as_handle(this));
+    }
+}
+
+}  // namespace ql

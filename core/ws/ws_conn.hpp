@@ -1,0 +1,109 @@
+// WsConn: the WebSocket protocol on a transport, after a 101. It reads
+// client frames (FrameReader), hands whole messages to the route's
+// callbacks, answers pings, runs the close handshake, and writes frames:
+// what the socket does not take at once waits in an ordered queue of shared
+// buffers (a published message is framed once and queued for every
+// subscriber as the same buffer). Per-worker bookkeeping (ids, topics, sends
+// from other threads): ws_hub.hpp.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quicklane.h"
+#include "transport/transport.hpp"
+#include "ws/ws_codec.hpp"
+
+namespace ql {
+
+struct Request;
+struct WsSlot;
+
+// A WebSocket route's behaviour, shared by the router snapshots that hold it.
+struct WsRoute {
+    ql_ws_behavior b{};
+    uint64_t max_message = 16u << 20;
+    uint64_t max_backpressure = 1u << 20;
+    uint32_t idle_timeout_ms = 120000;
+    ~WsRoute() {
+        if (b.destroy) b.destroy(b.user_data);
+    }
+};
+
+using Frame = std::shared_ptr<const std::string>;
+
+class WsConn final : public Protocol {
+public:
+    WsConn(Transport &t, std::shared_ptr<const WsRoute> route, WsSlot *slot, std::string subprotocol, void *tag);
+    ~WsConn() override;
+
+    // The 101 went out: on_open with the upgrade request, then the bytes
+    // that came behind it.
+    void open(Request *upgrade, std::string_view early);
+
+    // Protocol
+    void start() override;
+    void on_data(const char *data, size_t len) override;
+    void on_written(int status) override;
+    void on_closed() override;
+    void check_timeouts(uint64_t now) override;
+    void drain() override;  // server stopping: close with 1001
+
+    // Sending (loop thread). Results as ql_ws_send's.
+    ql_status send(uint8_t opcode, std::string_view payload);
+    // A whole frame (published, or from another thread: `counted` when its
+    // bytes are in the slot's buffered count already).
+    ql_status send_frame(const Frame &f, bool counted);
+    // A send from another thread was queued or dropped: on_drain is owed.
+    void arm_drain();
+    // Starts the close handshake (code 0: cut now). False: already closing.
+    bool close(uint16_t code, std::string_view reason);
+
+    ql_ws_id id() const { return id_; }
+    WsSlot *slot() const { return slot_; }
+    bool open_for_sends() const { return state_ == State::Open; }
+    std::vector<std::string> topics;  // subscribed (the hub keeps the index)
+    void *tag = nullptr;
+    std::string subprotocol;
+
+private:
+    enum class State { Open, Closing, Closed };
+    void on_frame_event(FrameReader::Event ev);
+    void send_control(uint8_t opcode, std::string_view payload);
+    bool over_backpressure(size_t more);
+    void queue_owned(Frame f, size_t off);
+    void write_queued();
+    void wrote(size_t n);
+    void fail(uint16_t code, const char *why);
+
+    std::shared_ptr<const WsRoute> route_;
+    WsSlot *slot_;
+    ql_ws_id id_;
+    FrameReader reader_;
+    State state_ = State::Open;
+    bool opened_ = false;
+    bool drain_armed_ = false;
+    bool close_after_write_ = false;  // the close frame is queued: close TCP once it is out
+    uint16_t close_code_ = 1006;
+    std::string close_reason_;
+    uint64_t close_started_ = 0;
+    uint64_t last_recv_ = 0;
+    uint64_t last_ping_ = 0;
+    // Frames waiting for the socket, in order; `inflight_` is the write under way.
+    struct Out {
+        Frame buf;
+        size_t off;
+    };
+    std::vector<Out> queue_;
+    std::vector<Out> inflight_;
+    size_t inflight_bytes_ = 0;
+};
+
+ql_websocket *as_handle(WsConn *c);
+
+}  // namespace ql

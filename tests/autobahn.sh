@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Autobahn|Testsuite's cases (kosoku, from PyPI) against an example's /ws/echo.
+# Usage: autobahn.sh EXAMPLE_BINARY [CASES...]   (default: 1.* to 10.*)
+# Exit 1 on any FAILED case; the summary (OK / NON-STRICT / INFORMATIONAL /
+# UNIMPLEMENTED) is printed, and the reports stay in $AUTOBAHN_OUT.
+set -euo pipefail
+bin="$1"; shift
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=('1.*' '2.*' '3.*' '4.*' '5.*' '6.*' '7.*' '9.*' '10.*')
+here=$(cd "$(dirname "$0")" && pwd)
+venv="${AUTOBAHN_VENV:-$here/../build/autobahn-venv}"
+out="${AUTOBAHN_OUT:-$(dirname "$venv")/autobahn-reports}"
+if [ ! -x "$venv/bin/kosoku" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'kosoku>=0.1'
+fi
+. "$(dirname "$0")/start_example.sh"
+start_example "$bin"
+args=()
+for c in "${cases[@]}"; do args+=(-i "$c"); done
+rm -rf "$out"
+status=0
+"$venv/bin/kosoku" "${args[@]}" -o "$out" "ws://127.0.0.1:$port/ws/echo" || status=$?
+"$venv/bin/python" - "$out" <<'PY'
+import collections, glob, json, sys
+count = collections.Counter()
+for f in glob.glob(sys.argv[1] + "/*case_*.json"):
+    j = json.load(open(f))
+    count[j.get("behavior")] += 1
+    count["close " + str(j.get("behaviorClose"))] += 0
+print("autobahn:", ", ".join(f"{k} {v}" for k, v in sorted(count.items()) if v))
+PY
+kill -0 $pid 2>/dev/null || { echo "the server died during the cases"; cat "$log"; exit 1; }
+exit $status

@@ -1,0 +1,397 @@
+// WebSockets through the C++ API (quicklane_ws.hpp) against a real server on
+// 127.0.0.1, with a raw-socket client (ws_client.hpp): the handshake and its
+// refusals, framing both ways, control frames, the close handshake and its
+// codes, limits, pub/sub across loops, sends from other threads, backpressure
+// and server stop.
+#include <doctest.h>
+#include <quicklane.hpp>
+
+#include "ws_client.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ql = quicklane;
+using qlt::WsClient;
+using qlt::WsFrame;
+
+namespace {
+
+struct Closed {
+    std::mutex mu;
+    std::vector<std::pair<uint16_t, std::string>> seen;
+    void add(uint16_t code, std::string_view reason) {
+        std::lock_guard lk(mu);
+        seen.emplace_back(code, std::string(reason));
+    }
+    size_t count() {
+        std::lock_guard lk(mu);
+        return seen.size();
+    }
+    std::pair<uint16_t, std::string> first() {
+        std::lock_guard lk(mu);
+        return seen.empty() ? std::pair<uint16_t, std::string>{0, ""} : seen.front();
+    }
+};
+
+ql::Server start(const ql::App &app, std::uint32_t workers = 1) {
+    ql::Server server(app, {.host = "127.0.0.1", .port = 0, .workers = workers});
+    server.start();
+    return server;
+}
+
+ql::WebSocketBehavior echo(Closed *closed = nullptr, std::uint64_t max_message = 0) {
+    ql::WebSocketBehavior b;
+    b.message = [](ql::WebSocket &ws, std::string_view m, bool binary) { ws.send(m, binary); };
+    if (closed) b.close = [closed](ql::WebSocket &, std::uint16_t code, std::string_view r) { closed->add(code, r); };
+    b.max_message_bytes = max_message;
+    return b;
+}
+
+}  // namespace
+
+TEST_CASE("handshake: 101 with the RFC's accept key, subprotocol and headers; refusals answered natively or by the host") {
+    ql::App app;
+    app.ws("/ws/echo", echo());
+    ql::WebSocketBehavior guarded = echo();
+    guarded.upgrade = [](const ql::Request &req) {
+        ql::UpgradeAnswer a;
+        if (req.header("authorization").value_or("") != "Bearer ok") {
+            a.refuse = ql::Response::json(R"({"detail":"who are you"})", 401);
+            return a;
+        }
+        a.subprotocol = "chat.v2";
+        a.headers = {{"X-Room", "lobby"}};
+        return a;
+    };
+    app.ws("/ws/guarded", guarded);
+    auto server = start(app);
+
+    {
+        WsClient c(server.port());
+        auto r = c.open("/ws/echo");
+        REQUIRE(r);
+        CHECK(r->status == 101);
+        CHECK(r->header("Sec-WebSocket-Accept").value_or("") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        CHECK(qlt::lower(r->header("Upgrade").value_or("")) == "websocket");
+        CHECK(r->connection_has("upgrade"));
+    }
+    {
+        WsClient c(server.port());
+        auto r = c.open("/ws/guarded", "Authorization: Bearer ok\r\nSec-WebSocket-Protocol: chat.v1, chat.v2\r\n");
+        REQUIRE(r);
+        CHECK(r->status == 101);
+        CHECK(r->header("Sec-WebSocket-Protocol").value_or("") == "chat.v2");
+        CHECK(r->header("X-Room").value_or("") == "lobby");
+        CHECK(c.text("hi"));
+        auto f = c.read();
+        REQUIRE(f);
+        CHECK(f->payload == "hi");
+    }
+    {
+        WsClient c(server.port());
+        auto r = c.open("/ws/guarded");
+        REQUIRE(r);
+        CHECK(r->status == 401);
+        CHECK(r->body == R"({"detail":"who are you"})");
+        CHECK(c.c.wait_closed());
+    }
+    // A plain GET of a WebSocket route: 426 with the Upgrade it needs.
+    auto plain = qlt::fetch(server.port(), "GET", "/ws/echo");
+    REQUIRE(plain);
+    CHECK(plain->status == 426);
+    CHECK(plain->header("Sec-WebSocket-Version").value_or("") == "13");
+    {
+        qlt::Client c(server.port());
+        std::string req = qlt::upgrade_request("/ws/echo");
+        req.replace(req.find("Version: 13"), 11, "Version: 8\r");
+        req.erase(req.find("\r\r"), 1);
+        c.send(req);
+        auto r = c.read_response();
+        REQUIRE(r);
+        CHECK(r->status == 426);
+        CHECK(r->header("Sec-WebSocket-Version").value_or("") == "13");
+    }
+    {
+        qlt::Client c(server.port());
+        c.send(qlt::upgrade_request("/ws/echo", {}, "short"));
+        auto r = c.read_response();
+        REQUIRE(r);
+        CHECK(r->status == 400);
+        CHECK(r->body.find("Sec-WebSocket-Key") != std::string::npos);
+    }
+    {
+        // No Connection: Upgrade.
+        qlt::Client c(server.port());
+        std::string req = qlt::upgrade_request("/ws/echo");
+        req.replace(req.find("Connection: Upgrade"), 19, "Connection: keep-alive");
+        c.send(req);
+        auto r = c.read_response();
+        REQUIRE(r);
+        CHECK(r->status == 400);
+    }
+    // Unknown paths and wrong methods stay HTTP answers.
+    auto nf = qlt::fetch(server.port(), "GET", "/ws/none");
+    REQUIRE(nf);
+    CHECK(nf->status == 404);
+    auto post = qlt::fetch(server.port(), "POST", "/ws/echo", "x");
+    REQUIRE(post);
+    CHECK(post->status == 405);
+}
+
+TEST_CASE("echo: text and binary at 7-, 16- and 64-bit lengths, fragments with a ping between, bytes behind the upgrade") {
+    ql::App app;
+    app.ws("/ws/echo", echo());
+    auto server = start(app);
+    WsClient c(server.port());
+    // The first frame travels in the upgrade request's packet.
+    auto r = c.open("/ws/echo", {}, qlt::client_frame(1, "early"));
+    REQUIRE(r);
+    REQUIRE(r->status == 101);
+    auto f = c.read();
+    REQUIRE(f);
+    CHECK(f->opcode == 1);
+    CHECK(f->payload == "early");
+
+    for (size_t n : {0u, 1u, 125u, 126u, 65535u, 65536u, 1u << 20}) {
+        std::string m(n, 'x');
+        for (size_t i = 0; i < n; ++i) m[i] = static_cast<char>(i * 31);
+        CHECK(c.binary(m));
+        auto e = c.read(5000);
+        REQUIRE(e);
+        CHECK(e->opcode == 2);
+        CHECK(e->payload.size() == n);
+        CHECK(e->payload == m);
+    }
+    // Fragments with a ping between them: the pong comes first, then the message.
+    CHECK(c.send(1, "Hel", false));
+    CHECK(c.send(9, "are you there"));
+    CHECK(c.send(0, "lo, ", false));
+    CHECK(c.send(0, "wörld"));
+    auto pong = c.read();
+    REQUIRE(pong);
+    CHECK(pong->opcode == 10);
+    CHECK(pong->payload == "are you there");
+    auto whole = c.read();
+    REQUIRE(whole);
+    CHECK(whole->opcode == 1);
+    CHECK(whole->payload == "Hello, wörld");
+}
+
+TEST_CASE("close handshake and failures: codes both ways, one close callback each") {
+    Closed closed;
+    ql::App app;
+    app.ws("/ws/echo", echo(&closed, 1024));
+    auto server = start(app);
+
+    auto expect_close = [&](WsClient &c, uint16_t code) {
+        auto f = c.read();
+        REQUIRE(f);
+        CHECK(f->opcode == 8);
+        CHECK(f->close_code() == code);
+        CHECK(c.c.wait_closed());
+    };
+    {
+        WsClient c(server.port());
+        REQUIRE(c.open("/ws/echo")->status == 101);
+        CHECK(c.close(1000, "bye"));
+        expect_close(c, 1000);
+        REQUIRE(qlt::wait_until([&] { return closed.count() == 1; }));
+        CHECK(closed.first().first == 1000);
+        CHECK(closed.first().second == "bye");
+    }
+    struct Bad {
+        const char *what;
+        std::string bytes;
+        uint16_t code;
+    };
+    std::string bad_utf8 = "\xce\xba\xe1\xbd";
+    bad_utf8 += "\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80";  // a surrogate: invalid
+    const Bad bad[] = {
+        {"unmasked frame", qlt::client_frame(1, "x", true, false), 1002},
+        {"reserved bits", qlt::client_frame(1, "x", true, true, 2), 1002},
+        {"reserved opcode", qlt::client_frame(3, "x"), 1002},
+        {"fragmented ping", qlt::client_frame(9, "x", false), 1002},
+        {"continuation first", qlt::client_frame(0, "x"), 1002},
+        {"invalid UTF-8", qlt::client_frame(1, bad_utf8), 1007},
+        {"message over max_message_bytes", qlt::client_frame(2, std::string(2000, 'a')), 1009},
+        {"invalid close code", qlt::client_frame(8, std::string("\x03\xed", 2)), 1002},
+    };
+    size_t before = closed.count();
+    for (const Bad &b : bad) {
+        INFO(b.what);
+        WsClient c(server.port());
+        REQUIRE(c.open("/ws/echo")->status == 101);
+        CHECK(c.c.send(b.bytes));
+        expect_close(c, b.code);
+    }
+    REQUIRE(qlt::wait_until([&] { return closed.count() == before + std::size(bad); }));
+    {
+        // A client that leaves without a close frame: 1006, once.
+        WsClient c(server.port());
+        REQUIRE(c.open("/ws/echo")->status == 101);
+        c.c.close();
+        REQUIRE(qlt::wait_until([&] { return closed.count() == before + std::size(bad) + 1; }));
+        std::lock_guard lk(closed.mu);
+        CHECK(closed.seen.back().first == 1006);
+    }
+}
+
+TEST_CASE("sockets from any thread: send, close, stale ids; the server closes with its code") {
+    Closed closed;
+    std::mutex mu;
+    std::vector<ql::WebSocket> open;
+    ql::App app;
+    ql::WebSocketBehavior b = echo(&closed);
+    b.open = [&](ql::WebSocket &ws, const ql::Request &) {
+        std::lock_guard lk(mu);
+        open.push_back(ws);
+    };
+    app.ws("/ws/echo", b);
+    auto server = start(app, 2);
+    WsClient c(server.port());
+    REQUIRE(c.open("/ws/echo")->status == 101);
+    REQUIRE(qlt::wait_until([&] { std::lock_guard lk(mu); return open.size() == 1; }));
+    ql::WebSocket ws = open[0];
+    ql::SendStatus st = ql::SendStatus::Closed;
+    std::thread([&] { st = ws.send("from a thread"); }).join();
+    CHECK(st == ql::SendStatus::Queued);
+    auto f = c.read();
+    REQUIRE(f);
+    CHECK(f->payload == "from a thread");
+    // Text must be UTF-8.
+    CHECK_THROWS_AS(ws.send(std::string_view("\xff", 1)), ql::Error);
+    CHECK(ws.send(std::string_view("\xff", 1), true) == ql::SendStatus::Queued);
+    REQUIRE(c.read());
+    // The host closes with its own code; the client answers; on_close once.
+    std::thread([&] { CHECK(ws.close(4001, "kicked")); }).join();
+    auto cf = c.read();
+    REQUIRE(cf);
+    CHECK(cf->opcode == 8);
+    CHECK(cf->close_code() == 4001);
+    CHECK(cf->payload.substr(2) == "kicked");
+    CHECK(ws.send("late") == ql::SendStatus::Closed);
+    CHECK_FALSE(ws.close());
+    CHECK(c.close(4001));
+    CHECK(c.c.wait_closed());
+    REQUIRE(qlt::wait_until([&] { return closed.count() == 1; }));
+    CHECK(closed.first().first == 4001);
+    CHECK(ws.send("later") == ql::SendStatus::Closed);
+    CHECK_FALSE(ws.subscribe("t"));
+    CHECK(ws.buffered() == 0);
+    // An id that never existed.
+    CHECK(ql::WebSocket(server.native(), 0x0100000500000007ull).send("x") == ql::SendStatus::Closed);
+
+    // Server stop: 1001 to every socket, then the connection ends.
+    WsClient d(server.port());
+    REQUIRE(d.open("/ws/echo")->status == 101);
+    std::thread stopper([&] { server.stop(3000); });
+    auto sf = d.read();
+    REQUIRE(sf);
+    CHECK(sf->opcode == 8);
+    CHECK(sf->close_code() == 1001);
+    CHECK(d.close(1001));
+    CHECK(d.c.wait_closed());
+    stopper.join();
+}
+
+TEST_CASE("pub/sub: topics across two loops, framed once, publish from any thread, exclude the sender") {
+    std::atomic<int> opened{0};
+    ql::App app;
+    ql::WebSocketBehavior chat;
+    chat.open = [&](ql::WebSocket &ws, const ql::Request &req) {
+        ws.subscribe("room:" + std::string(req.param("room").value_or("")));
+        ++opened;
+    };
+    chat.message = [](ql::WebSocket &ws, std::string_view m, bool) {
+        // "!x": to the others only; else to everyone, sender included.
+        if (!m.empty() && m[0] == '!')
+            ws.publish("room:a", m.substr(1));
+        else
+            ql::publish(ws.server(), "room:a", m);
+    };
+    app.ws("/ws/chat/{room}", chat);
+    auto server = start(app, 2);
+    std::vector<std::unique_ptr<WsClient>> a, b;
+    for (int i = 0; i < 6; ++i) {
+        a.push_back(std::make_unique<WsClient>(server.port()));
+        REQUIRE(a.back()->open("/ws/chat/a")->status == 101);
+    }
+    b.push_back(std::make_unique<WsClient>(server.port()));
+    REQUIRE(b.back()->open("/ws/chat/b")->status == 101);
+    REQUIRE(qlt::wait_until([&] { return opened == 7; }));
+    CHECK(a[0]->text("hello all"));
+    for (auto &c : a) {
+        auto f = c->read();
+        REQUIRE(f);
+        CHECK(f->payload == "hello all");
+    }
+    CHECK(a[1]->text("!not me"));
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (i == 1) continue;
+        auto f = a[i]->read();
+        REQUIRE(f);
+        CHECK(f->payload == "not me");
+    }
+    // From a thread that is no loop: counts every subscriber.
+    size_t n = 0;
+    std::thread([&] { n = server.publish("room:a", "from outside"); }).join();
+    CHECK(n == 6);
+    for (auto &c : a) {
+        auto f = c->read();
+        REQUIRE(f);
+        CHECK(f->payload == "from outside");
+    }
+    CHECK(server.publish("room:none", "x") == 0);
+    // Room b heard none of it; a closed member leaves its topics.
+    CHECK(b[0]->c.quiet_for(100));
+    a[5]->c.close();
+    REQUIRE(qlt::wait_until([&] { return server.publish("room:a", "after") == 5; }));
+}
+
+TEST_CASE("backpressure: a client that never reads gets drops past max_backpressure, then a drain once it reads") {
+    std::atomic<int> drains{0};
+    std::mutex mu;
+    std::vector<ql::WebSocket> open;
+    ql::App app;
+    ql::WebSocketBehavior b;
+    b.max_backpressure = 256 * 1024;
+    b.open = [&](ql::WebSocket &ws, const ql::Request &) {
+        std::lock_guard lk(mu);
+        open.push_back(ws);
+    };
+    b.drain = [&](ql::WebSocket &) { ++drains; };
+    app.ws("/ws/feed", b);
+    auto server = start(app);
+    WsClient c(server.port());
+    int rcv = 128 * 1024;  // small, yet over the loopback MSS (a window under it stalls TCP)
+    ::setsockopt(c.c.fd(), SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    REQUIRE(c.open("/ws/feed")->status == 101);
+    REQUIRE(qlt::wait_until([&] { std::lock_guard lk(mu); return open.size() == 1; }));
+    ql::WebSocket ws = open[0];
+    std::string chunk(64 * 1024, 'z');
+    int sent = 0, dropped = 0;
+    for (int i = 0; i < 400 && dropped == 0; ++i) {
+        ql::SendStatus st = ws.send(chunk, true);
+        if (st == ql::SendStatus::Dropped) ++dropped;
+        else ++sent;
+        if (st == ql::SendStatus::Queued) qlt::sleep_ms(1);
+    }
+    CHECK(dropped == 1);
+    // Memory stays near the limit: at most one message over it was buffered.
+    qlt::sleep_ms(50);
+    CHECK(ws.buffered() <= 256 * 1024 + chunk.size() + 16);
+    // The client reads everything: a drain follows.
+    size_t got = 0;
+    while (got < static_cast<size_t>(sent)) {
+        auto f = c.read(5000);
+        REQUIRE(f);
+        CHECK(f->payload.size() == chunk.size());
+        ++got;
+    }
+    REQUIRE(qlt::wait_until([&] { return drains.load() >= 1; }));
+    CHECK(ws.send("again") != ql::SendStatus::Dropped);
+}
