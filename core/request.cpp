@@ -60,6 +60,7 @@ void Request::reset_for_reuse() {
     ws_accept = false;
     ws_subprotocol.clear();
     ws_tag = nullptr;
+    ws_deflate = false;
     stream_mode = stream_end = stream_posted = false;
     stream_sized = stream_abort = stream_bare = false;
     stream_length = stream_total = 0;

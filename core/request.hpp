@@ -18,6 +18,7 @@
 
 #include "quicklane.h"
 #include "utf8.hpp"
+#include "ws/ws_deflate.hpp"
 #include "router.hpp"
 #include "rules.hpp"
 #include "static_files.hpp"
@@ -112,6 +113,8 @@ struct Request {
     bool ws_accept = false;
     std::string ws_subprotocol;
     void *ws_tag = nullptr;
+    bool ws_deflate = false;  // permessage-deflate negotiated: ws_deflate_params
+    DeflateParams ws_deflate_params;
 
     // Streaming answers (ql_respond_start / _write / _end). stream_mu guards
     // the host side (stream_*) and generation changes, so a host never

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Autobahn|Testsuite's cases (kosoku, from PyPI) against an example's /ws/echo.
-# Usage: autobahn.sh EXAMPLE_BINARY [CASES...]   (default: 1.* to 10.*)
+# Usage: autobahn.sh EXAMPLE_BINARY [CASES...]   (default: 1.* to 10.*; the examples' /ws/echo
+# offers permessage-deflate, so 12.* and 13.* run against it too). KOSOKU_PARALLEL: cases at once.
 # Exit 1 on any FAILED case; the summary (OK / NON-STRICT / INFORMATIONAL /
 # UNIMPLEMENTED) is printed, and the reports stay in $AUTOBAHN_OUT.
 set -euo pipefail
@@ -10,17 +11,22 @@ cases=("$@")
 here=$(cd "$(dirname "$0")" && pwd)
 venv="${AUTOBAHN_VENV:-$here/../build/autobahn-venv}"
 out="${AUTOBAHN_OUT:-$(dirname "$venv")/autobahn-reports}"
-if [ ! -x "$venv/bin/kosoku" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q 'kosoku>=0.1'
-fi
+mkdir -p "$(dirname "$venv")"
+(
+  flock 9  # two runs of this script at once (ctest -j) install it once
+  if [ ! -x "$venv/bin/kosoku" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q 'kosoku>=0.1'
+  fi
+) 9>"$venv.lock"
+out="$out-${cases[0]//[^0-9]/}"
 . "$(dirname "$0")/start_example.sh"
 start_example "$bin"
 args=()
 for c in "${cases[@]}"; do args+=(-i "$c"); done
 rm -rf "$out"
 status=0
-"$venv/bin/kosoku" "${args[@]}" -o "$out" "ws://127.0.0.1:$port/ws/echo" || status=$?
+"$venv/bin/kosoku" -p "${KOSOKU_PARALLEL:-1}" "${args[@]}" -o "$out" "ws://127.0.0.1:$port/ws/echo" || status=$?
 "$venv/bin/python" - "$out" <<'PY'
 import collections, glob, json, sys
 count = collections.Counter()

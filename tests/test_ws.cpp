@@ -395,3 +395,145 @@ TEST_CASE("backpressure: a client that never reads gets drops past max_backpress
     REQUIRE(qlt::wait_until([&] { return drains.load() >= 1; }));
     CHECK(ws.send("again") != ql::SendStatus::Dropped);
 }
+
+namespace {
+
+// A client's side of permessage-deflate: raw deflate with a sync flush, less its 00 00 FF FF.
+struct ClientDeflate {
+    z_stream z{};
+    explicit ClientDeflate(int bits = 15) { deflateInit2(&z, 6, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY); }
+    ~ClientDeflate() { deflateEnd(&z); }
+    std::string operator()(std::string_view in, bool reset = true) {
+        std::string out(deflateBound(&z, in.size()) + 64, '\0');
+        z.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(in.data()));
+        z.avail_in = static_cast<uInt>(in.size());
+        z.next_out = reinterpret_cast<Bytef *>(out.data());
+        z.avail_out = static_cast<uInt>(out.size());
+        deflate(&z, Z_SYNC_FLUSH);
+        out.resize(out.size() - z.avail_out - 4);
+        if (reset) deflateReset(&z);
+        return out;
+    }
+};
+
+std::string client_inflate(std::string_view in) {
+    z_stream z{};
+    inflateInit2(&z, -15);
+    std::string src(in);
+    src.append("\x00\x00\xff\xff", 4);
+    std::string out(64 << 20, '\0');
+    z.next_in = reinterpret_cast<Bytef *>(src.data());
+    z.avail_in = static_cast<uInt>(src.size());
+    z.next_out = reinterpret_cast<Bytef *>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    inflate(&z, Z_SYNC_FLUSH);
+    out.resize(out.size() - z.avail_out);
+    inflateEnd(&z);
+    return out;
+}
+
+std::string compressed_frame(uint8_t opcode, const std::string &body) {
+    std::string f = qlt::client_frame(opcode, body, true, true, 4);  // RSV1
+    return f;
+}
+
+}  // namespace
+
+TEST_CASE("permessage-deflate: negotiation (shared and dedicated), compressed echo both ways, bombs and bad data") {
+    ql::App app;
+    ql::WebSocketBehavior shared = echo(nullptr, 1 << 20);
+    ql::WebSocketBehavior dedicated = shared;
+    app.ws("/ws/plain", shared);
+    ql::WebSocketBehavior s2 = shared;
+    s2.compression = ql::Compression::Shared;
+    app.ws("/ws/shared", s2);
+    dedicated.compression = ql::Compression::Dedicated;
+    dedicated.compression_window_bits = 10;
+    app.ws("/ws/dedicated", dedicated);
+    auto server = start(app, 2);
+
+    auto extensions = [&](const char *path, const char *offer) {
+        WsClient c(server.port());
+        auto r = c.open(path, std::string("Sec-WebSocket-Extensions: ") + offer + "\r\n");
+        REQUIRE(r);
+        REQUIRE(r->status == 101);
+        return r->header("Sec-WebSocket-Extensions").value_or("");
+    };
+    CHECK(extensions("/ws/plain", "permessage-deflate") == "");
+    CHECK(extensions("/ws/shared", "permessage-deflate; client_max_window_bits") ==
+          "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
+    CHECK(extensions("/ws/shared", "permessage-deflate; foo=1, permessage-deflate") ==
+          "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
+    CHECK(extensions("/ws/shared", "x-webkit-deflate-frame") == "");
+    CHECK(extensions("/ws/shared", "permessage-deflate; server_max_window_bits=8") == "");
+    CHECK(extensions("/ws/shared", "permessage-deflate; server_max_window_bits=12") ==
+          "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12");
+    CHECK(extensions("/ws/dedicated", "permessage-deflate; client_max_window_bits") ==
+          "permessage-deflate; server_max_window_bits=10; client_max_window_bits=10");
+    CHECK(extensions("/ws/dedicated", "permessage-deflate; client_no_context_takeover") ==
+          "permessage-deflate; client_no_context_takeover; server_max_window_bits=10");
+
+    std::string text;
+    for (int i = 0; i < 4000; ++i) text += "line " + std::to_string(i % 97) + " of a chatty message; ";
+    for (const char *path : {"/ws/shared", "/ws/dedicated"}) {
+        INFO(path);
+        WsClient c(server.port());
+        REQUIRE(c.open(path, "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")->status == 101);
+        ClientDeflate z(10);
+        for (int round = 0; round < 3; ++round) {
+            // Compressed in (with the client's context kept on the dedicated route), compressed out.
+            bool keep = std::string_view(path) == "/ws/dedicated";
+            CHECK(c.c.send(compressed_frame(1, z(text, !keep))));
+            auto f = c.read(5000);
+            REQUIRE(f);
+            CHECK(f->opcode == 1);
+            CHECK(f->rsv1);
+            CHECK(f->payload.size() < text.size() / 4);
+            if (!keep) CHECK(client_inflate(f->payload) == text);
+        }
+        // An uncompressed message is fine too (and is answered compressed).
+        CHECK(c.text("small"));
+        auto f = c.read();
+        REQUIRE(f);
+        CHECK(f->rsv1);
+    }
+    {
+        // A bomb: 64 MiB of zeros in ~64 KiB; max_message_bytes is 1 MiB.
+        WsClient c(server.port());
+        REQUIRE(c.open("/ws/shared", "Sec-WebSocket-Extensions: permessage-deflate\r\n")->status == 101);
+        ClientDeflate z;
+        CHECK(c.c.send(compressed_frame(2, z(std::string(64 << 20, '\0')))));
+        auto f = c.read(5000);
+        REQUIRE(f);
+        CHECK(f->opcode == 8);
+        CHECK(f->close_code() == 1009);
+    }
+    {
+        WsClient c(server.port());
+        REQUIRE(c.open("/ws/shared", "Sec-WebSocket-Extensions: permessage-deflate\r\n")->status == 101);
+        CHECK(c.c.send(compressed_frame(2, "\xff\xff\xff\xff not deflate")));
+        auto f = c.read();
+        REQUIRE(f);
+        CHECK(f->close_code() == 1007);
+    }
+    {
+        // Text that is not UTF-8 once inflated.
+        WsClient c(server.port());
+        REQUIRE(c.open("/ws/shared", "Sec-WebSocket-Extensions: permessage-deflate\r\n")->status == 101);
+        ClientDeflate z;
+        CHECK(c.c.send(compressed_frame(1, z(std::string("ok \xc3\x28 no", 9)))));
+        auto f = c.read();
+        REQUIRE(f);
+        CHECK(f->close_code() == 1007);
+    }
+    {
+        // RSV1 without a negotiated extension is a protocol error.
+        WsClient c(server.port());
+        REQUIRE(c.open("/ws/plain", "Sec-WebSocket-Extensions: permessage-deflate\r\n")->status == 101);
+        ClientDeflate z;
+        CHECK(c.c.send(compressed_frame(1, z("hello"))));
+        auto f = c.read();
+        REQUIRE(f);
+        CHECK(f->close_code() == 1002);
+    }
+}

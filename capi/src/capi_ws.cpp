@@ -42,7 +42,12 @@ ql_status ql_app_ws(ql_app *app, const char *pattern, size_t pattern_len, const 
             return fail(err, QL_E_INVALID, "idle_timeout_ms is out of range (at least 1000; 0 = 120 s)");
         if (b->ping_interval_ms && b->ping_interval_ms < 1000)
             return fail(err, QL_E_INVALID, "ping_interval_ms is out of range (at least 1000; 0 = none)");
+        if (b->compression > QL_WS_COMPRESS_DEDICATED)
+            return fail(err, QL_E_INVALID, "compression must be QL_WS_COMPRESS_NONE, _SHARED or _DEDICATED");
+        if (b->compression_window_bits && (b->compression_window_bits < 9 || b->compression_window_bits > 15))
+            return fail(err, QL_E_INVALID, "compression_window_bits is out of range (9..15; 0 = 15)");
         auto route = std::make_shared<ql::WsRoute>();
+        if (b->compression_window_bits) route->window_bits = static_cast<uint8_t>(b->compression_window_bits);
         if (b->max_message_bytes) route->max_message = b->max_message_bytes;
         if (b->max_backpressure) route->max_backpressure = b->max_backpressure;
         if (b->idle_timeout_ms) route->idle_timeout_ms = b->idle_timeout_ms;

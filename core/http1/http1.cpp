@@ -402,7 +402,8 @@ void Http1::upgrade(Request *r) {
         return;
     }
     switched_ = true;
-    auto *ws = new WsConn(t, r->route->ws, slot, std::move(r->ws_subprotocol), r->ws_tag);
+    auto *ws = new WsConn(t, r->route->ws, slot, std::move(r->ws_subprotocol), r->ws_tag,
+                          r->ws_deflate ? &r->ws_deflate_params : nullptr);
     t.switch_to(ws);  // this object is deleted once the current callback returns
     std::string early;
     early.swap(upgrade_rest_);

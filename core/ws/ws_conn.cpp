@@ -15,7 +15,8 @@ constexpr unsigned kMaxIov = 64;
 constexpr uint64_t kCloseWaitMs = 2000;  // for the client's close frame
 }  // namespace
 
-WsConn::WsConn(Transport &transport, std::shared_ptr<const WsRoute> route, WsSlot *slot, std::string sub, void *t)
+WsConn::WsConn(Transport &transport, std::shared_ptr<const WsRoute> route, WsSlot *slot, std::string sub, void *t,
+               const DeflateParams *deflate)
     : Protocol(transport),
       tag(t),
       subprotocol(std::move(sub)),
@@ -26,6 +27,15 @@ WsConn::WsConn(Transport &transport, std::shared_ptr<const WsRoute> route, WsSlo
     slot_->conn = this;
     slot_->max_backpressure = route_->max_backpressure;
     slot_->close_on_backpressure = route_->b.close_on_backpressure != 0;
+    if (deflate) {
+        deflate_ = true;
+        dp_ = *deflate;
+        reader_.allow_rsv1(true);
+        if (route_->b.compression == QL_WS_COMPRESS_DEDICATED) {
+            deflater_ = std::make_unique<Deflater>();
+            inflater_ = std::make_unique<Inflater>();
+        }
+    }
 }
 
 WsConn::~WsConn() = default;
@@ -63,6 +73,7 @@ void WsConn::on_frame_event(FrameReader::Event ev) {
     const ql_ws_behavior &b = route_->b;
     switch (ev) {
     case FrameReader::Event::Message: {
+        if (reader_.compressed() && !inflate_message()) break;
         std::string &m = reader_.message();
         if (state_ == State::Open && b.on_message) b.on_message(b.user_data, as_handle(this), m.data(), m.size(), reader_.binary());
         break;
@@ -176,6 +187,59 @@ void WsConn::on_closed() {
     }
 }
 
+// ---- permessage-deflate ----------------------------------------------------
+
+// The message the reader assembled is compressed: inflate it (a bomb stops
+// at max_message: 1009), then check its text.
+bool WsConn::inflate_message() {
+    static thread_local std::string out;
+    Inflater &inf = inflater_ ? *inflater_ : t.w.ws_hub().shared_inflater;
+    // Our inflater's window must hold the client's: 15 unless it agreed to less.
+    uint8_t bits = inflater_ ? dp_.client_max_window_bits : 15;
+    Inflater::Result r = inf.inflate(reader_.message(), out, route_->max_message, bits, inflater_ && !dp_.client_no_context_takeover);
+    if (r == Inflater::Result::TooBig) {
+        fail(1009, "message too big (inflated)");
+        return false;
+    }
+    if (r == Inflater::Result::Corrupt) {
+        fail(1007, "invalid compressed data");
+        return false;
+    }
+    if (!reader_.binary() && !valid_utf8(out)) {
+        fail(1007, "invalid UTF-8 in a text message");
+        return false;
+    }
+    reader_.message().swap(out);
+    if (out.capacity() > (1u << 20)) std::string().swap(out);
+    return true;
+}
+
+Frame WsConn::compressed_frame(uint8_t opcode, std::string_view payload) {
+    static thread_local std::string body;
+    body.clear();
+    Deflater &d = deflater_ ? *deflater_ : t.w.ws_hub().shared_deflater;
+    if (!d.compress(payload, body, dp_.server_max_window_bits, deflater_ && !dp_.server_no_context_takeover))
+        return nullptr;
+    auto f = std::make_shared<std::string>();
+    ws_frame(*f, opcode, body, true);
+    if (body.capacity() > (1u << 20)) std::string().swap(body);
+    return f;
+}
+
+ql_status WsConn::send_published(const Frame &plain, Frame &shared) {
+    const std::string &p = *plain;
+    size_t hn = (p[1] & 0x7F) < 126 ? 2 : (p[1] & 0x7F) == 126 ? 4 : 10;
+    if (state_ != State::Open || !compressing(p.size() - hn)) return send_frame(plain, false);
+    uint8_t opcode = static_cast<uint8_t>(p[0] & 0x0F);
+    std::string_view payload(p.data() + hn, p.size() - hn);
+    if (deflater_ || dp_.server_max_window_bits != 15) {
+        Frame own = compressed_frame(opcode, payload);  // contexts of its own, or a smaller window
+        return send_frame(own ? own : plain, false);
+    }
+    if (!shared) shared = compressed_frame(opcode, payload);
+    return send_frame(shared ? shared : plain, false);
+}
+
 // ---- writing -----------------------------------------------------------
 
 bool WsConn::over_backpressure(size_t more) {
@@ -195,6 +259,9 @@ void WsConn::send_control(uint8_t opcode, std::string_view payload) {
 
 ql_status WsConn::send(uint8_t opcode, std::string_view payload) {
     if (state_ != State::Open) return QL_E_GONE;
+    if (compressing(payload.size())) {
+        if (Frame f = compressed_frame(opcode, payload)) return send_frame(f, false);
+    }
     char head[10];
     size_t hn = ws_frame_head(head, opcode, payload.size());
     size_t total = hn + payload.size();
@@ -233,6 +300,13 @@ ql_status WsConn::send(uint8_t opcode, std::string_view payload) {
 
 ql_status WsConn::send_frame(const Frame &f, bool counted) {
     if (state_ != State::Open) return QL_E_GONE;
+    if (counted && deflate_) {
+        // Framed plain by another thread: compressed here, counted again.
+        slot_->buffered.fetch_sub(f->size(), std::memory_order_relaxed);
+        drain_armed_ = true;
+        Frame none;
+        return send_published(f, none);
+    }
     if (!counted) {
         if (over_backpressure(f->size())) {
             drain_armed_ = true;

@@ -18,6 +18,7 @@
 #include "quicklane.h"
 #include "transport/transport.hpp"
 #include "ws/ws_codec.hpp"
+#include "ws/ws_deflate.hpp"
 
 namespace ql {
 
@@ -30,6 +31,7 @@ struct WsRoute {
     uint64_t max_message = 16u << 20;
     uint64_t max_backpressure = 1u << 20;
     uint32_t idle_timeout_ms = 120000;
+    uint8_t window_bits = 15;  // permessage-deflate, dedicated contexts
     ~WsRoute() {
         if (b.destroy) b.destroy(b.user_data);
     }
@@ -39,7 +41,9 @@ using Frame = std::shared_ptr<const std::string>;
 
 class WsConn final : public Protocol {
 public:
-    WsConn(Transport &t, std::shared_ptr<const WsRoute> route, WsSlot *slot, std::string subprotocol, void *tag);
+    // deflate: the negotiated permessage-deflate, or null.
+    WsConn(Transport &t, std::shared_ptr<const WsRoute> route, WsSlot *slot, std::string subprotocol, void *tag,
+           const DeflateParams *deflate);
     ~WsConn() override;
 
     // The 101 went out: on_open with the upgrade request, then the bytes
@@ -59,6 +63,9 @@ public:
     // A whole frame (published, or from another thread: `counted` when its
     // bytes are in the slot's buffered count already).
     ql_status send_frame(const Frame &f, bool counted);
+    // A published message: `plain` framed as it is, `shared` its compressed
+    // frame made once per loop (shared contexts; made on first need).
+    ql_status send_published(const Frame &plain, Frame &shared);
     // A send from another thread was queued or dropped: on_drain is owed.
     void arm_drain();
     // Starts the close handshake (code 0: cut now). False: already closing.
@@ -80,6 +87,9 @@ private:
     void write_queued();
     void wrote(size_t n);
     void fail(uint16_t code, const char *why);
+    bool compressing(size_t) const { return deflate_; }
+    Frame compressed_frame(uint8_t opcode, std::string_view payload);  // null: zlib failed
+    bool inflate_message();  // the reader's message, inflated in place; false: failed (closing)
 
     std::shared_ptr<const WsRoute> route_;
     WsSlot *slot_;
@@ -99,6 +109,11 @@ private:
         Frame buf;
         size_t off;
     };
+    // permessage-deflate: on when negotiated; own contexts when dedicated.
+    bool deflate_ = false;
+    DeflateParams dp_;
+    std::unique_ptr<Deflater> deflater_;
+    std::unique_ptr<Inflater> inflater_;
     std::vector<Out> queue_;
     std::vector<Out> inflight_;
     size_t inflight_bytes_ = 0;

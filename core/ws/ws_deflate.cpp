@@ -109,8 +109,9 @@ bool Deflater::compress(std::string_view in, std::string &out, uint8_t window_bi
         ready_ = false;
     }
     if (!ready_) {
-        // memLevel 8: zlib's default; a window of 2^bits, raw deflate.
-        if (deflateInit2(&z_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -window_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        // Level 1 (as uWebSockets): a message is compressed while its
+        // sender waits. memLevel 8 (zlib's default), a window of 2^bits, raw deflate.
+        if (deflateInit2(&z_, Z_BEST_SPEED, Z_DEFLATED, -window_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
             return false;
         ready_ = true;
         bits_ = window_bits;

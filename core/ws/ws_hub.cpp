@@ -115,8 +115,9 @@ void WsHub::publish(std::string_view topic, const Frame &f, ql_ws_id exclude) {
     // A subscriber's callbacks (a close on backpressure) may change the list:
     // iterate over a copy.
     std::vector<WsConn *> members = it->second;
+    Frame compressed;  // made once, for the first subscriber that takes it
     for (WsConn *c : members)
-        if (c->id() != exclude) c->send_frame(f, false);
+        if (c->id() != exclude) c->send_published(f, compressed);
 }
 
 // ---- PubSub --------------------------------------------------------------

@@ -67,6 +67,9 @@ public:
     bool unsubscribe(WsConn *c, std::string_view topic);
     void leave_all(WsConn *c);
     void publish(std::string_view topic, const Frame &f, ql_ws_id exclude);
+    // permessage-deflate without context takeover: one pair per loop.
+    Deflater shared_deflater;
+    Inflater shared_inflater;
 
 private:
     Worker &w_;

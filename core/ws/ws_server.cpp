@@ -110,10 +110,22 @@ ql_status Server::ws_accept(ql_req_id id, const ql_ws_accept_options *o, std::st
             headers.append("Sec-WebSocket-Protocol: ").append(sub).append("\r\n");
         }
     }
+    DeflateParams dp;
+    bool deflate = false;
+    if (uint32_t mode = r->route->ws->b.compression) {
+        // Every Sec-WebSocket-Extensions line, in order, is one list.
+        std::string offers, resp;
+        for (const SpanPair &h : r->headers)
+            if (iequals(r->view(h.name), "sec-websocket-extensions")) offers.append(r->view(h.value)).append(",");
+        deflate = negotiate_deflate(offers, mode, r->route->ws->window_bits, dp, resp);
+        if (deflate) headers.append("Sec-WebSocket-Extensions: ").append(resp).append("\r\n");
+    }
     bool gone = false;
     if (ql_status st = claim(r, id, &gone, err); st != QL_OK) return st;
     if (!gone) {
         r->ws_accept = true;
+        r->ws_deflate = deflate;
+        r->ws_deflate_params = dp;
         r->pending_status = 101;
         r->pending_headers.swap(headers);
         r->ws_subprotocol.swap(sub);

@@ -122,7 +122,7 @@ int main(void) {
     ql_handler on_hello = QL_HANDLER_INIT, on_echo = QL_HANDLER_INIT;
     on_hello.on_request = hello, on_echo.on_request = echo;
     ql_ws_behavior echo_ws = QL_WS_BEHAVIOR_INIT, chat_ws = QL_WS_BEHAVIOR_INIT;
-    echo_ws.on_message = ws_echo;
+    echo_ws.on_message = ws_echo, echo_ws.compression = QL_WS_COMPRESS_SHARED;
     chat_ws.on_open = chat_open, chat_ws.on_message = chat_message, chat_ws.on_close = chat_close;
     ql_server_options opts = QL_SERVER_OPTIONS_INIT;
     opts.port = (uint16_t)(getenv("PORT") ? atoi(getenv("PORT")) : 8080);

@@ -21,6 +21,14 @@ namespace quicklane {
 
 enum class SendStatus { Sent, Queued, Dropped, Closed };
 
+// permessage-deflate (see ql_ws_behavior.compression): Shared keeps no
+// context (no zlib memory per socket), Dedicated keeps one per socket.
+enum class Compression : std::uint32_t {
+    None = QL_WS_COMPRESS_NONE,
+    Shared = QL_WS_COMPRESS_SHARED,
+    Dedicated = QL_WS_COMPRESS_DEDICATED
+};
+
 class WebSocket {
 public:
     WebSocket() noexcept = default;
@@ -119,6 +127,8 @@ struct WebSocketBehavior {
     std::uint32_t idle_timeout_ms = 0;     // 0: 120 s
     std::uint32_t ping_interval_ms = 0;    // 0: none
     bool close_on_backpressure = false;
+    Compression compression = Compression::None;
+    std::uint32_t compression_window_bits = 0;  // Dedicated: 9..15 (0: 15)
 };
 
 namespace detail {
@@ -221,6 +231,8 @@ inline void add_ws(ql_app* app, std::string_view pattern, WebSocketBehavior beha
     b.idle_timeout_ms = cb.idle_timeout_ms;
     b.ping_interval_ms = cb.ping_interval_ms;
     b.close_on_backpressure = cb.close_on_backpressure ? 1 : 0;
+    b.compression = static_cast<std::uint32_t>(cb.compression);
+    b.compression_window_bits = cb.compression_window_bits;
     ErrorSlot err;
     Status st = ql_app_ws(app, pattern.data(), pattern.size(), &b, err.out());
     // On failure the core never took user_data: it is still ours (and freed here).
