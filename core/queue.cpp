@@ -11,6 +11,8 @@ namespace ql {
 Queue::Queue() { efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 Queue::~Queue() {
+    // WebSocket events nobody polled own their data: give it back.
+    for (ql_event &e : events_) ql_event_release(&e);
     if (efd_ >= 0) ::close(efd_);
 }
 

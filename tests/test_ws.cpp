@@ -537,3 +537,132 @@ TEST_CASE("permessage-deflate: negotiation (shared and dedicated), compressed ec
         CHECK(f->close_code() == 1002);
     }
 }
+
+TEST_CASE("queued WebSockets (Python/Go shape): upgrade as a request, events with the tag, inbound backpressure") {
+    ql_queue *queue = nullptr;
+    REQUIRE(ql_queue_new(&queue, nullptr) == QL_OK);
+    ql::App app;
+    ql_ws_behavior b = QL_WS_BEHAVIOR_INIT;
+    b.max_backpressure = 256 * 1024;
+    int route_tag = 7;
+    // Callbacks are refused on a queued route.
+    ql_ws_behavior bad = b;
+    bad.on_message = [](void *, ql_websocket *, const char *, size_t, int) {};
+    CHECK(ql_app_ws_queue(app.native(), "/ws/q", 5, &bad, queue, &route_tag, nullptr, nullptr) == QL_E_INVALID);
+    REQUIRE(ql_app_ws_queue(app.native(), "/ws/q", 5, &b, queue, &route_tag, nullptr, nullptr) == QL_OK);
+    auto server = start(app, 2);
+
+    static int sock_tag = 42;
+    std::atomic<bool> hold{false};  // the host stops taking messages
+    std::atomic<int> opens{0}, messages{0}, closes{0};
+    std::atomic<uint16_t> close_code{0};
+    std::atomic<uint64_t> held_bytes{0};
+    std::atomic<bool> stop{false};
+    std::mutex held_mu;
+    std::vector<ql_event> held;
+    std::thread host([&] {
+        ql_event evs[64];
+        while (!stop) {
+            size_t n = 0;
+            if (ql_queue_poll(queue, evs, 64, 20, &n, nullptr) != QL_OK) break;
+            for (size_t i = 0; i < n; ++i) {
+                ql_event &e = evs[i];
+                CHECK(e.route_data == &route_tag);
+                if (e.kind == QL_EVENT_REQUEST) {
+                    ql_str room{};
+                    ql_request_query(e.request, "room", 4, &room);
+                    ql_ws_accept_options o = QL_WS_ACCEPT_OPTIONS_INIT;
+                    o.tag = &sock_tag;
+                    CHECK(ql_ws_accept(e.server, e.id, &o, nullptr) == QL_OK);
+                    continue;
+                }
+                ql_ws_event_info info = QL_WS_EVENT_INFO_INIT;
+                REQUIRE(ql_event_ws_info(&e, &info) == QL_OK);
+                CHECK(info.tag == &sock_tag);
+                if (e.kind == QL_EVENT_WS_OPEN) ++opens;
+                if (e.kind == QL_EVENT_WS_CLOSE) {
+                    close_code = info.code;
+                    ++closes;
+                }
+                if (e.kind == QL_EVENT_WS_MESSAGE) {
+                    ++messages;
+                    if (hold) {
+                        held_bytes += info.len;
+                        std::lock_guard lk(held_mu);
+                        held.push_back(e);  // not released: the socket's window fills
+                        continue;
+                    }
+                    ql_status st;
+                    while ((st = ql_ws_send(e.server, e.id, info.data, info.len,
+                                            info.binary ? QL_WS_BINARY : QL_WS_TEXT, nullptr)) == QL_WS_DROPPED)
+                        qlt::sleep_ms(1);
+                    CHECK(st >= 0);
+                }
+                ql_event_release(&e);
+                CHECK(e.request == nullptr);
+                ql_event_release(&e);  // twice: nothing
+            }
+        }
+    });
+
+    WsClient c(server.port());
+    REQUIRE(c.open("/ws/q?room=x")->status == 101);
+    REQUIRE(qlt::wait_until([&] { return opens == 1; }));
+    CHECK(c.text("queued echo"));
+    auto f = c.read();
+    REQUIRE(f);
+    CHECK(f->payload == "queued echo");
+
+    // A host that takes nothing: the socket stops being read near the window.
+    hold = true;
+    const std::string chunk(64 * 1024, 'q');
+    std::atomic<int> sent{0};
+    std::thread sender([&] {
+        for (int i = 0; i < 64; ++i) {
+            if (!c.c.send(qlt::client_frame(2, chunk))) break;
+            ++sent;
+        }
+    });
+    qlt::sleep_ms(400);
+    uint64_t at_pause = held_bytes.load();
+    CHECK(at_pause >= 256 * 1024);
+    CHECK(at_pause <= 256 * 1024 + 256 * 1024 + 2 * chunk.size());  // window + one read + a message
+    CHECK(messages.load() < 64);
+    // The host catches up: releases bring the rest, and the echoes are read as they come.
+    std::atomic<size_t> echoed{0};
+    std::thread reader([&] {
+        while (echoed < 64) {
+            auto e = c.read(5000);
+            if (!e) break;
+            if (e->payload.size() == chunk.size()) ++echoed;
+        }
+    });
+    hold = false;
+    {
+        std::lock_guard lk(held_mu);
+        for (ql_event &e : held) {
+            ql_ws_event_info info = QL_WS_EVENT_INFO_INIT;
+            REQUIRE(ql_event_ws_info(&e, &info) == QL_OK);
+            // A real host waits for QL_EVENT_WS_DRAIN after a drop; here: retry.
+            ql_status st;
+            while ((st = ql_ws_send(e.server, e.id, info.data, info.len, QL_WS_BINARY, nullptr)) == QL_WS_DROPPED)
+                qlt::sleep_ms(1);
+            CHECK(st >= 0);
+            ql_event_release(&e);
+        }
+        held.clear();
+    }
+    REQUIRE(qlt::wait_until([&] { return messages.load() == 65; }, 10000));
+    sender.join();
+    CHECK(sent.load() == 64);
+    reader.join();
+    CHECK(echoed.load() == 64);
+    CHECK(c.close(1000));
+    REQUIRE(qlt::wait_until([&] { return closes == 1; }));
+    CHECK(close_code == 1000);
+    stop = true;
+    host.join();
+    server.stop(2000);
+    ql_queue_close(queue);
+    ql_queue_free(&queue);
+}

@@ -748,6 +748,44 @@ QL_API void ql_ws_accept_options_init(ql_ws_accept_options *options, uint32_t ve
 QL_API ql_status ql_ws_accept(ql_server *server, ql_req_id id, const ql_ws_accept_options *options,
                               ql_error **out_error);
 
+/* Queued WebSockets, for hosts with their own threads (Python, Go): a route
+ * bound to a queue. Its upgrade request arrives as QL_EVENT_REQUEST (accept
+ * with ql_ws_accept — its tag comes back with every event of the socket — or
+ * refuse with ql_respond), then the socket's events as below. For each WS
+ * event, `id` is the ql_ws_id, `server` the server to call, `route_data` the
+ * route's; read the rest with ql_event_ws_info, and give every WS event back
+ * with ql_event_release once done with its data (any thread). Inbound
+ * backpressure: a socket whose released-not-yet messages hold more than
+ * max_backpressure bytes is not read until the host has released half of
+ * them, so a slow host never grows the server's memory. `behavior` gives the
+ * limits and compression; its callbacks must be NULL. */
+enum {
+    QL_EVENT_WS_OPEN = 5,    /* the 101 went out: the socket is open */
+    QL_EVENT_WS_MESSAGE = 6, /* a whole message (data, len, binary)  */
+    QL_EVENT_WS_DRAIN = 7,   /* as on_drain                          */
+    QL_EVENT_WS_CLOSE = 8    /* exactly once per opened socket (code, reason in data) */
+};
+QL_API ql_status ql_app_ws_queue(ql_app *app, const char *pattern, size_t pattern_len,
+                                 const ql_ws_behavior *behavior, ql_queue *queue, void *route_data,
+                                 ql_destroy_fn destroy, ql_error **out_error);
+
+typedef struct ql_ws_event_info {
+    uint32_t version;
+    void *tag;          /* the socket's tag (ql_ws_accept_options.tag)              */
+    const char *data;   /* MESSAGE: the message; CLOSE: the reason (valid until the
+                           event is released)                                       */
+    size_t len;
+    int binary;         /* MESSAGE */
+    uint16_t code;      /* CLOSE: as on_close's code                                */
+} ql_ws_event_info;
+#define QL_WS_EVENT_INFO_VERSION 1
+#define QL_WS_EVENT_INFO_INIT {QL_WS_EVENT_INFO_VERSION, NULL, NULL, 0, 0, 0}
+/* Fills *info for a WS event (QL_E_INVALID for other kinds or a released one). */
+QL_API ql_status ql_event_ws_info(const ql_event *event, ql_ws_event_info *info);
+/* Gives a WS event back (its data is freed; the socket may be read again);
+ * does nothing for other kinds. Sets the event's request field to NULL. */
+QL_API void ql_event_release(ql_event *event);
+
 /* ql_ws_send's results (a non-negative ql_status). */
 enum {
     QL_WS_SENT = 0,    /* the socket took the whole frame */

@@ -31,10 +31,14 @@ void ql_ws_accept_options_init(ql_ws_accept_options *o, uint32_t version) {
     std::memcpy(o, &d, sizeof d);
 }
 
-ql_status ql_app_ws(ql_app *app, const char *pattern, size_t pattern_len, const ql_ws_behavior *b, ql_error **err) {
+static ql_status add_ws(ql_app *app, const char *pattern, size_t pattern_len, const ql_ws_behavior *b,
+                        ql_queue *queue, void *route_data, ql_destroy_fn destroy, ql_error **err) {
     return guarded(err, [&](std::string &msg) -> ql_status {
         if (!app || !b || b->version < 1)
             return fail(err, QL_E_INVALID, "app and behavior are required (use QL_WS_BEHAVIOR_INIT)");
+        if (queue && (b->on_upgrade || b->on_open || b->on_message || b->on_drain || b->on_close || b->on_ping ||
+                      b->on_pong || b->destroy))
+            return fail(err, QL_E_INVALID, "a queued WebSocket route takes no callbacks (its events come from the queue)");
         if (!pattern && pattern_len) return fail(err, QL_E_INVALID, "pattern is NULL");
         if (b->max_message_bytes > (uint64_t(1) << 40))
             return fail(err, QL_E_INVALID, "max_message_bytes is out of range (at most 1 TiB; 0 = 16 MiB)");
@@ -52,12 +56,50 @@ ql_status ql_app_ws(ql_app *app, const char *pattern, size_t pattern_len, const 
         if (b->max_backpressure) route->max_backpressure = b->max_backpressure;
         if (b->idle_timeout_ms) route->idle_timeout_ms = b->idle_timeout_ms;
         std::string_view pat(pattern ? pattern : "", pattern_len);
+        if (queue) route->queued = std::make_unique<ql::QueueRoute>(ql::QueueRoute{queue->q, route_data, nullptr});
         ql_status st = app->router->add("GET", pat, ql::ws_route_handler(route), nullptr, &msg);
         if (st != QL_OK) return st;  // route has no destroy yet: user_data stays the caller's
         route->b = *b;
+        if (route->queued) route->queued->destroy = destroy;
         app->router->find_route("GET", pat)->ws = route;
         return QL_OK;
     });
+}
+
+ql_status ql_app_ws(ql_app *app, const char *pattern, size_t pattern_len, const ql_ws_behavior *b, ql_error **err) {
+    return add_ws(app, pattern, pattern_len, b, nullptr, nullptr, nullptr, err);
+}
+
+ql_status ql_app_ws_queue(ql_app *app, const char *pattern, size_t pattern_len, const ql_ws_behavior *b,
+                          ql_queue *queue, void *route_data, ql_destroy_fn destroy, ql_error **err) {
+    if (!queue) return fail(err, QL_E_INVALID, "queue is NULL");
+    return add_ws(app, pattern, pattern_len, b, queue, route_data, destroy, err);
+}
+
+static ql::WsEvent *ws_event(const ql_event *ev) {
+    if (!ev || ev->kind < QL_EVENT_WS_OPEN || ev->kind > QL_EVENT_WS_CLOSE || !ev->request) return nullptr;
+    auto *e = reinterpret_cast<ql::WsEvent *>(ev->request);
+    return e->magic == ql::WsEvent::kMagic ? e : nullptr;
+}
+
+ql_status ql_event_ws_info(const ql_event *ev, ql_ws_event_info *info) {
+    ql::WsEvent *e = ws_event(ev);
+    if (!e || !info || info->version < 1) return QL_E_INVALID;
+    info->tag = e->tag;
+    info->data = e->data.data();
+    info->len = e->data.size();
+    info->binary = e->binary ? 1 : 0;
+    info->code = e->code;
+    return QL_OK;
+}
+
+void ql_event_release(ql_event *ev) {
+    ql::WsEvent *e = ws_event(ev);
+    if (!e) return;
+    if (e->inbound && !e->data.empty()) e->inbound->release(e->data.size());
+    e->magic = 0;
+    delete e;
+    ev->request = nullptr;
 }
 
 ql_ws_id ql_websocket_id(const ql_websocket *ws) { return ws ? W(ws)->id() : 0; }

@@ -27,6 +27,13 @@ WsConn::WsConn(Transport &transport, std::shared_ptr<const WsRoute> route, WsSlo
     slot_->conn = this;
     slot_->max_backpressure = route_->max_backpressure;
     slot_->close_on_backpressure = route_->b.close_on_backpressure != 0;
+    if (route_->queued) {
+        inbound_ = std::make_shared<WsInbound>();
+        inbound_->w = &transport.w;
+        inbound_->slot = slot->index;
+        inbound_->gen = static_cast<uint32_t>(id_);
+        inbound_->low = route_->max_backpressure / 2;
+    }
     if (deflate) {
         deflate_ = true;
         dp_ = *deflate;
@@ -50,8 +57,7 @@ void WsConn::start() {
 void WsConn::open(Request *upgrade, std::string_view early) {
     start();
     opened_ = true;
-    const ql_ws_behavior &b = route_->b;
-    if (b.on_open) b.on_open(b.user_data, as_handle(this), reinterpret_cast<const ql_request *>(upgrade));
+    emit_open(upgrade);
     if (!early.empty() && !t.closing()) on_data(early.data(), early.size());
 }
 
@@ -74,8 +80,7 @@ void WsConn::on_frame_event(FrameReader::Event ev) {
     switch (ev) {
     case FrameReader::Event::Message: {
         if (reader_.compressed() && !inflate_message()) break;
-        std::string &m = reader_.message();
-        if (state_ == State::Open && b.on_message) b.on_message(b.user_data, as_handle(this), m.data(), m.size(), reader_.binary());
+        if (state_ == State::Open) emit_message(reader_.message(), reader_.binary());
         break;
     }
     case FrameReader::Event::Ping:
@@ -160,6 +165,8 @@ void WsConn::check_timeouts(uint64_t now) {
         if (now - close_started_ >= kCloseWaitMs) t.close();
         return;
     }
+    // Not read because its host is slow: not idle.
+    if (inbound_ && inbound_->paused.load()) last_recv_ = now;
     if (now - last_recv_ >= route_->idle_timeout_ms) {
         close(1001, "idle timeout");
         close_started_ = now;
@@ -174,16 +181,96 @@ void WsConn::check_timeouts(uint64_t now) {
 
 void WsConn::on_closed() {
     state_ = State::Closed;
+    if (inbound_) inbound_->paused.store(false);  // late releases post nothing
     WsHub &hub = t.w.ws_hub();
     hub.leave_all(this);
     if (slot_->conn == this) {
         if (slot_->gen.load(std::memory_order_relaxed) == static_cast<uint32_t>(id_)) hub.retire(slot_);
-        const ql_ws_behavior &b = route_->b;
-        if (opened_ && b.on_close)
-            b.on_close(b.user_data, as_handle(this), close_code_, close_reason_.data(), close_reason_.size());
+        if (opened_) emit_close();
         queue_.clear();
         inflight_.clear();
         hub.release(slot_);
+    }
+}
+
+// ---- the host: callbacks or a queue ------------------------------------------
+
+void WsConn::push_event(uint32_t kind, std::unique_ptr<WsEvent> e) {
+    ql_event ev{};
+    ev.kind = kind;
+    ev.id = id_;
+    ev.server = ql_websocket_server(as_handle(this));
+    ev.route_data = route_->queued->route_data;
+    e->tag = tag;
+    ev.request = reinterpret_cast<ql_request *>(e.release());
+    route_->queued->queue->push(ev);
+}
+
+void WsConn::emit_open(Request *upgrade) {
+    const ql_ws_behavior &b = route_->b;
+    if (route_->queued)
+        push_event(QL_EVENT_WS_OPEN, std::make_unique<WsEvent>());
+    else if (b.on_open)
+        b.on_open(b.user_data, as_handle(this), reinterpret_cast<const ql_request *>(upgrade));
+}
+
+void WsConn::emit_message(std::string &msg, bool binary) {
+    const ql_ws_behavior &b = route_->b;
+    if (!route_->queued) {
+        if (b.on_message) b.on_message(b.user_data, as_handle(this), msg.data(), msg.size(), binary);
+        return;
+    }
+    auto e = std::make_unique<WsEvent>();
+    e->data.swap(msg);  // the reader starts its next message in a new buffer
+    e->binary = binary;
+    e->inbound = inbound_;
+    uint64_t held = inbound_->bytes.fetch_add(e->data.size()) + e->data.size();
+    push_event(QL_EVENT_WS_MESSAGE, std::move(e));
+    if (held > route_->max_backpressure && !inbound_->paused.load()) {
+        // The host holds a window's worth: stop reading until it releases
+        // half. A release that came between the add and the flag is seen by
+        // the re-check.
+        inbound_->paused.store(true);
+        if (inbound_->bytes.load() <= inbound_->low && inbound_->paused.exchange(false)) return;
+        t.read(false);
+    }
+}
+
+void WsConn::resume_reading() {
+    if (state_ != State::Closed && !t.closing() && !close_after_write_) {
+        last_recv_ = t.w.now_ms();
+        t.read(true);
+    }
+}
+
+void WsInbound::release(uint64_t n) {
+    uint64_t left = bytes.fetch_sub(n) - n;
+    if (left <= low && paused.load() && paused.exchange(false)) {
+        WsOp op;
+        op.kind = WsOp::Resume;
+        op.slot = slot;
+        op.gen = gen;
+        w->post_ws(std::move(op));
+    }
+}
+
+void WsConn::emit_drain() {
+    const ql_ws_behavior &b = route_->b;
+    if (route_->queued)
+        push_event(QL_EVENT_WS_DRAIN, std::make_unique<WsEvent>());
+    else if (b.on_drain)
+        b.on_drain(b.user_data, as_handle(this));
+}
+
+void WsConn::emit_close() {
+    const ql_ws_behavior &b = route_->b;
+    if (route_->queued) {
+        auto e = std::make_unique<WsEvent>();
+        e->code = close_code_;
+        e->data = close_reason_;
+        push_event(QL_EVENT_WS_CLOSE, std::move(e));
+    } else if (b.on_close) {
+        b.on_close(b.user_data, as_handle(this), close_code_, close_reason_.data(), close_reason_.size());
     }
 }
 
@@ -385,8 +472,7 @@ void WsConn::wrote(size_t n) {
     }
     if (drain_armed_ && left <= route_->max_backpressure / 2 && state_ == State::Open) {
         drain_armed_ = false;
-        const ql_ws_behavior &b = route_->b;
-        if (b.on_drain) b.on_drain(b.user_data, as_handle(this));
+        emit_drain();
     }
 }
 

@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "quicklane.h"
+#include "queue.hpp"
 #include "transport/transport.hpp"
 #include "ws/ws_codec.hpp"
 #include "ws/ws_deflate.hpp"
@@ -28,6 +30,7 @@ struct WsSlot;
 // A WebSocket route's behaviour, shared by the router snapshots that hold it.
 struct WsRoute {
     ql_ws_behavior b{};
+    std::unique_ptr<QueueRoute> queued;  // a queue-bound route (ql_app_ws_queue), or null
     uint64_t max_message = 16u << 20;
     uint64_t max_backpressure = 1u << 20;
     uint32_t idle_timeout_ms = 120000;
@@ -38,6 +41,30 @@ struct WsRoute {
 };
 
 using Frame = std::shared_ptr<const std::string>;
+
+// Queued sockets (ql_app_ws_queue): the bytes of messages handed to the host
+// and not yet released, shared by the socket and those events. Over the
+// socket's window the loop stops reading it; a release that brings it to
+// half the window wakes the loop (WsOp::Resume).
+struct WsInbound {
+    std::atomic<uint64_t> bytes{0};
+    std::atomic<bool> paused{false};
+    Worker *w = nullptr;
+    uint32_t slot = 0, gen = 0;
+    uint64_t low = 0;
+    void release(uint64_t n);  // any thread
+};
+
+// What ql_event.request points at for a WS event.
+struct WsEvent {
+    static constexpr uint32_t kMagic = 0x57534556;  // "WSEV"
+    uint32_t magic = kMagic;
+    void *tag = nullptr;
+    std::string data;
+    bool binary = false;
+    uint16_t code = 0;
+    std::shared_ptr<WsInbound> inbound;  // MESSAGE: credited back on release
+};
 
 class WsConn final : public Protocol {
 public:
@@ -68,6 +95,8 @@ public:
     ql_status send_published(const Frame &plain, Frame &shared);
     // A send from another thread was queued or dropped: on_drain is owed.
     void arm_drain();
+    // Queued sockets: the host released enough of its messages.
+    void resume_reading();
     // Starts the close handshake (code 0: cut now). False: already closing.
     bool close(uint16_t code, std::string_view reason);
 
@@ -87,6 +116,12 @@ private:
     void write_queued();
     void wrote(size_t n);
     void fail(uint16_t code, const char *why);
+    // The route's host, by callback or by queue (ql_app_ws_queue).
+    void emit_open(Request *upgrade);
+    void emit_message(std::string &msg, bool binary);
+    void emit_drain();
+    void emit_close();
+    void push_event(uint32_t kind, std::unique_ptr<WsEvent> e);
     bool compressing(size_t) const { return deflate_; }
     Frame compressed_frame(uint8_t opcode, std::string_view payload);  // null: zlib failed
     bool inflate_message();  // the reader's message, inflated in place; false: failed (closing)
@@ -109,6 +144,7 @@ private:
         Frame buf;
         size_t off;
     };
+    std::shared_ptr<WsInbound> inbound_;  // queued routes
     // permessage-deflate: on when negotiated; own contexts when dedicated.
     bool deflate_ = false;
     DeflateParams dp_;

@@ -63,6 +63,7 @@ void WsHub::on_op(WsOp &op) {
     switch (op.kind) {
     case WsOp::Send: c->send_frame(op.frame, true); break;
     case WsOp::ArmDrain: c->arm_drain(); break;
+    case WsOp::Resume: c->resume_reading(); break;
     case WsOp::Close: c->close(op.code, op.text); break;
     case WsOp::Subscribe: subscribe(c, op.text); break;
     case WsOp::Unsubscribe: unsubscribe(c, op.text); break;

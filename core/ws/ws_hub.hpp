@@ -34,7 +34,7 @@ struct WsSlot {
 
 // Work another thread hands a loop.
 struct WsOp {
-    enum Kind : uint8_t { Send, Close, Subscribe, Unsubscribe, Publish, ArmDrain };
+    enum Kind : uint8_t { Send, Close, Subscribe, Unsubscribe, Publish, ArmDrain, Resume };
     Kind kind = Send;
     uint32_t slot = 0;
     uint32_t gen = 0;

@@ -12,6 +12,7 @@
 #include "worker.hpp"
 #include "ws/ws_handshake.hpp"
 #include "ws/ws_hub.hpp"
+#include "queue.hpp"
 #include "ws/ws_route.hpp"
 
 namespace ql {
@@ -59,17 +60,26 @@ void on_upgrade_request(void *user_data, ql_request *req) {
         return;
     }
     const ql_ws_behavior &b = (*route)->b;
-    if (b.on_upgrade)
+    if ((*route)->queued)
+        queue_on_request((*route)->queued.get(), req);  // the host accepts or refuses from its thread
+    else if (b.on_upgrade)
         b.on_upgrade(b.user_data, req);
     else if (s.ws_accept(r->id(), nullptr, &err) != QL_OK)
         std::fprintf(stderr, "quicklane: WebSocket upgrade not accepted: %s\n", err.c_str());
 }
 }  // namespace
 
+// A queued route's upgrade request whose client left before the host answered.
+void on_upgrade_abort(void *user_data, ql_req_id id, void *tag) {
+    auto *route = static_cast<std::shared_ptr<const WsRoute> *>(user_data);
+    if ((*route)->queued) queue_on_abort((*route)->queued.get(), id, tag);
+}
+
 std::shared_ptr<HandlerRef> ws_route_handler(const std::shared_ptr<const WsRoute> &route) {
     auto ref = std::make_shared<HandlerRef>();
     ref->h.version = QL_HANDLER_VERSION;
     ref->h.on_request = on_upgrade_request;
+    ref->h.on_abort = on_upgrade_abort;
     ref->h.user_data = new std::shared_ptr<const WsRoute>(route);
     ref->h.destroy = [](void *p) { delete static_cast<std::shared_ptr<const WsRoute> *>(p); };
     return ref;

@@ -6,14 +6,14 @@
 # fail. Keep each finding as tests/fuzz/regressions/<target>/<name> once fixed:
 # the normal build replays those files under ctest.
 #
-# Environment: FUZZ_SECONDS, FUZZ_TARGETS ("request router ws_frame"), FUZZ_BUILD
+# Environment: FUZZ_SECONDS, FUZZ_TARGETS ("request router ws_frame ws_deflate"), FUZZ_BUILD
 # (build dir), FUZZ_JOBS (build jobs, default 2), FUZZ_ARGS (extra libFuzzer flags).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/tests/fuzz
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
 SECS=${FUZZ_SECONDS:-600}
-TARGETS=${FUZZ_TARGETS:-request router ws_frame}
+TARGETS=${FUZZ_TARGETS:-request router ws_frame ws_deflate}
 JOBS=${FUZZ_JOBS:-2}
 
 need=""
