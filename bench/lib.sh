@@ -167,6 +167,11 @@ raise_nofile() {
         ulimit -n "$NOFILE"
     }
     [ "$NOFILE" -ge $((IDLE_CONNS + 2 * CONNS + 64)) ] || log "warning: nofile limit $NOFILE is below IDLE_CONNS=$IDLE_CONNS + wrk"
+    # The WebSocket scenario: a server and ws_client each hold WS_IDLE sockets, or
+    # WS_FANOUT + 1, or the largest of WS_CONNS (ws_client raises its own soft limit too).
+    local c need=$((${WS_IDLE:-0} > ${WS_FANOUT:-0} ? ${WS_IDLE:-0} : ${WS_FANOUT:-0}))
+    for c in ${WS_CONNS:-}; do [ "$c" -gt "$need" ] && need=$c; done
+    [ "$NOFILE" -ge $((need + 64)) ] || log "warning: nofile limit $NOFILE is below the $need WebSockets of the ws scenario"
 }
 
 # ------------------------------------------------------- process trees ---
@@ -476,4 +481,105 @@ upload_probe() {
     fi
     printf '%s\tPOST /upload (%s bytes)\t%s\t%s %s\n' "$id" "$size" "$ok" "$(printf '%s\n' "$out" | awk -F= '$1 == "status" {print $2}')" \
         "$(printf '%s' "$got" | head -c 160)" >>"$RAW/probes.tsv"
+}
+
+# ------------------------------------------------------------- WebSockets ---
+# run_ws SCENARIO ID ROUND PATH SIZE CONNS → a line in ws.tsv:
+# scenario id round conns inflight size msgs msg_per_s mib_s published pub_per_s p50 p90 p99 p999 max errors
+# cpu_us_msg rss_kb peak_rss_kb server_cpu_pct client_cpu_pct other_cpu_pct note
+# bench/ws_client.c: echo (ws-echo-*: CONNS connections, WS_INFLIGHT binary
+# messages of SIZE bytes in flight each, every echo checked byte for byte) or
+# fan-out (ws-fanout: CONNS subscribers of PATH's room and one publisher with
+# WS_INFLIGHT of its own in flight; msgs = deliveries to subscribers). An
+# unmeasured run of WS_WARMUP s first (its own connections), then the measured
+# one, WS_DURATION s counted from the last handshake. The server's CPU is its
+# processes' utime + stime (/proc/<pid>/stat) over the measured run (connects
+# and closes included) ÷ msgs; client CPU % tells when ws_client (one thread,
+# one CPU) was the limit rather than the server.
+run_ws() {
+    local scen=$1 id=$2 round=$3 path=$4 size=$5 conns=$6 pid=${SPID[$2]:-} out=$RAW/$1-$2-r$3.txt mode=()
+    local b0 b1 p0 p1 w0 w1 t0 t1 other rss peak hwm_note note=""
+    case $scen in ws-fanout) mode=(--fanout "$conns") ;; *) mode=(-c "$conns") ;; esac
+    if ! alive "$pid"; then
+        printf '%s\t%s\t%s\t%s\t%s\t%s%s\tserver not running\n' "$scen" "$id" "$round" "$conns" "$WS_INFLIGHT" "$size" \
+            "$(printf '\tNA%.0s' $(seq 1 17))" >>"$RAW/ws.tsv"
+        return 0
+    fi
+    local url="ws://$HOST:${SPORT[$id]}$path" lim=$((${WS_WARMUP%.*} + ${WS_DURATION%.*} + 40))
+    log "ws $scen $id r$round: ${WS_WARMUP}s warmup + ${WS_DURATION}s, ${mode[*]} -m $WS_INFLIGHT -s $size"
+    [ "$WS_WARMUP" != 0 ] && run_child timeout -k 5 "$lim" "${LOAD_PIN[@]}" "$OUT/ws_client" -u "$url" "${mode[@]}" \
+        -m "$WS_INFLIGHT" -s "$size" -d "$WS_WARMUP" -w 0 >"$out.warmup" 2>&1 || true
+    hwm_note=$(tree_hwm_reset "$pid")
+    b0=$(all_busy) p0=$(tree_ticks "$pid") w0=$(child_ticks) t0=$(now_us)
+    run_child timeout -k 5 "$lim" "${LOAD_PIN[@]}" "$OUT/ws_client" -u "$url" "${mode[@]}" -m "$WS_INFLIGHT" -s "$size" \
+        -d "$WS_DURATION" -w 0 >"$out" 2>&1 || note="ws_client exit status non-zero"
+    w1=$(child_ticks) b1=$(all_busy) p1=$(tree_ticks "$pid") t1=$(now_us)
+    rss=$(tree_rss_kb "$pid") peak=$(tree_hwm_kb "$pid")
+    other=$(other_pct "$b0" "$b1" "$p0" "$p1" "$w0" "$w1" "$((t1 - t0))")
+    awk -v v="$other" -v l="$CONTENDED_PCT" 'BEGIN { exit !(v != "NA" && v + 0 >= l + 0) }' && CONTENDED="$CONTENDED $scen/$id/r$round"
+    kv() { tr ' ' '\n' <"$out" | awk -F= -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print "NA"}'; }
+    local msgs rate mibs published pubs cpu scpu ccpu
+    if [ "$scen" = ws-fanout ]; then
+        msgs=$(kv delivered) rate=$(kv delivered_per_s) mibs=NA published=$(kv published) pubs=$(kv pub_per_s)
+    else
+        msgs=$(kv msgs) rate=$(kv msg_per_s) mibs=$(kv mib_s) published=NA pubs=NA
+    fi
+    cpu=$(awk -v a="$p0" -v b="$p1" -v n="$msgs" -v hz="$CLK_TCK" 'BEGIN {
+        if (a == "NA" || b == "NA" || n == "NA" || n + 0 == 0) print "NA"; else printf "%.2f\n", (b - a) / hz * 1e6 / n }')
+    scpu=$(awk -v a="$p0" -v b="$p1" -v t="$((t1 - t0))" -v hz="$CLK_TCK" 'BEGIN {
+        if (a == "NA" || b == "NA" || t <= 0) print "NA"; else printf "%.0f\n", 100 * (b - a) / hz / (t / 1e6) }')
+    ccpu=$(awk -v a="$w0" -v b="$w1" -v t="$((t1 - t0))" -v hz="$CLK_TCK" 'BEGIN {
+        if (t <= 0) print "NA"; else printf "%.0f\n", 100 * (b - a) / hz / (t / 1e6) }')
+    [ "$hwm_note" = reset ] || note="${note:+$note; }peak RSS since the server started (clear_refs refused)"
+    alive "$pid" || note="${note:+$note; }SERVER EXITED"
+    grep -q '^ws_client:' "$out" && note="${note:+$note; }$(grep -m1 '^ws_client:' "$out" | tr '\t' ' ')"
+    grep -q '^ws_client:' "$out.warmup" 2>/dev/null && note="${note:+$note; }warmup: $(grep -m1 '^ws_client:' "$out.warmup" | tr '\t' ' ')"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$scen" "$id" "$round" "$conns" "$WS_INFLIGHT" "$size" "$msgs" "$rate" "$mibs" "$published" "$pubs" \
+        "$(kv p50_us)" "$(kv p90_us)" "$(kv p99_us)" "$(kv p999_us)" "$(kv max_us)" "$(kv errors)" \
+        "$cpu" "$rss" "$peak" "$scpu" "$ccpu" "$other" "$note" >>"$RAW/ws.tsv"
+}
+
+# run_ws_idle ID → a line in ws_idle.tsv: id before_kb with_kb bytes_per_socket opened held errors
+# WS_IDLE WebSockets on /ws/echo opened (ws_client --idle) and held WS_IDLE_HOLD s;
+# the server's RSS is read 0.5 s after ws_client says they are all open.
+run_ws_idle() {
+    local id=$1 pid=${SPID[$1]} out=$RAW/ws-idle-$1.txt err=$RAW/ws-idle-$1.err before with=NA i cpid
+    alive "$pid" || return 0
+    log "ws idle: $WS_IDLE WebSockets to $id, held ${WS_IDLE_HOLD}s"
+    sleep 0.5
+    before=$(tree_rss_kb "$pid")
+    timeout -k 5 $((${WS_IDLE_HOLD%.*} + 40)) "${LOAD_PIN[@]}" "$OUT/ws_client" -u "ws://$HOST:${SPORT[$id]}/ws/echo" \
+        --idle "$WS_IDLE" -d "$WS_IDLE_HOLD" >"$out" 2>"$err" &
+    cpid=$!
+    CHILD_PID=$cpid
+    for i in $(seq 1 300); do
+        if grep -q ' open' "$err" 2>/dev/null; then
+            sleep 0.5
+            with=$(tree_rss_kb "$pid")
+            break
+        fi
+        alive "$cpid" || break
+        sleep 0.1
+    done
+    wait "$cpid" 2>/dev/null || true
+    CHILD_PID=""
+    local opened held errors per
+    opened=$(tr ' ' '\n' <"$out" | awk -F= '$1 == "opened" {print $2; f = 1} END {if (!f) print "NA"}')
+    held=$(tr ' ' '\n' <"$out" | awk -F= '$1 == "held" {print $2; f = 1} END {if (!f) print "NA"}')
+    errors=$(tr ' ' '\n' <"$out" | awk -F= '$1 == "errors" {print $2; f = 1} END {if (!f) print "NA"}')
+    per=$(awk -v a="$before" -v b="$with" -v n="$opened" 'BEGIN {
+        if (a == "NA" || b == "NA" || n == "NA" || n + 0 == 0) print "NA"; else printf "%.0f\n", (b - a) * 1024 / n }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$before" "$with" "$per" "$opened" "$held" "$errors" >>"$RAW/ws_idle.tsv"
+}
+
+# ws_probe ID → lines in probes.tsv: a binary echo checked byte for byte (2
+# connections, 1 KiB) and a room of 3 subscribers and a publisher (every
+# delivery's JSON checked), half a second each (bench/ws_client.c does the checks).
+ws_probe() {
+    local id=$1 out ok
+    out=$(timeout -k 2 20 "$OUT/ws_client" -u "ws://$HOST:${SPORT[$id]}/ws/echo" -c 2 -m 2 -s 1024 -d 0.5 -w 0 2>&1) && ok=ok || ok=differs
+    printf '%s\tWS /ws/echo (1 KiB binary, byte for byte)\t%s\t%s\n' "$id" "$ok" "$(printf '%s' "$out" | tr '\n\t' '  ' | cut -c1-200)" >>"$RAW/probes.tsv"
+    out=$(timeout -k 2 20 "$OUT/ws_client" -u "ws://$HOST:${SPORT[$id]}/ws/chat/probe" --fanout 3 -m 1 -d 0.5 -w 0 2>&1) && ok=ok || ok=differs
+    printf '%s\tWS /ws/chat/probe (3 subscribers, JSON checked)\t%s\t%s\n' "$id" "$ok" "$(printf '%s' "$out" | tr '\n\t' '  ' | cut -c1-200)" >>"$RAW/probes.tsv"
 }

@@ -2,10 +2,13 @@
 
     python bench/report.py --raw bench/out/run-<date> --md OUT.md --png OUT.png [--intro docs/benchmarks.md]
 
-Reads meta.tsv, servers.tsv, runs.tsv, idle.tsv, rate.tsv, upload.tsv and probes.tsv
-(written by bench/run and bench/lib.sh). Ratios are quicklane's rps over a peer's rps *in the same
+Reads meta.tsv, servers.tsv, runs.tsv, idle.tsv, rate.tsv, upload.tsv, ws.tsv, ws_idle.tsv and
+probes.tsv (written by bench/run and bench/lib.sh). Ratios are quicklane's rps over a peer's rps *in the same
 round*, median over rounds. The hand-written intro of --intro (between the
 `<!-- intro -->` and `<!-- /intro -->` lines) is carried over into the new report.
+With --splice-ws DOCS, the WebSocket section (§10) and its target rows are also spliced into
+DOCS (an existing docs/benchmarks.md), whose other sections are left as they are: for
+`bench/run --only ws --write-docs`.
 Standard library only, except matplotlib for the chart (skipped, and said so, without it).
 """
 from __future__ import annotations
@@ -32,6 +35,7 @@ GROUP_NAMES = {
     "up-python": "Python",
     "up-node": "Node",
     "up-go": "Go",
+    "ws": "WebSockets",
 }
 ONE_WORKER_GROUPS = ["native", "python", "node", "go"]
 ALL_GROUPS = ["all-native", "all-go", "all-node", "all-python"]
@@ -39,6 +43,19 @@ APP_GROUPS = ["asgi", "wsgi"]
 FP_GROUPS = ["fastpath"]
 FP_PY = ("fp-ql-py", "fp-fastapi")  # the rows of the POST /items sub-scenarios
 UP_GROUPS = ["up-native", "up-python", "up-node", "up-go"]
+WS_GROUPS = ["ws"]
+WS_LANG = {"ws-ql-c": "C", "ws-bun": "Bun (JS)", "ws-node-ws": "Node", "ws-websockets": "Python",
+           "ws-socketify": "Python (uWS, C++)"}
+# WebSocket scenario (issue 16): (quicklane id, peer id, limit, text); echo targets apply to
+# every echo sub-scenario, the fan-out one to ws-fanout. Ratios of msg/s (fan-out: deliveries/s).
+WS_ECHO_TARGETS: list[tuple[str, str, float, str]] = [
+    ("ws-ql-c", "ws-bun", 1.0, "quicklane C ≥ 1.0× Bun"),
+    ("ws-ql-c", "ws-node-ws", 3.0, "quicklane C ≥ 3× ws (npm)"),
+]
+WS_FANOUT_TARGETS: list[tuple[str, str, float, str]] = [
+    ("ws-ql-c", "ws-bun", 1.0, "quicklane C ≥ 1.0× Bun (deliveries/s)"),
+]
+WS_IDLE_LIMIT = 1024  # bytes per idle WebSocket, quicklane C
 
 # Upload scenario (issue 15): each quicklane row's peer, the target (None:
 # informational, no PASS/MISS) and its text.
@@ -118,6 +135,14 @@ class Run:
         self.upload: dict[str, dict[str, dict[int, dict[str, str]]]] = defaultdict(lambda: defaultdict(dict))
         for r in read_tsv(os.path.join(raw, "upload.tsv")):
             self.upload[r[0]][r[1]][int(r[2])] = dict(zip(ukeys, r[3:]))
+        # ws[scenario][id][round] = row dict (ws-echo-<size>-c<conns>, ws-fanout)
+        wkeys = ["conns", "inflight", "size", "msgs", "rate", "mibs", "published", "pubs", "p50", "p90", "p99", "p999",
+                 "max", "errors", "cpu", "rss", "peak", "scpu", "ccpu", "other", "note"]
+        self.ws: dict[str, dict[str, dict[int, dict[str, str]]]] = defaultdict(lambda: defaultdict(dict))
+        for r in read_tsv(os.path.join(raw, "ws.tsv")):
+            self.ws[r[0]][r[1]][int(r[2])] = dict(zip(wkeys, r[3:]))
+        wikeys = ["before", "with", "per", "opened", "held", "errors"]
+        self.ws_idle = {r[0]: dict(zip(wikeys, r[1:])) for r in read_tsv(os.path.join(raw, "ws_idle.tsv"))}
         self.probes = read_tsv(os.path.join(raw, "probes.tsv"))
         self.contended = set(self.meta.get("contended", "").split())
         self.raw = raw
@@ -174,6 +199,29 @@ class Run:
                       invert: bool = False) -> tuple[float | None, list[float]]:
         """Median over rounds of a's field over b's in the same round (invert: b/a, for costs)."""
         ra, rb = self.upload.get(scen, {}).get(a, {}), self.upload.get(scen, {}).get(b, {})
+        vals = []
+        for k in sorted(set(ra) & set(rb)):
+            x, y = num(ra[k].get(field)), num(rb[k].get(field))
+            if invert:
+                x, y = y, x
+            if x is not None and y:
+                vals.append(x / y)
+        return (statistics.median(vals) if vals else None), vals
+
+    def ws_median(self, scen: str, sid: str) -> dict[str, str] | None:
+        """The round with the median msg/s (the table's row), or None."""
+        rounds = self.ws.get(scen, {}).get(sid)
+        if not rounds:
+            return None
+        ok = sorted((num(r["rate"]), k) for k, r in rounds.items() if num(r["rate"]) is not None)
+        if not ok:
+            return next(iter(rounds.values()))
+        return rounds[ok[(len(ok) - 1) // 2][1]]
+
+    def ws_paired(self, scen: str, a: str, b: str, field: str = "rate",
+                  invert: bool = False) -> tuple[float | None, list[float]]:
+        """Median over rounds of a's field over b's in the same round (invert: b/a, for costs)."""
+        ra, rb = self.ws.get(scen, {}).get(a, {}), self.ws.get(scen, {}).get(b, {})
         vals = []
         for k in sorted(set(ra) & set(rb)):
             x, y = num(ra[k].get(field)), num(rb[k].get(field))
@@ -409,7 +457,8 @@ TARGETS: list[tuple[str, str, str, str, float, str]] = [
 
 def targets_table(run: Run) -> list[str]:
     out = [
-        "| target | measured (rps ratio; uploads: MiB/s ratio; median of rounds) | per round | by CPU µs/req (uploads: ms/MiB) | result |",
+        "| target | measured (rps ratio; uploads: MiB/s ratio; WebSockets: msg/s ratio; median of rounds) | per round "
+        "| by CPU µs/req (uploads: ms/MiB; WebSockets: µs/msg) | result |",
         "|---|---:|---|---:|---|",
     ]
     for text, scen, q, p, lim, sp in TARGETS:
@@ -426,6 +475,7 @@ def targets_table(run: Run) -> list[str]:
                 res += " (contended rounds: " + ", ".join(cr) + ")"
         out.append(f"| {text} | {fmt_ratio(r)} | {' '.join(f'{v:.2f}' for v in vals)} | {fmt_ratio(c)} | {res} |")
     out += upload_target_rows(run)
+    out += ws_target_rows(run)
     want = 5000
     for sid, d in run.idle.items():
         if run.servers.get(sid, {}).get("role") != "ql":
@@ -467,11 +517,19 @@ def chart(run: Run, png: str) -> str:
     for scen in upload_scens(run):
         c = scen.split("-", 1)[1]
         panels.append((scen, UP_GROUPS, f"upload, {c} connection{'s' if c != '1' else ''} at once — 1 worker (MiB/s)"))
+    for scen in ("ws-echo-1024-c64", "ws-fanout"):
+        if run.ws.get(scen):
+            panels.append((scen, WS_GROUPS, "WebSocket echo, 1 KiB, 64 conns × 8 in flight — 1 worker (thousand msg/s)"
+                           if scen != "ws-fanout" else "WebSocket fan-out to 1 room — 1 worker (thousand deliveries/s)"))
 
     def value(scen: str, sid: str) -> float | None:  # thousand rps, or MiB/s for uploads
         if scen.startswith("upload-"):
             row = run.upload_median(scen, sid)
             return num(row["mibs"]) if row else None
+        if scen.startswith("ws-"):
+            row = run.ws_median(scen, sid)
+            v = num(row["rate"]) if row else None
+            return None if v is None else v / 1000
         row = run.median_row(scen, sid)
         v = num(row["rps"]) if row else None
         return None if v is None else v / 1000
@@ -488,7 +546,7 @@ def chart(run: Run, png: str) -> str:
         top = max([value(scen, i) or 0 for g in groups for i in run.ids(g)] + [0.001])
         for g in groups:
             ids = [i for i in run.ids(g) if run.servers[i]["status"] != "not selected" and
-                   (value(scen, i) is not None or (run.servers[i]["role"] == "ql" and g not in FP_GROUPS + UP_GROUPS))]
+                   (value(scen, i) is not None or (run.servers[i]["role"] == "ql" and g not in FP_GROUPS + UP_GROUPS + WS_GROUPS))]
             if not ids:
                 continue
             start = x
@@ -578,6 +636,250 @@ def upload_section(run: Run, settings: dict[str, str]) -> list[str]:
     return L
 
 
+def ws_scens(run: Run) -> list[str]:
+    """The WebSocket sub-scenarios of the run: echo by connections then size, fan-out last."""
+    def key(s: str) -> tuple[int, int, int]:
+        if s == "ws-fanout":
+            return (1, 0, 0)
+        parts = s.split("-")  # ws-echo-<size>-c<conns>
+        try:
+            return (0, int(parts[3][1:]), int(parts[2]))
+        except (IndexError, ValueError):
+            return (0, 0, 0)
+    return sorted(run.ws, key=key)
+
+
+def ws_size_text(size: str) -> str:
+    n = int(num(size) or 0)
+    return f"{n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{n} B"
+
+
+def ws_scen_title(run: Run, scen: str) -> str:
+    any_row = next((r for ids in run.ws.get(scen, {}).values() for r in ids.values()), {})
+    if scen == "ws-fanout":
+        return (f"Fan-out: one publisher, {any_row.get('conns', '?')} subscribers of /ws/chat/bench "
+                f"({any_row.get('inflight', '?')} of the publisher's messages in flight, {any_row.get('size', '?')}-digit texts)")
+    return (f"Echo: {ws_size_text(any_row.get('size', '0'))} binary messages, {any_row.get('conns', '?')} connections × "
+            f"{any_row.get('inflight', '?')} in flight")
+
+
+def ws_short(run: Run, scen: str) -> str:
+    any_row = next((r for ids in run.ws.get(scen, {}).values() for r in ids.values()), {})
+    if scen == "ws-fanout":
+        return f"fan-out to {any_row.get('conns', '?')}"
+    return f"echo {ws_size_text(any_row.get('size', '0'))} × {any_row.get('conns', '?')} conns"
+
+
+def ws_ids(run: Run) -> list[str]:
+    return [i for g in WS_GROUPS for i in run.ids(g) if run.servers[i]["status"] != "not selected"]
+
+
+def ws_table(run: Run, scen: str) -> list[str]:
+    fan = scen == "ws-fanout"
+    mib = lambda v: fmt((num(v) or 0) / 1024, 1) if num(v) is not None else "NA"  # noqa: E731
+    if fan:
+        out = ["| language | server | deliveries/s | published/s | deliveries ÷ (published × subscribers) | p50 (µs) | p99 (µs) "
+               "| server CPU µs / delivery | server CPU % | client CPU % | RSS after / peak (MiB) "
+               "| quicklane C ÷ this (same round) | by CPU | notes |",
+               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"]
+    else:
+        out = ["| language | server | msg/s | MiB/s (one way) | p50 (µs) | p99 (µs) | server CPU µs / msg | server CPU % "
+               "| client CPU % | RSS after / peak (MiB) | quicklane C ÷ this (msg/s, same round) | by CPU | notes |",
+               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"]
+    n = 0
+    for sid in ws_ids(run):
+        s = run.servers[sid]
+        name = f"**{s['desc']}**" if s["role"] == "ql" else s["desc"]
+        lang = WS_LANG.get(sid, "")
+        row = run.ws_median(scen, sid)
+        cols = 14 if fan else 13
+        if row is None:
+            why = s["status"] if s["status"] != "ok" else "not run"
+            out.append(f"| {lang} | {name} |" + " — |" * (cols - 3) + f" {why} |")
+            continue
+        n += 1
+        ratio = cpu_ratio = "—"
+        if s["role"] == "peer" and run.ws.get(scen, {}).get("ws-ql-c"):
+            r, vals = run.ws_paired(scen, "ws-ql-c", sid)
+            c, _ = run.ws_paired(scen, "ws-ql-c", sid, field="cpu", invert=True)
+            ratio = fmt_ratio(r) + (f" ({' '.join(f'{v:.2f}' for v in vals)})" if len(vals) > 1 else "")
+            cpu_ratio = fmt_ratio(c)
+        rounds = run.ws[scen][sid]
+        notes = []
+        errs = sum(num(r.get("errors")) or 0 for r in rounds.values())
+        if errs or any(num(r.get("errors")) is None for r in rounds.values()):
+            notes.append(f"**errors: {fmt(errs)}**" + ("" if all(num(r.get("errors")) is not None for r in rounds.values())
+                                                     else " (a round without a result)"))
+        for r in rounds.values():
+            if r.get("note") and r["note"] not in notes:
+                notes.append(r["note"])
+        cr = run.contended_rounds(scen, sid)
+        if cr:
+            notes.append("contended: " + ", ".join(cr))
+        if len(rounds) > 1:
+            notes.append("rounds " + " ".join(fmt(num(r["rate"])) for _, r in sorted(rounds.items())))
+        rss = f"{mib(row['rss'])} / {mib(row['peak'])}"
+        if fan:
+            pub, dl, subs = num(row.get("published")), num(row.get("msgs")), num(row.get("conns"))
+            compl = f"{dl / (pub * subs):.3f}" if pub and dl is not None and subs else "NA"
+            out.append(f"| {lang} | {name} | {fmt(num(row['rate']))} | {fmt(num(row['pubs']))} | {compl} | {fmt(num(row['p50']))} "
+                       f"| {fmt(num(row['p99']))} | {row.get('cpu', 'NA')} | {row.get('scpu', 'NA')} | {row.get('ccpu', 'NA')} "
+                       f"| {rss} | {ratio} | {cpu_ratio} | {'; '.join(notes)} |")
+        else:
+            out.append(f"| {lang} | {name} | {fmt(num(row['rate']))} | {row.get('mibs', 'NA')} | {fmt(num(row['p50']))} "
+                       f"| {fmt(num(row['p99']))} | {row.get('cpu', 'NA')} | {row.get('scpu', 'NA')} | {row.get('ccpu', 'NA')} "
+                       f"| {rss} | {ratio} | {cpu_ratio} | {'; '.join(notes)} |")
+    return out if n or len(out) > 2 else ["Not run (not selected)."]
+
+
+def ws_summary_table(run: Run) -> list[str]:
+    scens = ws_scens(run)
+    if not scens:
+        return []
+    out = ["| language | server | " + " | ".join(ws_short(run, s) for s in scens) + " | RSS per idle WebSocket |",
+           "|---|---|" + "---:|" * (len(scens) + 1)]
+    for sid in ws_ids(run):
+        s = run.servers[sid]
+        name = f"**{s['desc'].split(' (')[0]}**" if s["role"] == "ql" else s["desc"].split(" (")[0]
+        cells = []
+        for scen in scens:
+            row = run.ws_median(scen, sid)
+            v = num(row["rate"]) if row else None
+            cells.append("—" if v is None else f"{v / 1000:.0f}k" + (f" ({row['cpu']} µs)" if row.get("cpu") not in (None, "NA") else ""))
+        d = run.ws_idle.get(sid)
+        cells.append(f"{d['per']} B" if d and d.get("per") not in (None, "NA") else "—")
+        out.append(f"| {WS_LANG.get(sid, '')} | {name} | " + " | ".join(cells) + " |")
+    return out
+
+
+def ws_idle_table(run: Run, settings: dict[str, str]) -> list[str]:
+    out = ["| language | server | RSS before (KiB) | RSS with the sockets (KiB) | bytes / socket | opened | still open at the end | errors | target |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    n = 0
+    for sid in ws_ids(run):
+        s = run.servers[sid]
+        name = f"**{s['desc']}**" if s["role"] == "ql" else s["desc"]
+        d = run.ws_idle.get(sid)
+        if not d:
+            out.append(f"| {WS_LANG.get(sid, '')} | {name} | — | — | — | — | — | — | {s['status'] if s['status'] != 'ok' else 'not run'} |")
+            continue
+        n += 1
+        per = num(d.get("per"))
+        tgt = ""
+        if sid == "ws-ql-c":
+            tgt = f"≤ {WS_IDLE_LIMIT} B: " + ("no value" if per is None else ("PASS" if per <= WS_IDLE_LIMIT else "MISS"))
+        out.append(f"| {WS_LANG.get(sid, '')} | {name} | {d['before']} | {d['with']} | {d['per']} | {d['opened']} | {d['held']} "
+                   f"| {d['errors']} | {tgt} |")
+    return out if n or len(out) > 2 else ["Not run (not selected)."]
+
+
+def ws_target_rows(run: Run) -> list[str]:
+    out = []
+    for scen in ws_scens(run):
+        targets = WS_FANOUT_TARGETS if scen == "ws-fanout" else WS_ECHO_TARGETS
+        for q, p, lim, text in targets:
+            r, vals = run.ws_paired(scen, q, p)
+            c, _ = run.ws_paired(scen, q, p, field="cpu", invert=True)
+            if r is None:
+                why = run.status_text(q) if run.status_text(q) != "ok" else run.status_text(p)
+                res = f"no value ({why if why != 'ok' else 'not run'})"
+            else:
+                res = "PASS" if r >= lim else "MISS"
+                cr = run.contended_rounds(scen, q, p)
+                if cr:
+                    res += " (contended rounds: " + ", ".join(cr) + ")"
+            out.append(f"| WebSocket {ws_short(run, scen)}: {text} (§10) | {fmt_ratio(r)} "
+                       f"| {' '.join(f'{v:.2f}' for v in vals)} | {fmt_ratio(c)} | {res} |")
+    d = run.ws_idle.get("ws-ql-c")
+    if d is not None or run.ws:
+        per = num(d.get("per")) if d else None
+        res = "no value" if per is None else ("PASS" if per <= WS_IDLE_LIMIT else "MISS")
+        held = f" ({d.get('opened')} opened)" if d else ""
+        out.append(f"| WebSocket: ≤ 1 KB of server RSS per idle WebSocket, quicklane C{held} (§10) "
+                   f"| {d.get('per') if d else 'NA'} B | | | {res} |")
+    return out
+
+
+def ws_section(run: Run, settings: dict[str, str], standalone: bool = False) -> list[str]:
+    m = run.meta
+    L = ["## 10. WebSockets (issue 16)", ""]
+    if standalone or m.get("only"):
+        L += [f"Run: {m.get('date', '?')}, `{m.get('command', '?')}` "
+              f"({'smoke run; ' if m.get('smoke') == '1' else ''}{' '.join(kv for kv in m.get('settings', '').split() if kv.startswith('WS_') or kv.startswith('PRIME'))}); "
+              f"quicklane rev {m.get('rev', '?')}; {m.get('nproc', '?')} CPU ({m.get('cpu', '?')}), {m.get('kernel', '?')}"
+              + ("; §1–§9 come from the run above, not this one." if standalone else "."), ""]
+    vers = m.get("ws_peers", "")
+    L += ["`bench/ws_client.c` (plain C, one epoll thread on the client CPU, RFC 6455 frames of its own, masked) against",
+          "the WebSocket part of the example contract: `GET /ws/echo` sends each message back, `GET /ws/chat/{room}`",
+          "publishes each message to every member of the room as `{\"room\":…,\"from\":n,\"text\":…}`. quicklane C is",
+          "`examples/c` (`WORKERS=1`; its `/ws/echo` offers permessage-deflate, which the client does not ask for, so",
+          "every server runs without compression). Peers, each with its defaults: Bun's own server (`Bun.serve` with",
+          "`websocket` handlers, `server.publish` for the room; `bench/peers/node/ws_bun.js`, the `bun` binary of the npm",
+          "package), `ws` (npm) on node:http (`ws_echo_ws.js`), `websockets` (PyPI, asyncio; `ws_websockets.py`) and",
+          "uWebSockets through socketify (PyPI, a C++ core called from Python; `ws_socketify.py`, when it installs)"
+          + (f". Versions: {vers}." if vers else "."),
+          "One worker / process each, pinned: every server on CPU 0, the client on CPU 1.", "",
+          f"- **echo**: connections each keep {settings.get('WS_INFLIGHT', '8')} binary messages in flight (one more sent per echo",
+          "  back); every echo is checked byte for byte and in order; latency = arrival − the send time stamped in the",
+          "  payload. *msg/s* counts echoes received in the measured window "
+          f"({settings.get('WS_DURATION', '?')} s after a separate {settings.get('WS_WARMUP', '?')} s run to warm up;",
+          f"  {settings.get('WS_ROUNDS', '?')} rounds, order reversed every other round).",
+          f"- **fan-out**: {settings.get('WS_FANOUT', '?')} subscribers and one publisher in the room `bench`; the publisher sends",
+          f"  as fast as it can with at most {settings.get('WS_INFLIGHT', '8')} of its own messages not yet come back; *deliveries/s*",
+          "  counts messages received by the subscribers (each checked: JSON fields, times never going back). A ratio of",
+          "  deliveries ÷ (published × subscribers) below 1 means messages dropped by the server (quicklane and Bun drop",
+          "  a send to a socket over its backpressure limit: 1 MiB and 16 MiB by default) or still queued at the end.",
+          f"- **idle**: {settings.get('WS_IDLE', '?')} WebSockets opened on `/ws/echo` of the freshly started server and held;",
+          "  bytes / socket = (RSS with them − RSS before) ÷ sockets.",
+          "",
+          "Columns: *server CPU µs / msg* = utime + stime of the server's processes (`/proc/<pid>/stat`) over the measured",
+          "run (its connects and closes included) ÷ messages; *server CPU %* and *client CPU %* (of one CPU) over the",
+          "run: a client near 100 % is the limit, not the server, and the CPU per message then compares the servers",
+          "better than msg/s. *RSS after / peak*: all the server's processes, after the run / the run's peak (VmHWM",
+          "reset first). Values are the round with the median msg/s; ratios pair rounds (median over rounds); *by CPU*",
+          "= this server's CPU per message over quicklane's.", ""]
+    scens = ws_scens(run)
+    if not scens and not run.ws_idle:
+        return L + ["Not run (not selected).", ""]
+    L += ["### Summary: thousand msg/s (server CPU µs per message), median round", "", *ws_summary_table(run), ""]
+    for scen in scens:
+        L += [f"### {ws_scen_title(run, scen)}", "", *ws_table(run, scen), ""]
+    L += [f"### {settings.get('WS_IDLE', '?')} idle WebSockets", "", *ws_idle_table(run, settings), ""]
+    probes = [p for p in run.probes if p and p[0].startswith("ws-") and len(p) > 2 and p[2] != "ok"]
+    if probes:
+        L += ["Checks that failed before the runs:", ""] + [f"- `{p[0]}` {p[1]}: `{p[3] if len(p) > 3 else ''}`" for p in probes] + [""]
+    return L
+
+
+def splice_ws(path: str, section: list[str], rows: list[str]) -> None:
+    """Puts §10 (replacing one already there) before the targets, and the WebSocket target rows
+    (replacing earlier ones) at the end of the targets table; nothing else of the file changes."""
+    lines = open(path, encoding="utf-8").read().split("\n")
+    start = next((i for i, t in enumerate(lines) if t.startswith("## 10. ")), None)
+    if start is not None:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        del lines[start:end]
+    tgt = next((i for i, t in enumerate(lines) if t.startswith("## Targets")), None)
+    if tgt is None:
+        raise SystemExit(f"report.py: no '## Targets' section in {path}")
+    sec = list(section)
+    while sec and sec[-1] == "":
+        sec.pop()
+    lines[tgt:tgt] = sec + [""]
+    tgt += len(sec) + 1
+    first = next(i for i in range(tgt, len(lines)) if lines[i].startswith("|"))
+    last = first
+    while last + 1 < len(lines) and lines[last + 1].startswith("|"):
+        last += 1
+    table = [t for t in lines[first:last + 1] if not t.startswith("| WebSocket")]
+    if table and table[0].startswith("| target | measured") and "WebSockets" not in table[0]:
+        table[0] = ("| target | measured (rps ratio; uploads: MiB/s ratio; WebSockets: msg/s ratio; median of rounds) | per round "
+                    "| by CPU µs/req (uploads: ms/MiB; WebSockets: µs/msg) | result |")
+    lines[first:last + 1] = table + rows
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
 def intro_of(path: str | None) -> str:
     if path and os.path.exists(path):
         text = open(path, encoding="utf-8").read()
@@ -592,6 +894,8 @@ def main() -> None:
     ap.add_argument("--md", required=True)
     ap.add_argument("--png", required=True)
     ap.add_argument("--intro")
+    ap.add_argument("--splice-ws", metavar="DOCS_MD",
+                    help="also splice §10 (WebSockets) and its target rows into this existing file")
     a = ap.parse_args()
     run = Run(a.raw)
     m = run.meta
@@ -628,7 +932,8 @@ def main() -> None:
     L.append("")
     if run.contended:
         total = (sum(len(r) for ids in run.runs.values() for r in ids.values()) + sum(len(r) for r in run.rate.values())
-                 + sum(len(r) for ids in run.upload.values() for r in ids.values()))
+                 + sum(len(r) for ids in run.upload.values() for r in ids.values())
+                 + sum(len(r) for ids in run.ws.values() for r in ids.values()))
         if len(run.contended) <= 10:
             which = ", ".join(sorted(run.contended))
         else:
@@ -714,6 +1019,7 @@ def main() -> None:
           "over a real NIC sendfile saves the copy.", "",
           *scenario_table(run, "fp-large", FP_GROUPS, only=("fp-ql-c", "fp-nginx")), ""]
     L += upload_section(run, settings)
+    L += ws_section(run, settings)
     L += ["## Targets (from the issues; informational)", "", *targets_table(run), ""]
     missing = [(i, s) for i, s in run.servers.items() if s["status"] not in ("ok", "not selected")]
     if missing:
@@ -733,6 +1039,9 @@ def main() -> None:
     with open(a.md, "w", encoding="utf-8") as f:
         f.write("\n".join(L))
     print(f"report.py: wrote {a.md}" + (f" and {a.png}" if not chart_note else f" ({chart_note})"))
+    if a.splice_ws:
+        splice_ws(a.splice_ws, ws_section(run, settings, standalone=True), ws_target_rows(run))
+        print(f"report.py: spliced §10 (WebSockets) and {len(ws_target_rows(run))} target rows into {a.splice_ws}")
 
 
 if __name__ == "__main__":

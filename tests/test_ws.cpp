@@ -666,3 +666,57 @@ TEST_CASE("queued WebSockets (Python/Go shape): upgrade as a request, events wit
     ql_queue_close(queue);
     ql_queue_free(&queue);
 }
+
+TEST_CASE("abuse: a 2 GiB announced frame, a ping flood from a client that never reads") {
+    Closed closed;
+    ql::App app;
+    ql::WebSocketBehavior b = echo(&closed);
+    b.max_backpressure = 64 * 1024;
+    std::mutex mu;
+    std::vector<ql::WebSocket> open;
+    b.open = [&](ql::WebSocket &ws, const ql::Request &) {
+        std::lock_guard lk(mu);
+        open.push_back(ws);
+    };
+    app.ws("/ws/echo", b);
+    auto server = start(app);
+    {
+        // The head announces 2 GiB: refused from the head (1009), before any payload.
+        WsClient c(server.port());
+        REQUIRE(c.open("/ws/echo")->status == 101);
+        std::string head = "\x82\xff";
+        for (int i = 7; i >= 0; --i) head.push_back(static_cast<char>((uint64_t(2) << 30) >> (8 * i)));
+        head.append("\x01\x02\x03\x04", 4);
+        CHECK(c.c.send(head));
+        auto f = c.read();
+        REQUIRE(f);
+        CHECK(f->close_code() == 1009);
+    }
+    {
+        // 120 000 pings of 125 bytes (16 MB, more than the kernel's buffers hold) from a client with
+        // a small receive buffer that never reads: pongs stop at the socket's limit, the server
+        // stays up and serves others.
+        WsClient c(server.port());
+        int rcv = 128 * 1024;
+        ::setsockopt(c.c.fd(), SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+        REQUIRE(c.open("/ws/echo")->status == 101);
+        REQUIRE(qlt::wait_until([&] { std::lock_guard lk(mu); return open.size() == 2; }));
+        std::string ping = qlt::client_frame(9, std::string(125, 'p'));
+        std::string burst;
+        for (int i = 0; i < 100; ++i) burst += ping;
+        for (int i = 0; i < 1200; ++i) REQUIRE(c.c.send(burst));
+        qlt::sleep_ms(100);
+        ql::WebSocket flooder;
+        {
+            std::lock_guard lk(mu);
+            flooder = open[1];
+        }
+        CHECK(flooder.buffered() <= 64 * 1024 + 256);
+        WsClient other(server.port());
+        REQUIRE(other.open("/ws/echo")->status == 101);
+        CHECK(other.text("still here"));
+        auto f = other.read();
+        REQUIRE(f);
+        CHECK(f->payload == "still here");
+    }
+}

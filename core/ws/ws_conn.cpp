@@ -85,7 +85,10 @@ void WsConn::on_frame_event(FrameReader::Event ev) {
     }
     case FrameReader::Event::Ping:
         if (state_ == State::Open) {
-            send_control(kWsPong, reader_.control());
+            // A client that pings and never reads gets no more pongs once
+            // its socket is over the limit (a pong may answer only the
+            // latest ping, RFC 6455 5.5.3): memory stays bounded.
+            if (!over_backpressure(reader_.control().size() + 2)) send_control(kWsPong, reader_.control());
             if (b.on_ping) b.on_ping(b.user_data, as_handle(this), reader_.control().data(), reader_.control().size(), 0);
         }
         break;
