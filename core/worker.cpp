@@ -198,6 +198,7 @@ void Worker::begin_stop() {
         }
     }
     uv_close(reinterpret_cast<uv_handle_t *>(&listener_), on_handle_closed);
+    ws_hub_.end_event_streams();  // streams that never end by themselves
     for (Transport *t = conns_, *next; t; t = next) {
         next = t->next;
         t->protocol()->drain();
@@ -241,6 +242,7 @@ void Worker::tick() {
         next = t->next;
         t->protocol()->check_timeouts(now);
     }
+    ws_hub_.tick(now);
 }
 
 void Worker::add_conn(Transport *c) {

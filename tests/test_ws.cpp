@@ -720,3 +720,67 @@ TEST_CASE("abuse: a 2 GiB announced frame, a ping flood from a client that never
         CHECK(f->payload == "still here");
     }
 }
+
+TEST_CASE("event streams: SSE clients on the same topics as WebSockets, keep-alive comments, leaving") {
+    ql::App app;
+    ql::WebSocketBehavior chat;
+    chat.open = [](ql::WebSocket &ws, const ql::Request &req) {
+        ws.subscribe("room:" + std::string(req.param("room").value_or("")));
+    };
+    app.ws("/ws/chat/{room}", chat);
+    app.event_stream("/events/{room}", "room:{room}, all", 1000);
+    ql_event_stream_options none = QL_EVENT_STREAM_OPTIONS_INIT;
+    CHECK(ql_app_event_stream(app.native(), "/nothing", 8, &none, nullptr) == QL_E_INVALID);
+    auto server = start(app, 2);
+
+    auto wait_for = [](qlt::Client &c, std::string_view what, int ms = 3000) {
+        auto deadline = qlt::Clock::now() + std::chrono::milliseconds(ms);
+        while (c.buf.find(what) == std::string::npos)
+            if (c.fill(deadline) != qlt::Client::kData) return false;
+        return true;
+    };
+    qlt::Client sse(server.port());
+    REQUIRE(sse.send("GET /events/a HTTP/1.1\r\nHost: t\r\n\r\n"));
+    REQUIRE(wait_for(sse, ": ok\n\n"));
+    CHECK(sse.buf.find("HTTP/1.1 200") == 0);
+    CHECK(qlt::lower(sse.buf).find("content-type: text/event-stream") != std::string::npos);
+    CHECK(qlt::lower(sse.buf).find("transfer-encoding: chunked") != std::string::npos);
+    WsClient ws(server.port());
+    REQUIRE(ws.open("/ws/chat/a")->status == 101);
+    // One publish reaches both kinds of subscriber; lines become data: lines.
+    REQUIRE(qlt::wait_until([&] { return server.publish("room:a", "ping?") == 2; }));
+    // Pings published while it subscribed may reach it too: read up to a marker.
+    CHECK(server.publish("room:a", "sync") == 2);
+    for (int i = 0; i < 100; ++i) {
+        auto m = ws.read();
+        REQUIRE(m);
+        if (m->payload == "sync") break;
+    }
+    size_t n = server.publish("room:a", "hello\nworld\r\nagain");
+    CHECK(n == 2);
+    CHECK(wait_for(sse, "data: hello\ndata: world\ndata: again\n\n"));
+    auto f = ws.read();
+    REQUIRE(f);
+    CHECK(f->payload == "hello\nworld\r\nagain");
+    CHECK(server.publish("all", "to all") == 1);
+    CHECK(wait_for(sse, "data: to all\n\n"));
+    // Binary messages are not events.
+    server.publish("room:a", "bin", true);
+    // Keep-alive comments while nothing is published.
+    CHECK(wait_for(sse, ": keep-alive\n\n", 3500));
+    CHECK(sse.buf.find("bin") == std::string::npos);
+    // HEAD gets the head only.
+    auto head = qlt::fetch(server.port(), "HEAD", "/events/a");
+    REQUIRE(head);
+    CHECK(head->status == 200);
+    // The client leaves: it is no subscriber any more.
+    sse.close();
+    REQUIRE(qlt::wait_until([&] { return server.publish("all", "x") == 0; }));
+    // Server stop ends the streams of those still there.
+    qlt::Client last(server.port());
+    REQUIRE(last.send("GET /events/b HTTP/1.1\r\nHost: t\r\n\r\n"));
+    REQUIRE(wait_for(last, ": ok\n\n"));
+    server.stop(3000);
+    CHECK(wait_for(last, "0\r\n\r\n"));
+    CHECK(last.wait_closed());
+}

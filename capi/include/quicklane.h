@@ -786,6 +786,29 @@ QL_API ql_status ql_event_ws_info(const ql_event *event, ql_ws_event_info *info)
  * does nothing for other kinds. Sets the event's request field to NULL. */
 QL_API void ql_event_release(ql_event *event);
 
+/* Server-sent events fed by the same topics: GET `pattern` answers 200
+ * text/event-stream natively and subscribes the client to `topics` — a
+ * comma-separated list of topic templates where {name} stands for the path
+ * parameter of that name ("room:{room}"). Every ql_server_publish of a text
+ * message to one of them reaches the client as an event (each line of the
+ * message a "data:" line; binary messages are not sent), with a comment every
+ * keepalive_ms so proxies keep the stream open. The host is never called;
+ * native rules apply to the request. The stream ends when the client leaves
+ * or the server stops. A client over max_backpressure unsent bytes misses
+ * messages (the others do not wait). */
+typedef struct ql_event_stream_options {
+    uint32_t version;
+    const char *topics;
+    size_t topics_len;
+    uint32_t keepalive_ms;      /* 0: 15000 */
+    uint64_t max_backpressure;  /* 0: 1 MiB */
+} ql_event_stream_options;
+#define QL_EVENT_STREAM_OPTIONS_VERSION 1
+#define QL_EVENT_STREAM_OPTIONS_INIT {QL_EVENT_STREAM_OPTIONS_VERSION, NULL, 0, 0, 0}
+QL_API void ql_event_stream_options_init(ql_event_stream_options *options, uint32_t version);
+QL_API ql_status ql_app_event_stream(ql_app *app, const char *pattern, size_t pattern_len,
+                                     const ql_event_stream_options *options, ql_error **out_error);
+
 /* ql_ws_send's results (a non-negative ql_status). */
 enum {
     QL_WS_SENT = 0,    /* the socket took the whole frame */

@@ -5,6 +5,7 @@
 
 #include "capi_common.hpp"
 #include "worker.hpp"
+#include "ws/event_stream.hpp"
 #include "ws/ws_conn.hpp"
 #include "ws/ws_route.hpp"
 
@@ -100,6 +101,39 @@ void ql_event_release(ql_event *ev) {
     e->magic = 0;
     delete e;
     ev->request = nullptr;
+}
+
+void ql_event_stream_options_init(ql_event_stream_options *o, uint32_t version) {
+    if (!o) return;
+    ql_event_stream_options d = QL_EVENT_STREAM_OPTIONS_INIT;
+    d.version = version;
+    std::memcpy(o, &d, sizeof d);
+}
+
+ql_status ql_app_event_stream(ql_app *app, const char *pattern, size_t pattern_len,
+                              const ql_event_stream_options *o, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!app || !o || o->version < 1)
+            return fail(err, QL_E_INVALID, "app and options are required (use QL_EVENT_STREAM_OPTIONS_INIT)");
+        if ((!pattern && pattern_len) || (!o->topics && o->topics_len))
+            return fail(err, QL_E_INVALID, "pattern or topics is NULL");
+        if (o->keepalive_ms && o->keepalive_ms < 1000)
+            return fail(err, QL_E_INVALID, "keepalive_ms is out of range (at least 1000; 0 = 15 s)");
+        auto route = std::make_shared<ql::EventStreamRoute>();
+        std::string_view list(o->topics ? o->topics : "", o->topics_len);
+        while (!list.empty()) {
+            size_t comma = list.find(',');
+            std::string_view t = ql::trim(list.substr(0, comma));
+            if (!t.empty()) route->topics.emplace_back(t);
+            if (comma == std::string_view::npos) break;
+            list.remove_prefix(comma + 1);
+        }
+        if (route->topics.empty()) return fail(err, QL_E_INVALID, "an event stream needs at least one topic");
+        if (o->keepalive_ms) route->keepalive_ms = o->keepalive_ms;
+        if (o->max_backpressure) route->max_backpressure = o->max_backpressure;
+        return app->router->add("GET", {pattern ? pattern : "", pattern_len}, ql::event_stream_handler(route),
+                                nullptr, &msg);
+    });
 }
 
 ql_ws_id ql_websocket_id(const ql_websocket *ws) { return ws ? W(ws)->id() : 0; }

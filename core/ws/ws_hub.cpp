@@ -111,7 +111,18 @@ void WsHub::leave_all(WsConn *c) {
 }
 
 void WsHub::publish(std::string_view topic, const Frame &f, ql_ws_id exclude) {
-    auto it = topics_.find(std::string(topic));
+    std::string key(topic);
+    if (auto s = sse_topics_.find(key); s != sse_topics_.end() && ((*f)[0] & 0x0F) == kWsText) {
+        // EventSource framing, once for every client of this loop.
+        const std::string &p = *f;
+        size_t hn = (p[1] & 0x7F) < 126 ? 2 : (p[1] & 0x7F) == 126 ? 4 : 10;
+        std::string ev = sse_event(std::string_view(p).substr(hn));
+        uint64_t now = w_.now_ms();
+        std::vector<SseSub *> subs = s->second;  // a write may end a stream
+        for (SseSub *sub : subs)
+            if (sub->buffered <= sub->max_backpressure) sub->write(ev, now);
+    }
+    auto it = topics_.find(key);
     if (it == topics_.end()) return;
     // A subscriber's callbacks (a close on backpressure) may change the list:
     // iterate over a copy.
@@ -121,21 +132,74 @@ void WsHub::publish(std::string_view topic, const Frame &f, ql_ws_id exclude) {
         if (c->id() != exclude) c->send_published(f, compressed);
 }
 
+// ---- event streams ---------------------------------------------------------
+
+void WsHub::add_event_stream(std::unique_ptr<SseSub> sub) {
+    sub->hub = this;
+    for (const std::string &t : sub->topics) {
+        sse_topics_[t].push_back(sub.get());
+        w_.server.pubsub.add(t, sub->id, w_.index, w_.server.worker_count(), true);
+    }
+    sse_.push_back(std::move(sub));
+}
+
+void WsHub::remove_event_stream(SseSub *sub) {
+    for (const std::string &t : sub->topics) {
+        auto it = sse_topics_.find(t);
+        if (it != sse_topics_.end()) {
+            auto &v = it->second;
+            for (size_t k = 0; k < v.size(); ++k)
+                if (v[k] == sub) {
+                    v[k] = v.back();
+                    v.pop_back();
+                    break;
+                }
+            if (v.empty()) sse_topics_.erase(it);
+        }
+        w_.server.pubsub.remove(t, sub->id, w_.index, true);
+    }
+    for (size_t k = 0; k < sse_.size(); ++k)
+        if (sse_[k].get() == sub) {
+            sse_[k] = std::move(sse_.back());
+            sse_.pop_back();
+            break;
+        }
+}
+
+void WsHub::tick(uint64_t now) {
+    for (size_t k = 0; k < sse_.size(); ++k) {
+        SseSub *s = sse_[k].get();
+        if (now - s->last_write_ms >= s->keepalive_ms && s->buffered <= s->max_backpressure)
+            s->write(": keep-alive\n\n", now);
+    }
+}
+
+void WsHub::end_event_streams() {
+    while (!sse_.empty()) {
+        SseSub *s = sse_.back().get();
+        ql_req_id id = s->id;
+        Server &srv = *s->server;
+        remove_event_stream(s);  // frees s
+        std::string err;
+        srv.respond_write(id, nullptr, 0, true, nullptr, &err);  // the last chunk; the stop closes it
+    }
+}
+
 // ---- PubSub --------------------------------------------------------------
 
-void PubSub::add(std::string_view topic, ql_ws_id id, uint32_t worker, uint32_t workers) {
+void PubSub::add(std::string_view topic, ql_ws_id id, uint32_t worker, uint32_t workers, bool sse) {
     std::lock_guard lk(mu_);
     Topic &t = topics_[std::string(topic)];
     if (t.per_loop.size() < workers) t.per_loop.resize(workers);
-    if (t.members.insert(id).second) ++t.per_loop[worker];
+    if ((sse ? t.sse_members : t.members).insert(id).second) ++t.per_loop[worker];
 }
 
-void PubSub::remove(std::string_view topic, ql_ws_id id, uint32_t worker) {
+void PubSub::remove(std::string_view topic, ql_ws_id id, uint32_t worker, bool sse) {
     std::lock_guard lk(mu_);
     auto it = topics_.find(std::string(topic));
     if (it == topics_.end()) return;
-    if (it->second.members.erase(id)) --it->second.per_loop[worker];
-    if (it->second.members.empty()) topics_.erase(it);
+    if ((sse ? it->second.sse_members : it->second.members).erase(id)) --it->second.per_loop[worker];
+    if (it->second.members.empty() && it->second.sse_members.empty()) topics_.erase(it);
 }
 
 size_t PubSub::targets(std::string_view topic, ql_ws_id exclude, std::vector<uint32_t> &loops) {
@@ -146,7 +210,7 @@ size_t PubSub::targets(std::string_view topic, ql_ws_id exclude, std::vector<uin
     const Topic &t = it->second;
     for (uint32_t i = 0; i < t.per_loop.size(); ++i)
         if (t.per_loop[i]) loops.push_back(i);
-    return t.members.size() - (exclude && t.members.count(exclude) ? 1 : 0);
+    return t.members.size() + t.sse_members.size() - (exclude && t.members.count(exclude) ? 1 : 0);
 }
 
 }  // namespace ql

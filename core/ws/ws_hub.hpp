@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "quicklane.h"
+#include "ws/event_stream.hpp"
 #include "ws/ws_conn.hpp"
 
 namespace ql {
@@ -67,6 +68,12 @@ public:
     bool unsubscribe(WsConn *c, std::string_view topic);
     void leave_all(WsConn *c);
     void publish(std::string_view topic, const Frame &f, ql_ws_id exclude);
+    // Event-stream clients (loop thread): subscribed to their topics until
+    // they leave; keep-alive comments from tick; ended at server stop.
+    void add_event_stream(std::unique_ptr<SseSub> sub);
+    void remove_event_stream(SseSub *sub);
+    void tick(uint64_t now);
+    void end_event_streams();
     // permessage-deflate without context takeover: one pair per loop.
     Deflater shared_deflater;
     Inflater shared_inflater;
@@ -79,18 +86,22 @@ private:
     WsSlot *free_ = nullptr;
     uint32_t gen_seed_ = 0;
     std::unordered_map<std::string, std::vector<WsConn *>> topics_;
+    std::vector<std::unique_ptr<SseSub>> sse_;
+    std::unordered_map<std::string, std::vector<SseSub *>> sse_topics_;
 };
 
 class PubSub {
 public:
-    void add(std::string_view topic, ql_ws_id id, uint32_t worker, uint32_t workers);
-    void remove(std::string_view topic, ql_ws_id id, uint32_t worker);
+    // sse: id is an event stream's request id (its own member set).
+    void add(std::string_view topic, ql_ws_id id, uint32_t worker, uint32_t workers, bool sse = false);
+    void remove(std::string_view topic, ql_ws_id id, uint32_t worker, bool sse = false);
     // The loops with subscribers to `topic` into `loops`; the subscribers, less `exclude`.
     size_t targets(std::string_view topic, ql_ws_id exclude, std::vector<uint32_t> &loops);
 
 private:
     struct Topic {
         std::unordered_set<ql_ws_id> members;
+        std::unordered_set<ql_req_id> sse_members;
         std::vector<uint32_t> per_loop;
     };
     std::mutex mu_;

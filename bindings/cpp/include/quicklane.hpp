@@ -834,6 +834,20 @@ public:
         return *this;
     }
 
+    // Server-sent events fed by pub/sub: GET pattern streams every text message
+    // published to `topics` (comma-separated templates, "room:{room}"), answered
+    // natively (see ql_app_event_stream).
+    App& event_stream(std::string_view pattern, std::string_view topics, std::uint32_t keepalive_ms = 0) {
+        ql_event_stream_options o = QL_EVENT_STREAM_OPTIONS_INIT;
+        o.topics = topics.data();
+        o.topics_len = topics.size();
+        o.keepalive_ms = keepalive_ms;
+        detail::ErrorSlot err;
+        detail::check(ql_app_event_stream(native_checked(), pattern.data(), pattern.size(), &o, err.out()), err,
+                      "ql_app_event_stream");
+        return *this;
+    }
+
     // A WebSocket route: GET pattern upgrades (see WebSocketBehavior).
     App& ws(std::string_view pattern, WebSocketBehavior behavior) {
         detail::add_ws(native_checked(), pattern, std::move(behavior));
