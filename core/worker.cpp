@@ -106,7 +106,14 @@ bool Worker::setup(std::string *err) {
     // The timers must not keep a host's loop (Node) alive on their own.
     uv_unref(reinterpret_cast<uv_handle_t *>(&tick_timer_));
     uv_unref(reinterpret_cast<uv_handle_t *>(&drain_timer_));
-    handles_open_ += 3;
+    // WebSocket sends made during an iteration (echoes of one read, a
+    // publish to many sockets, sends handed over by other threads) are
+    // written once per socket after the poll phase: one writev for all.
+    uv_check_init(loop, &ws_flush_);
+    ws_flush_.data = this;
+    uv_check_start(&ws_flush_, [](uv_check_t *h) { static_cast<Worker *>(h->data)->ws_hub_.flush(); });
+    uv_unref(reinterpret_cast<uv_handle_t *>(&ws_flush_));
+    handles_open_ += 4;
     std::lock_guard lk(q_mu_);
     loop_alive_ = true;
     return true;
@@ -233,6 +240,7 @@ void Worker::finish() {
     uv_close(reinterpret_cast<uv_handle_t *>(&async_), on_handle_closed);
     uv_close(reinterpret_cast<uv_handle_t *>(&tick_timer_), on_handle_closed);
     uv_close(reinterpret_cast<uv_handle_t *>(&drain_timer_), on_handle_closed);
+    uv_close(reinterpret_cast<uv_handle_t *>(&ws_flush_), on_handle_closed);
 }
 
 void Worker::tick() {

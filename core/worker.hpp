@@ -95,6 +95,7 @@ private:
     uv_async_t async_;
     uv_timer_t tick_timer_;
     uv_timer_t drain_timer_;
+    uv_check_t ws_flush_;  // after each poll: the WebSockets written to go out, one write each
     uint64_t tick_ms_ = 1000;
     std::unique_ptr<char[]> read_buf_;
 

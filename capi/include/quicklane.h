@@ -811,16 +811,18 @@ QL_API ql_status ql_app_event_stream(ql_app *app, const char *pattern, size_t pa
 
 /* ql_ws_send's results (a non-negative ql_status). */
 enum {
-    QL_WS_SENT = 0,    /* the socket took the whole frame */
-    QL_WS_QUEUED = 1,  /* buffered (or handed to the loop, from another thread) */
+    QL_WS_SENT = 0,    /* accepted; the socket's unsent bytes are at most half its max_backpressure */
+    QL_WS_QUEUED = 1,  /* accepted, above that mark (or handed to the loop, from another thread) */
     QL_WS_DROPPED = 2  /* not sent: the socket is over its max_backpressure */
 };
 /* Values never change; new ones are appended. */
 enum { QL_WS_TEXT = 0, QL_WS_BINARY = 1 };
 
-/* Sends one message. Thread-safe: on the loop thread it is written at once
- * (what the socket does not take is buffered); from another thread it is
- * copied and handed to the loop (QL_WS_QUEUED). A text message must be valid
+/* Sends one message. Thread-safe: on the loop thread it is framed behind the
+ * socket's earlier messages and written at the end of the loop's iteration,
+ * together with them (one write per socket for the echoes of one read, or
+ * for a publish); from another thread it is copied and handed to the loop
+ * (QL_WS_QUEUED). A text message must be valid
  * UTF-8 (QL_E_INVALID otherwise). QL_E_GONE once the socket closes or is
  * closing. */
 QL_API ql_status ql_ws_send(ql_server *server, ql_ws_id ws, const char *data, size_t len, uint32_t kind,

@@ -184,6 +184,8 @@ void WsConn::check_timeouts(uint64_t now) {
 
 void WsConn::on_closed() {
     state_ = State::Closed;
+    if (dirty_) t.w.ws_hub().undirty(this);
+    dirty_ = false;
     if (inbound_) inbound_->paused.store(false);  // late releases post nothing
     WsHub &hub = t.w.ws_hub();
     hub.leave_all(this);
@@ -192,6 +194,7 @@ void WsConn::on_closed() {
         if (opened_) emit_close();
         queue_.clear();
         inflight_.clear();
+        tail_.clear();
         hub.release(slot_);
     }
 }
@@ -340,11 +343,13 @@ bool WsConn::over_backpressure(size_t more) {
 void WsConn::send_control(uint8_t opcode, std::string_view payload) {
     // Control frames go in order with the data before them; they are small
     // and never dropped.
-    auto f = std::make_shared<std::string>();
-    ws_frame(*f, opcode, payload);
-    slot_->buffered.fetch_add(f->size(), std::memory_order_relaxed);
-    queue_owned(std::move(f), 0);
-    write_queued();
+    size_t before = tail_.size();
+    ws_frame(tail_, opcode, payload);
+    slot_->buffered.fetch_add(tail_.size() - before, std::memory_order_relaxed);
+    if (opcode == kWsClose)
+        flush();  // the close paths look at the queue right after
+    else
+        mark_dirty();
 }
 
 ql_status WsConn::send(uint8_t opcode, std::string_view payload) {
@@ -360,32 +365,39 @@ ql_status WsConn::send(uint8_t opcode, std::string_view payload) {
         if (slot_->close_on_backpressure) fail(1008, "too much data waiting for a slow client");
         return QL_WS_DROPPED;
     }
-    size_t done = 0;
-    if (queue_.empty() && inflight_.empty() && !t.writing()) {
-        uv_buf_t bufs[2] = {uv_buf_init(head, static_cast<unsigned>(hn)),
-                            uv_buf_init(const_cast<char *>(payload.data()), static_cast<unsigned>(payload.size()))};
-        int n = t.try_writev(bufs, payload.empty() ? 1 : 2);
-        if (n < 0) {
-            t.close();
-            return QL_E_GONE;
-        }
-        done = static_cast<size_t>(n);
-        t.count_out(done);
-        if (done == total) return QL_WS_SENT;
-    }
-    // The rest waits, copied: the caller's bytes are borrowed.
-    auto f = std::make_shared<std::string>();
-    if (done < hn) {
-        f->append(head + done, hn - done);
-        f->append(payload);
-    } else {
-        f->append(payload.substr(done - hn));
-    }
-    slot_->buffered.fetch_add(f->size(), std::memory_order_relaxed);
-    queue_owned(std::move(f), 0);
+    // Copied behind the frames sent before it; written at the end of this
+    // loop iteration, with them, in one writev.
+    tail_.append(head, hn).append(payload);
+    slot_->buffered.fetch_add(total, std::memory_order_relaxed);
+    mark_dirty();
+    return accepted();
+}
+
+// SENT while the socket's unsent bytes stay at or under half its limit (the
+// drain point); above it QUEUED, and on_drain follows once it is back there.
+ql_status WsConn::accepted() {
+    if (slot_->buffered.load(std::memory_order_relaxed) <= route_->max_backpressure / 2) return QL_WS_SENT;
     drain_armed_ = true;
-    write_queued();
     return QL_WS_QUEUED;
+}
+
+void WsConn::mark_dirty() {
+    if (dirty_) return;
+    dirty_ = true;
+    t.w.ws_hub().dirty(this);
+}
+
+void WsConn::seal_tail() {
+    if (tail_.empty()) return;
+    auto f = std::make_shared<std::string>();
+    f->swap(tail_);
+    queue_.push_back({std::move(f), 0});
+}
+
+void WsConn::flush() {
+    dirty_ = false;
+    seal_tail();
+    write_queued();
 }
 
 ql_status WsConn::send_frame(const Frame &f, bool counted) {
@@ -393,7 +405,6 @@ ql_status WsConn::send_frame(const Frame &f, bool counted) {
     if (counted && deflate_) {
         // Framed plain by another thread: compressed here, counted again.
         slot_->buffered.fetch_sub(f->size(), std::memory_order_relaxed);
-        drain_armed_ = true;
         Frame none;
         return send_published(f, none);
     }
@@ -405,10 +416,11 @@ ql_status WsConn::send_frame(const Frame &f, bool counted) {
         }
         slot_->buffered.fetch_add(f->size(), std::memory_order_relaxed);
     }
-    if (counted) drain_armed_ = true;  // the other thread was told QL_WS_QUEUED
+    seal_tail();  // in order behind what was sent before it
     queue_owned(f, 0);
-    write_queued();
-    return queue_.empty() && inflight_.empty() ? QL_WS_SENT : QL_WS_QUEUED;
+    mark_dirty();
+    if (counted) drain_armed_ = true;  // the other thread was told QL_WS_QUEUED
+    return accepted();
 }
 
 void WsConn::arm_drain() {

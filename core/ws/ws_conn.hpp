@@ -95,6 +95,8 @@ public:
     ql_status send_published(const Frame &plain, Frame &shared);
     // A send from another thread was queued or dropped: on_drain is owed.
     void arm_drain();
+    // Writes what was sent since the last flush (the loop's check phase).
+    void flush();
     // Queued sockets: the host released enough of its messages.
     void resume_reading();
     // Starts the close handshake (code 0: cut now). False: already closing.
@@ -113,6 +115,9 @@ private:
     void send_control(uint8_t opcode, std::string_view payload);
     bool over_backpressure(size_t more);
     void queue_owned(Frame f, size_t off);
+    void seal_tail();      // tail_ becomes a frame of the queue
+    void mark_dirty();     // flush at the end of this loop iteration
+    ql_status accepted();  // SENT or QUEUED, from the buffered count
     void write_queued();
     void wrote(size_t n);
     void fail(uint16_t code, const char *why);
@@ -150,6 +155,8 @@ private:
     DeflateParams dp_;
     std::unique_ptr<Deflater> deflater_;
     std::unique_ptr<Inflater> inflater_;
+    bool dirty_ = false;
+    std::string tail_;  // frames sent since the last flush, not yet in queue_
     std::vector<Out> queue_;
     std::vector<Out> inflight_;
     size_t inflight_bytes_ = 0;

@@ -132,6 +132,20 @@ void WsHub::publish(std::string_view topic, const Frame &f, ql_ws_id exclude) {
         if (c->id() != exclude) c->send_published(f, compressed);
 }
 
+void WsHub::undirty(WsConn *c) {
+    for (auto *v : {&dirty_, &flushing_})
+        for (WsConn *&d : *v)
+            if (d == c) d = nullptr;
+}
+
+void WsHub::flush() {
+    if (dirty_.empty()) return;
+    flushing_.swap(dirty_);
+    for (WsConn *c : flushing_)
+        if (c) c->flush();  // may close a socket (undirty clears it here)
+    flushing_.clear();
+}
+
 // ---- event streams ---------------------------------------------------------
 
 void WsHub::add_event_stream(std::unique_ptr<SseSub> sub) {

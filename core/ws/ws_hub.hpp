@@ -68,6 +68,11 @@ public:
     bool unsubscribe(WsConn *c, std::string_view topic);
     void leave_all(WsConn *c);
     void publish(std::string_view topic, const Frame &f, ql_ws_id exclude);
+    // Sockets with bytes to write this iteration (WsConn::mark_dirty), and
+    // their writes (the worker's check handle).
+    void dirty(WsConn *c) { dirty_.push_back(c); }
+    void undirty(WsConn *c);
+    void flush();
     // Event-stream clients (loop thread): subscribed to their topics until
     // they leave; keep-alive comments from tick; ended at server stop.
     void add_event_stream(std::unique_ptr<SseSub> sub);
@@ -86,6 +91,7 @@ private:
     WsSlot *free_ = nullptr;
     uint32_t gen_seed_ = 0;
     std::unordered_map<std::string, std::vector<WsConn *>> topics_;
+    std::vector<WsConn *> dirty_, flushing_;
     std::vector<std::unique_ptr<SseSub>> sse_;
     std::unordered_map<std::string, std::vector<SseSub *>> sse_topics_;
 };
