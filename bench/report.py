@@ -185,51 +185,44 @@ class Run:
                 out.append(f"{i} {r}")
         return sorted(set(out))
 
-    def upload_median(self, scen: str, sid: str) -> dict[str, str] | None:
-        """The round with the median MiB/s (the table's row), or None."""
-        rounds = self.upload.get(scen, {}).get(sid)
+    @staticmethod
+    def _median_round(table: dict, scen: str, sid: str, field: str) -> dict[str, str] | None:
+        """The round with the median of field (the table's row), or None."""
+        rounds = table.get(scen, {}).get(sid)
         if not rounds:
             return None
-        ok = sorted((num(r["mibs"]), k) for k, r in rounds.items() if num(r["mibs"]) is not None)
+        ok = sorted((num(r[field]), k) for k, r in rounds.items() if num(r[field]) is not None)
         if not ok:
             return next(iter(rounds.values()))
         return rounds[ok[(len(ok) - 1) // 2][1]]
+
+    @staticmethod
+    def _paired(table: dict, scen: str, a: str, b: str, field: str,
+                invert: bool) -> tuple[float | None, list[float]]:
+        """Median over rounds of a's field over b's in the same round (invert: b/a, for costs)."""
+        ra, rb = table.get(scen, {}).get(a, {}), table.get(scen, {}).get(b, {})
+        vals = []
+        for k in sorted(set(ra) & set(rb)):
+            x, y = num(ra[k].get(field)), num(rb[k].get(field))
+            if invert:
+                x, y = y, x
+            if x is not None and y:
+                vals.append(x / y)
+        return (statistics.median(vals) if vals else None), vals
+
+    def upload_median(self, scen: str, sid: str) -> dict[str, str] | None:
+        return self._median_round(self.upload, scen, sid, "mibs")
 
     def upload_paired(self, scen: str, a: str, b: str, field: str = "mibs",
                       invert: bool = False) -> tuple[float | None, list[float]]:
-        """Median over rounds of a's field over b's in the same round (invert: b/a, for costs)."""
-        ra, rb = self.upload.get(scen, {}).get(a, {}), self.upload.get(scen, {}).get(b, {})
-        vals = []
-        for k in sorted(set(ra) & set(rb)):
-            x, y = num(ra[k].get(field)), num(rb[k].get(field))
-            if invert:
-                x, y = y, x
-            if x is not None and y:
-                vals.append(x / y)
-        return (statistics.median(vals) if vals else None), vals
+        return self._paired(self.upload, scen, a, b, field, invert)
 
     def ws_median(self, scen: str, sid: str) -> dict[str, str] | None:
-        """The round with the median msg/s (the table's row), or None."""
-        rounds = self.ws.get(scen, {}).get(sid)
-        if not rounds:
-            return None
-        ok = sorted((num(r["rate"]), k) for k, r in rounds.items() if num(r["rate"]) is not None)
-        if not ok:
-            return next(iter(rounds.values()))
-        return rounds[ok[(len(ok) - 1) // 2][1]]
+        return self._median_round(self.ws, scen, sid, "rate")
 
     def ws_paired(self, scen: str, a: str, b: str, field: str = "rate",
                   invert: bool = False) -> tuple[float | None, list[float]]:
-        """Median over rounds of a's field over b's in the same round (invert: b/a, for costs)."""
-        ra, rb = self.ws.get(scen, {}).get(a, {}), self.ws.get(scen, {}).get(b, {})
-        vals = []
-        for k in sorted(set(ra) & set(rb)):
-            x, y = num(ra[k].get(field)), num(rb[k].get(field))
-            if invert:
-                x, y = y, x
-            if x is not None and y:
-                vals.append(x / y)
-        return (statistics.median(vals) if vals else None), vals
+        return self._paired(self.ws, scen, a, b, field, invert)
 
     def status_text(self, sid: str) -> str:
         st = self.servers.get(sid, {}).get("status", "not in this run")

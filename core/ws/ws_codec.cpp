@@ -30,6 +30,11 @@ size_t ws_frame_head(char out[10], uint8_t opcode, uint64_t len, bool rsv1) {
     return 10;
 }
 
+std::string_view ws_frame_payload(std::string_view frame) {
+    uint8_t len7 = static_cast<uint8_t>(frame[1]) & 0x7F;
+    return frame.substr(len7 < 126 ? 2 : len7 == 126 ? 4 : 10);
+}
+
 void ws_frame(std::string &out, uint8_t opcode, std::string_view payload, bool rsv1) {
     char h[10];
     size_t n = ws_frame_head(h, opcode, payload.size(), rsv1);

@@ -23,6 +23,8 @@ enum WsOpcode : uint8_t { kWsCont = 0, kWsText = 1, kWsBinary = 2, kWsClose = 8,
 // writes 2, 4 or 10 bytes into out and returns how many. rsv1: a
 // compressed message (permessage-deflate).
 size_t ws_frame_head(char out[10], uint8_t opcode, uint64_t len, bool rsv1 = false);
+// The payload of a whole server frame (as ws_frame made it).
+std::string_view ws_frame_payload(std::string_view frame);
 // A whole frame in one string.
 void ws_frame(std::string &out, uint8_t opcode, std::string_view payload, bool rsv1 = false);
 // A close frame's payload: the code, then the reason (cut to fit 123 bytes

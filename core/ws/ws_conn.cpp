@@ -320,11 +320,9 @@ Frame WsConn::compressed_frame(uint8_t opcode, std::string_view payload) {
 }
 
 ql_status WsConn::send_published(const Frame &plain, Frame &shared) {
-    const std::string &p = *plain;
-    size_t hn = (p[1] & 0x7F) < 126 ? 2 : (p[1] & 0x7F) == 126 ? 4 : 10;
-    if (state_ != State::Open || !compressing(p.size() - hn)) return send_frame(plain, false);
-    uint8_t opcode = static_cast<uint8_t>(p[0] & 0x0F);
-    std::string_view payload(p.data() + hn, p.size() - hn);
+    std::string_view payload = ws_frame_payload(*plain);
+    if (state_ != State::Open || !compressing(payload.size())) return send_frame(plain, false);
+    uint8_t opcode = static_cast<uint8_t>((*plain)[0] & 0x0F);
     if (deflater_ || dp_.server_max_window_bits != 15) {
         Frame own = compressed_frame(opcode, payload);  // contexts of its own, or a smaller window
         return send_frame(own ? own : plain, false);

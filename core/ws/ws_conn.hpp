@@ -104,7 +104,6 @@ public:
 
     ql_ws_id id() const { return id_; }
     WsSlot *slot() const { return slot_; }
-    bool open_for_sends() const { return state_ == State::Open; }
     std::vector<std::string> topics;  // subscribed (the hub keeps the index)
     void *tag = nullptr;
     std::string subprotocol;

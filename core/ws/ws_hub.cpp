@@ -114,9 +114,7 @@ void WsHub::publish(std::string_view topic, const Frame &f, ql_ws_id exclude) {
     std::string key(topic);
     if (auto s = sse_topics_.find(key); s != sse_topics_.end() && ((*f)[0] & 0x0F) == kWsText) {
         // EventSource framing, once for every client of this loop.
-        const std::string &p = *f;
-        size_t hn = (p[1] & 0x7F) < 126 ? 2 : (p[1] & 0x7F) == 126 ? 4 : 10;
-        std::string ev = sse_event(std::string_view(p).substr(hn));
+        std::string ev = sse_event(ws_frame_payload(*f));
         uint64_t now = w_.now_ms();
         std::vector<SseSub *> subs = s->second;  // a write may end a stream
         for (SseSub *sub : subs)
