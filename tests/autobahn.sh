@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Autobahn|Testsuite's cases (kosoku, from PyPI) against an example's /ws/echo.
-# Usage: autobahn.sh EXAMPLE_BINARY [CASES...]   (default: 1.* to 10.*; the examples' /ws/echo
-# offers permessage-deflate, so 12.* and 13.* run against it too). KOSOKU_PARALLEL: cases at once.
+# Usage: [AUTOBAHN_CASES='12.* 13.*'] autobahn.sh COMMAND [ARGS...]   (an example binary, or e.g.
+# `node examples/node/hello.js`; cases default to 1.* to 10.*; the C example's /ws/echo offers
+# permessage-deflate, so 12.* and 13.* run against it too). KOSOKU_PARALLEL: cases at once.
 # Exit 1 on any FAILED case; the summary (OK / NON-STRICT / INFORMATIONAL /
 # UNIMPLEMENTED) is printed, and the reports stay in $AUTOBAHN_OUT.
 set -euo pipefail
-bin="$1"; shift
-cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=('1.*' '2.*' '3.*' '4.*' '5.*' '6.*' '7.*' '9.*' '10.*')
+read -r -a cases <<<"${AUTOBAHN_CASES:-1.* 2.* 3.* 4.* 5.* 6.* 7.* 9.* 10.*}"
 here=$(cd "$(dirname "$0")" && pwd)
 venv="${AUTOBAHN_VENV:-$here/../build/autobahn-venv}"
 out="${AUTOBAHN_OUT:-$(dirname "$venv")/autobahn-reports}"
@@ -19,9 +18,9 @@ mkdir -p "$(dirname "$venv")"
     "$venv/bin/pip" install -q 'kosoku>=0.1'
   fi
 ) 9>"$venv.lock"
-out="$out-${cases[0]//[^0-9]/}"
+out="$out-$(basename "${@: -1}")-${cases[0]//[^0-9]/}"  # one folder per example and case set
 . "$(dirname "$0")/start_example.sh"
-start_example "$bin"
+start_example "$@"
 args=()
 for c in "${cases[@]}"; do args+=(-i "$c"); done
 rm -rf "$out"

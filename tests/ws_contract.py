@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The WebSocket part of the example contract (DESIGN.md), checked against any example binary.
 
-Usage: ws_contract.py EXAMPLE_BINARY. Starts it on a free port with WORKERS=2, then, over raw
+Usage: ws_contract.py COMMAND [ARGS...] (an example binary, or e.g. `python3 examples/python/hello.py`,
+`node examples/node/hello.js`). Starts it on a free port with WORKERS=2, then, over raw
 sockets (standard library only): /ws/echo sends text back as text and binary as binary (a 70 000
 byte message too); /ws/chat/{room} publishes each message to every member of the room, sender
 included, as {"room": ..., "from": <member number>, "text": ...}, and nothing to another room.
@@ -84,17 +85,20 @@ class Ws:
 
 
 def main():
-    binary = sys.argv[1]
+    command = sys.argv[1:]
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
     env = dict(os.environ, PORT=str(port), WORKERS="2")
-    proc = subprocess.Popen([binary], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        line = proc.stdout.readline()
-        if "listening" not in line:
-            raise AssertionError(f"example did not start: {line!r}")
+        seen_lines = []
+        while not seen_lines or "listening" not in seen_lines[-1]:
+            line = proc.stdout.readline()  # the examples print a "listening" line once serving
+            if not line:
+                raise AssertionError(f"example did not start: {''.join(seen_lines)!r}")
+            seen_lines.append(line)
         e = Ws(port, "/ws/echo")
         e.send("grüße".encode(), 1)
         assert e.recv() == (1, "grüße".encode()), "echo text"
@@ -120,7 +124,7 @@ def main():
         print(f"ok   /ws/chat/{{room}}: {seen[0]}")
         for w in [e, other] + members:
             w.s.close()
-        print(f"ws contract ok for {os.path.basename(binary)}")
+        print(f"ws contract ok for {' '.join(os.path.basename(a) for a in command)}")
     finally:
         proc.terminate()
         proc.wait(10)
