@@ -23,6 +23,7 @@ void Request::reset_for_reuse() {
     ready = false;
     dispatched = false;
     keep_alive = true;
+    upgrade = false;
     head_only = false;
     http_minor = 1;
     method_name = "";

@@ -63,6 +63,7 @@ struct Request {
     bool dispatched = false;  // handed to a host handler
     uint64_t dispatched_ms = 0;  // loop time of the hand-off (handler timeout)
     bool keep_alive = true;
+    bool upgrade = false;     // an Upgrade request (llhttp stopped after it)
     bool head_only = false;   // HEAD, 204, 304: no body bytes
     bool in_use = false;
     uint8_t http_minor = 1;

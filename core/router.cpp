@@ -13,17 +13,35 @@ struct Router::Node {
     std::unique_ptr<Node> catchall;
     std::vector<const Route *> routes;
     std::string allow;
+    bool has_ws = false;  // a WebSocket route (GET) is here, maybe beside a plain GET route
 
-    const Route *find(std::string_view method) const {
+    // A WebSocket upgrade prefers the WebSocket route; any other request the
+    // plain route of its method, else the WebSocket route (which answers 426).
+    const Route *find(std::string_view method, bool upgrade = false) const {
+        if (!has_ws) {
+            for (const Route *r : routes)
+                if (r->method == method) return r;
+            return nullptr;
+        }
+        const Route *plain = nullptr, *ws = nullptr;
         for (const Route *r : routes)
-            if (r->method == method) return r;
+            if (r->method == method) (r->ws ? ws : plain) = r;
+        return upgrade && ws ? ws : plain ? plain : ws;
+    }
+    // Exactly this method and kind (plain or WebSocket).
+    const Route *find_kind(std::string_view method, bool ws) const {
+        for (const Route *r : routes)
+            if (r->method == method && bool(r->ws) == ws) return r;
         return nullptr;
     }
     void rebuild_allow() {
         allow.clear();
+        has_ws = false;
         bool has_head = false;
         for (const Route *r : routes) has_head |= r->method == "HEAD";
         for (const Route *r : routes) {
+            has_ws |= bool(r->ws);
+            if (r->ws && find_kind("GET", false)) continue;  // GET is listed once
             if (!allow.empty()) allow += ", ";
             allow += r->method;
             if (r->method == "GET" && !has_head) allow += ", HEAD";
@@ -159,7 +177,7 @@ Router::Router() : root_(std::make_unique<Node>()) {}
 Router::~Router() = default;
 
 ql_status Router::add(std::string_view method, std::string_view pattern, std::shared_ptr<HandlerRef> handler,
-                      std::shared_ptr<StaticAnswer> answer, std::string *err) {
+                      std::shared_ptr<StaticAnswer> answer, std::string *err, std::shared_ptr<const WsRoute> ws) {
     if (!valid_method_token(method)) {
         *err = "invalid HTTP method \"" + std::string(method) + "\" (expected a token such as GET or POST)";
         return QL_E_INVALID;
@@ -192,7 +210,7 @@ ql_status Router::add(std::string_view method, std::string_view pattern, std::sh
         n = next;
     }
     if (exists) {
-        if (const Route *other = n->find(method)) {
+        if (const Route *other = n->find_kind(method, bool(ws))) {
             *err = "route " + std::string(method) + " " + std::string(pattern) + " conflicts with " + other->method +
                    " " + other->pattern;
             return QL_E_CONFLICT;
@@ -204,6 +222,7 @@ ql_status Router::add(std::string_view method, std::string_view pattern, std::sh
     route->pattern = std::string(pattern);
     route->handler = std::move(handler);
     route->answer = std::move(answer);
+    route->ws = std::move(ws);
     route->index = static_cast<uint32_t>(routes_.size());
     for (const Seg &s : segs) {
         if (s.kind == SegKind::Literal) {
@@ -232,24 +251,23 @@ std::unique_ptr<Router> Router::clone() const {
     auto copy = std::make_unique<Router>();
     std::string err;
     for (const auto &r : routes_) {
-        copy->add(r->method, r->pattern, r->handler, r->answer, &err);
+        copy->add(r->method, r->pattern, r->handler, r->answer, &err, r->ws);
         Route *c = copy->routes_.back().get();
         c->rules = r->rules;
         c->metrics = r->metrics;
         c->dir = r->dir;
-        c->ws = r->ws;
     }
     copy->app_rules = app_rules;
     return copy;
 }
 
-Route *Router::find_route(std::string_view method, std::string_view pattern) {
+Route *Router::find_route(std::string_view method, std::string_view pattern, bool ws) {
     for (auto &r : routes_)
-        if (r->method == method && r->pattern == pattern) return r.get();
+        if (r->method == method && r->pattern == pattern && bool(r->ws) == ws) return r.get();
     return nullptr;
 }
 
-void Router::match(std::string_view method, std::string_view path, Match &out) const {
+void Router::match(std::string_view method, std::string_view path, Match &out, bool upgrade) const {
     out.kind = MatchKind::NotFound;
     out.route = nullptr;
     out.param_count = 0;
@@ -272,7 +290,7 @@ void Router::match(std::string_view method, std::string_view path, Match &out) c
 
     auto take = [&](const Node *n, uint8_t nvals) -> bool {
         if (n->routes.empty()) return false;
-        const Route *r = n->find(method);
+        const Route *r = n->find(method, upgrade);
         bool from_get = false;
         if (!r && is_head) {
             r = n->find("GET");

@@ -69,19 +69,23 @@ public:
     Router &operator=(const Router &) = delete;
 
     // Returns QL_OK or an error status with a message in *err.
+    // A WebSocket route (`ws`, method GET) may share its pattern with a plain
+    // GET route: upgrades go to the first, other requests to the second.
     ql_status add(std::string_view method, std::string_view pattern, std::shared_ptr<HandlerRef> handler,
-                  std::shared_ptr<StaticAnswer> answer, std::string *err);
+                  std::shared_ptr<StaticAnswer> answer, std::string *err, std::shared_ptr<const WsRoute> ws = nullptr);
 
     // Deep copy (routes share handler/answer objects).
     std::unique_ptr<Router> clone() const;
 
-    // path: decoded-free path starting with '/'.
-    void match(std::string_view method, std::string_view path, Match &out) const;
+    // path: decoded-free path starting with '/'. upgrade: a WebSocket upgrade
+    // request (it prefers the WebSocket route of its path).
+    void match(std::string_view method, std::string_view path, Match &out, bool upgrade = false) const;
 
     size_t size() const { return routes_.size(); }
     const std::vector<std::unique_ptr<Route>> &routes() const { return routes_; }
-    // The route registered with exactly this method and pattern, or null.
-    Route *find_route(std::string_view method, std::string_view pattern);
+    // The route registered with exactly this method and pattern (the plain
+    // one, or the WebSocket one), or null.
+    Route *find_route(std::string_view method, std::string_view pattern, bool ws = false);
 
     // App-wide rules; replaced whole (copy on write) so snapshots never change.
     std::shared_ptr<const AppRules> app_rules = std::make_shared<AppRules>();

@@ -784,3 +784,52 @@ TEST_CASE("event streams: SSE clients on the same topics as WebSockets, keep-ali
     CHECK(wait_for(last, "0\r\n\r\n"));
     CHECK(last.wait_closed());
 }
+
+TEST_CASE("a WebSocket route beside a GET route of the same pattern: upgrades to one, other requests to the other") {
+    ql::App app;
+    app.route("GET", "/{path...}", [](const ql::Request &req) {
+        return ql::Response::json("{\"plain\":\"" + std::string(req.param("path").value_or("")) + "\"}");
+    });
+    app.route("POST", "/{path...}", [](const ql::Request &) { return ql::Response::json("{\"posted\":true}"); });
+    app.ws("/{path...}", echo());
+    app.ws("/only/ws", echo());
+    // Per-route rules name the path: they reach its upgrades too (counted apart).
+    app.route_rules("GET", "/{path...}", ql::RouteRules{.rate_limit = 3});
+    auto server = start(app);
+
+    auto plain = qlt::fetch(server.port(), "GET", "/a/b");
+    REQUIRE(plain);
+    CHECK(plain->status == 200);
+    CHECK(plain->body == R"({"plain":"a/b"})");
+    auto head = qlt::fetch(server.port(), "HEAD", "/a");
+    REQUIRE(head);
+    CHECK(head->status == 200);
+    auto del = qlt::fetch(server.port(), "DELETE", "/a");
+    REQUIRE(del);
+    CHECK(del->status == 405);
+    CHECK(del->header("Allow").value_or("") == "GET, HEAD, POST");  // GET once
+    for (int i = 0; i < 3; ++i) {  // the rule's three upgrades (a count of their own), then 429
+        WsClient c(server.port());
+        auto r = c.open("/chat/x");
+        REQUIRE(r);
+        CHECK(r->status == 101);
+        CHECK(c.text("over the catch-all"));
+        auto f = c.read();
+        REQUIRE(f);
+        CHECK(f->payload == "over the catch-all");
+    }
+    {
+        WsClient c(server.port());
+        auto r = c.open("/chat/y");
+        REQUIRE(r);
+        CHECK(r->status == 429);
+    }
+    // A WebSocket route alone still answers a plain GET with 426.
+    auto only = qlt::fetch(server.port(), "GET", "/only/ws");
+    REQUIRE(only);
+    CHECK(only->status == 426);
+
+    ql::App twice;
+    twice.ws("/w", echo());
+    CHECK_THROWS_WITH_AS(twice.ws("/w", echo()), doctest::Contains("conflicts"), ql::Error);
+}

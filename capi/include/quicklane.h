@@ -723,7 +723,11 @@ QL_API void ql_ws_behavior_init(ql_ws_behavior *behavior, uint32_t version);
 
 /* A WebSocket route: GET `pattern` upgrades to a WebSocket. Conflicts and bad
  * patterns as for ql_app_route; per-route rules (ql_app_route_options: rate
- * limits, API keys) apply to the upgrade request. */
+ * limits, API keys) apply to the upgrade request. It may share its pattern
+ * with a plain GET route (an ASGI app's catch-all, say): WebSocket upgrades
+ * then go to it and every other request to the GET route, and route options
+ * given for "GET pattern" apply to both (each counts its own rate). Alone, it
+ * answers a plain GET with 426. */
 QL_API ql_status ql_app_ws(ql_app *app, const char *pattern, size_t pattern_len, const ql_ws_behavior *behavior,
                            ql_error **out_error);
 

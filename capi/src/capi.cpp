@@ -534,7 +534,11 @@ ql_status ql_app_route_options(ql_app *app, const char *method, size_t method_le
         if (!app || !o || o->version < 1)
             return fail(err, QL_E_INVALID, "app and options are required (use QL_ROUTE_OPTIONS_INIT)");
         std::string_view m = view_of(method, method_len), p = view_of(pattern, pattern_len);
+        // A WebSocket route beside a plain GET route of the same pattern gets
+        // the same rules (the path's rules, for its upgrades too).
         ql::Route *route = app->router->find_route(m, p);
+        ql::Route *ws_route = app->router->find_route(m, p, true);
+        if (!route) std::swap(route, ws_route);
         if (!route)
             return fail(err, QL_E_INVALID,
                         "no route " + std::string(m) + " " + std::string(p) + " (add the route before its options)");
@@ -596,6 +600,7 @@ ql_status ql_app_route_options(ql_app *app, const char *method, size_t method_le
         } else if (o->version >= 2 && o->max_body_bytes) {
             return fail(err, QL_E_INVALID, "max_body_bytes is the limit of a streamed body: set stream_body too");
         }
+        if (ws_route) ws_route->rules = rules;
         route->rules = std::move(rules);
         return QL_OK;
     });

@@ -58,11 +58,13 @@ static ql_status add_ws(ql_app *app, const char *pattern, size_t pattern_len, co
         if (b->idle_timeout_ms) route->idle_timeout_ms = b->idle_timeout_ms;
         std::string_view pat(pattern ? pattern : "", pattern_len);
         if (queue) route->queued = std::make_unique<ql::QueueRoute>(ql::QueueRoute{queue->q, route_data, nullptr});
-        ql_status st = app->router->add("GET", pat, ql::ws_route_handler(route), nullptr, &msg);
-        if (st != QL_OK) return st;  // route has no destroy yet: user_data stays the caller's
+        // b is kept before add: the route's handler reads it once requests come.
         route->b = *b;
+        route->b.destroy = nullptr;  // route has no destroy yet: user_data stays the caller's on failure
+        ql_status st = app->router->add("GET", pat, ql::ws_route_handler(route), nullptr, &msg, route);
+        if (st != QL_OK) return st;
+        route->b.destroy = b->destroy;
         if (route->queued) route->queued->destroy = destroy;
-        app->router->find_route("GET", pat)->ws = route;
         return QL_OK;
     });
 }

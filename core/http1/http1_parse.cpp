@@ -368,6 +368,7 @@ int Http1::cb_headers_complete(llhttp_t *p) {
     if (streamed) {
         r->body_stream = true;
         r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !c->w.stopping();
+        r->upgrade = p->upgrade;
         c->push(r);
         c->dispatch(r);  // answered natively, or handed to the host before its body
     }
@@ -416,6 +417,7 @@ int Http1::cb_message_complete(llhttp_t *p) {
         return keep ? 0 : HPE_PAUSED;
     }
     r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !c->w.stopping();
+    r->upgrade = p->upgrade;
     c->push(r);
     c->dispatch(r);
     if (!r->keep_alive) return HPE_PAUSED;

@@ -10,6 +10,7 @@
 #include "rules.hpp"
 #include "server.hpp"
 #include "worker.hpp"
+#include "ws/ws_handshake.hpp"
 
 namespace ql {
 
@@ -34,7 +35,8 @@ void run_phases(PhaseCtx &c, Request *r) {
     const AppRules &rules = *srv.router().app_rules;
     if (rules.cors && !cors_phase(c, r, *rules.cors)) return;  // a preflight, answered here
     Match m;
-    srv.router().match(r->method_name, r->view(r->path), m);
+    srv.router().match(r->method_name, r->view(r->path), m,
+                       r->upgrade && header_has_token(find_header(*r, "upgrade"), "websocket"));
     if (m.kind == MatchKind::NotFound) {
         answer_error(c.out, r, 404, "Not Found");
         return;
