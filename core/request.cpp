@@ -61,6 +61,7 @@ void Request::reset_for_reuse() {
     ws_accept = false;
     ws_subprotocol.clear();
     ws_tag = nullptr;
+    hijack.reset();
     ws_deflate = false;
     stream_mode = stream_end = stream_posted = false;
     stream_sized = stream_abort = stream_bare = false;

@@ -27,6 +27,7 @@ namespace ql {
 
 class Worker;
 class Http1;
+struct WsRoute;
 
 struct Span {
     uint32_t off = 0;
@@ -114,6 +115,9 @@ struct Request {
     bool ws_accept = false;
     std::string ws_subprotocol;
     void *ws_tag = nullptr;
+    // ql_request_hijack: no answer; the connection becomes a raw byte stream
+    // of this (per-connection) route once the answers before it went out.
+    std::shared_ptr<const WsRoute> hijack;
     bool ws_deflate = false;  // permessage-deflate negotiated: ws_deflate_params
     DeflateParams ws_deflate_params;
 

@@ -80,6 +80,8 @@ public:
 
     // WebSockets (ws/ws_server.cpp): the C ABI's ql_ws_* calls.
     ql_status ws_accept(ql_req_id id, const ql_ws_accept_options *o, std::string *err);
+    // ql_request_hijack: `route` is the connection's own (raw, its host's callbacks or queue).
+    ql_status hijack(ql_req_id id, std::shared_ptr<const WsRoute> route, void *tag, std::string *err);
     ql_status ws_send(ql_ws_id id, const char *data, size_t len, uint32_t kind, std::string *err);
     ql_status ws_close(ql_ws_id id, uint16_t code, std::string_view reason, std::string *err);
     ql_status ws_buffered(ql_ws_id id, uint64_t *out, std::string *err);

@@ -15,6 +15,7 @@
 #include "transport/transport.hpp"
 #include "response_writer.hpp"
 #include "server.hpp"
+#include "ws/ws_conn.hpp"
 #include "ws/ws_handshake.hpp"
 
 namespace ql {
@@ -295,6 +296,10 @@ Request *Worker::acquire() {
 }
 
 void Worker::release(Request *r) {
+    if (r->ws_accept) {  // accepted or hijacked, and the connection never switched
+        if (const WsRoute *route = r->hijack ? r->hijack.get() : r->route && r->route->ws ? r->route->ws.get() : nullptr)
+            ws_never_opened(*this, *route, r->ws_tag);
+    }
     if (r->dispatched) server.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
     bool readers = r->body_stream;
     {
@@ -449,6 +454,16 @@ void Worker::on_answer(Request *r) {
     Http1 *c = r->conn;
     if (!c) {
         release(r);
+        return;
+    }
+    if (r->ws_accept && r->hijack) {  // the host takes the bytes: nothing is said
+        r->out_head.clear();
+        r->out_body.clear();
+        r->head_only = true;
+        r->resp_status = 101;
+        r->host_answered = true;
+        r->ready = true;
+        if (!c->in_read) c->flush();
         return;
     }
     if (r->ws_accept) {

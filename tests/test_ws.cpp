@@ -833,3 +833,152 @@ TEST_CASE("a WebSocket route beside a GET route of the same pattern: upgrades to
     twice.ws("/w", echo());
     CHECK_THROWS_WITH_AS(twice.ws("/w", echo()), doctest::Contains("conflicts"), ql::Error);
 }
+
+namespace {
+// A hijacking host (Go's http.Hijacker shape) over a queue: every request of
+// its route is hijacked; it writes its own 101, echoes reads with a prefix,
+// and closes with 1000 after "bye".
+struct Hijacker {
+    ql_queue *queue = nullptr;
+    std::atomic<bool> stop{false};
+    std::atomic<int> opens{0}, closes{0}, unopened{0}, subscribe_refused{0};
+    std::atomic<uint16_t> last_code{0};
+    std::thread th;
+    int tag = 5;
+    Hijacker() {
+        REQUIRE(ql_queue_new(&queue, nullptr) == QL_OK);
+        th = std::thread([this] { run(); });
+    }
+    ~Hijacker() {
+        stop = true;
+        th.join();
+        ql_queue_free(&queue);
+    }
+    void run() {
+        ql_event evs[32];
+        while (!stop) {
+            size_t n = 0;
+            if (ql_queue_poll(queue, evs, 32, 20, &n, nullptr) != QL_OK) break;
+            for (size_t i = 0; i < n; ++i) {
+                ql_event &e = evs[i];
+                if (e.kind == QL_EVENT_REQUEST) {
+                    ql_hijack_options o = QL_HIJACK_OPTIONS_INIT;
+                    o.queue = queue;
+                    o.tag = &tag;
+                    CHECK(ql_request_hijack(e.server, e.id, &o, nullptr) == QL_OK);
+                    // Once hijacked, the request is no longer the host's to answer.
+                    CHECK(ql_request_hijack(e.server, e.id, &o, nullptr) == QL_E_ALREADY_SENT);
+                    continue;
+                }
+                ql_ws_event_info info = QL_WS_EVENT_INFO_INIT;
+                if (ql_event_ws_info(&e, &info) != QL_OK) continue;
+                CHECK(info.tag == &tag);
+                if (e.kind == QL_EVENT_WS_OPEN) {
+                    ++opens;
+                    std::string hi = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-raw\r\nConnection: Upgrade\r\n\r\nhello\n";
+                    CHECK(ql_ws_send(e.server, e.id, hi.data(), hi.size(), QL_WS_BINARY, nullptr) >= 0);
+                    if (ql_ws_subscribe(e.server, e.id, "t", 1, nullptr) == QL_E_INVALID) ++subscribe_refused;
+                } else if (e.kind == QL_EVENT_WS_MESSAGE) {
+                    std::string got(info.data, info.len), out = ">" + got;
+                    CHECK(ql_ws_send(e.server, e.id, out.data(), out.size(), QL_WS_BINARY, nullptr) >= 0);
+                    if (got.find("bye") != std::string::npos) CHECK(ql_ws_close(e.server, e.id, 1000, "", 0, nullptr) == QL_OK);
+                } else if (e.kind == QL_EVENT_WS_CLOSE) {
+                    last_code = info.code;
+                    if (e.id == 0) ++unopened;
+                    ++closes;
+                }
+                ql_event_release(&e);
+            }
+        }
+    }
+};
+
+// Reads until `want` is in c.buf (or the time is up).
+bool read_until(qlt::Client &c, std::string_view want, int ms = 3000) {
+    auto deadline = qlt::Clock::now() + std::chrono::milliseconds(ms);
+    while (c.buf.find(want) == std::string::npos)
+        if (c.fill(deadline) != qlt::Client::kData) return false;
+    return true;
+}
+}  // namespace
+
+TEST_CASE("hijack: a request's connection taken over as raw bytes (queue and callbacks), bytes behind it, closes") {
+    Hijacker host;
+    ql::App app;
+    REQUIRE(ql_app_route_queue(app.native(), "GET", 3, "/raw", 4, host.queue, nullptr, nullptr, nullptr) == QL_OK);
+    // The callback form, answering from the route's handler on the loop.
+    static std::atomic<int> cb_closes{0};
+    static ql_ws_behavior cb = QL_WS_BEHAVIOR_INIT;
+    cb.on_open = [](void *, ql_websocket *ws, const ql_request *req) {
+        CHECK(req != nullptr);
+        ql_ws_send(ql_websocket_server(ws), ql_websocket_id(ws), "raw!", 4, QL_WS_BINARY, nullptr);
+    };
+    cb.on_message = [](void *, ql_websocket *ws, const char *d, size_t n, int binary) {
+        CHECK(binary == 1);
+        ql_ws_send(ql_websocket_server(ws), ql_websocket_id(ws), d, n, QL_WS_BINARY, nullptr);
+    };
+    cb.on_close = [](void *, ql_websocket *, uint16_t, const char *, size_t) { ++cb_closes; };
+    ql_handler h = QL_HANDLER_INIT;
+    h.on_request = [](void *, ql_request *req) {
+        ql_hijack_options o = QL_HIJACK_OPTIONS_INIT;
+        o.callbacks = &cb;
+        CHECK(ql_request_hijack(ql_request_server(req), ql_request_id(req), &o, nullptr) == QL_OK);
+    };
+    REQUIRE(ql_app_route(app.native(), "GET", 3, "/cb", 3, &h, nullptr) == QL_OK);
+    app.route("GET", "/plain", [](const ql::Request &) { return ql::Response::json("{}"); });
+    auto server = start(app, 2);
+
+    {  // an Upgrade request, with bytes behind it in the same packet
+        qlt::Client c(server.port());
+        c.send("GET /raw HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: x-raw\r\n\r\nearly");
+        CHECK(read_until(c, "hello\n>early"));
+        CHECK(c.buf.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0) == 0);
+        c.send("more");
+        CHECK(read_until(c, ">more"));
+        c.send("bye");  // the host closes (1000) after answering
+        CHECK(read_until(c, ">bye"));
+        CHECK(c.wait_closed());
+    }
+    {  // a keep-alive GET without Upgrade; the peer ends it
+        qlt::Client c(server.port());
+        c.send("GET /raw HTTP/1.1\r\nHost: t\r\n\r\n");
+        CHECK(read_until(c, "hello\n"));
+        c.send("x");
+        CHECK(read_until(c, ">x"));
+        c.close();
+    }
+    for (int i = 0; i < 300 && host.closes < 2; ++i) qlt::sleep_ms(10);
+    CHECK(host.opens == 2);
+    CHECK(host.closes == 2);
+    CHECK(host.last_code == 1006);  // the peer ended the second
+    CHECK(host.subscribe_refused == 2);
+    {  // pipelined behind a hijacked request: the connection ends, the host hears once (id 0)
+        qlt::Client c(server.port());
+        c.send("GET /raw HTTP/1.1\r\nHost: t\r\n\r\nGET /plain HTTP/1.1\r\nHost: t\r\n\r\n");
+        CHECK(c.wait_closed());
+        INFO(c.buf);
+        for (int i = 0; i < 300 && host.unopened < 1; ++i) qlt::sleep_ms(10);
+        CHECK(host.unopened == 1);
+        CHECK(host.opens == 2);
+    }
+    {  // callbacks
+        qlt::Client c(server.port());
+        c.send("GET /cb HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n");
+        CHECK(read_until(c, "raw!"));
+        c.send("echo me");
+        CHECK(read_until(c, "raw!echo me"));
+        c.close();
+        for (int i = 0; i < 300 && cb_closes < 1; ++i) qlt::sleep_ms(10);
+        CHECK(cb_closes == 1);
+    }
+    // The other routes still answer as HTTP.
+    auto plain = qlt::fetch(server.port(), "GET", "/plain");
+    REQUIRE(plain);
+    CHECK(plain->status == 200);
+    // Bad options.
+    ql_hijack_options none = QL_HIJACK_OPTIONS_INIT;
+    ql_error *err = nullptr;
+    CHECK(ql_request_hijack(server.native(), 1, &none, &err) == QL_E_INVALID);
+    CHECK(std::string(ql_error_message(err)).find("queue or callbacks") != std::string::npos);
+    ql_error_free(&err);
+}

@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 /* Bumped when something is appended to this header. */
-#define QL_ABI_VERSION 3
+#define QL_ABI_VERSION 4
 
 /* ------------------------------------------------------------------------ */
 /* Status codes and errors                                                   */
@@ -789,6 +789,41 @@ QL_API ql_status ql_event_ws_info(const ql_event *event, ql_ws_event_info *info)
 /* Gives a WS event back (its data is freed; the socket may be read again);
  * does nothing for other kinds. Sets the event's request field to NULL. */
 QL_API void ql_event_release(ql_event *event);
+
+/* Takes the connection of request `id` over as a raw byte stream, as Go's
+ * http.Hijacker does (any route, any thread, instead of answering it): the
+ * core says nothing for it; once the answers to the requests before it went
+ * out, the connection is the host's, under a ql_ws_id, with the WebSocket
+ * calls and events minus the frames: QL_EVENT_WS_OPEN (or on_open, with the
+ * request), then every read as a binary QL_EVENT_WS_MESSAGE (bytes that
+ * came behind an Upgrade request first; release them as for a queued
+ * WebSocket: the same inbound window), ql_ws_send writes bytes as given (use
+ * QL_WS_BINARY; SENT/QUEUED/DROPPED and drains as for WebSockets),
+ * ql_ws_close(code != 0) ends the connection once what was sent went out
+ * (code 0: at once), and one QL_EVENT_WS_CLOSE: the host's code when it
+ * closed, else 1006 (the peer ended, reset, idle timeout or server stop).
+ * If the connection ends before it switches (the client left, or more
+ * requests were pipelined behind this one), a queue still gets one
+ * QL_EVENT_WS_CLOSE, with id 0 and code 1006. Topics are refused
+ * (QL_E_INVALID). QL_E_STATE while the request's streamed body is still
+ * arriving; QL_E_GONE once it has been answered or its client left. */
+typedef struct ql_hijack_options {
+    uint32_t version;
+    ql_queue *queue;              /* its events go here, with route_data and tag... */
+    void *route_data;
+    /* ...or, without a queue, these callbacks on the loop thread: on_open,
+     * on_message, on_drain, on_close and user_data (the rest must be NULL;
+     * destroy is never called). */
+    const ql_ws_behavior *callbacks;
+    void *tag;                    /* the events' tag, ql_websocket_tag */
+    uint64_t max_backpressure;    /* 0: 1 MiB of unsent bytes (and of unreleased read bytes) */
+    uint32_t idle_timeout_ms;     /* 0: none; else the connection ends after so long without a byte */
+} ql_hijack_options;
+#define QL_HIJACK_OPTIONS_VERSION 1
+#define QL_HIJACK_OPTIONS_INIT {QL_HIJACK_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0}
+QL_API void ql_hijack_options_init(ql_hijack_options *options, uint32_t version);
+QL_API ql_status ql_request_hijack(ql_server *server, ql_req_id id, const ql_hijack_options *options,
+                                   ql_error **out_error);
 
 /* Server-sent events fed by the same topics: GET `pattern` answers 200
  * text/event-stream natively and subscribes the client to `topics` — a

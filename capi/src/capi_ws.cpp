@@ -79,6 +79,39 @@ ql_status ql_app_ws_queue(ql_app *app, const char *pattern, size_t pattern_len, 
     return add_ws(app, pattern, pattern_len, b, queue, route_data, destroy, err);
 }
 
+void ql_hijack_options_init(ql_hijack_options *o, uint32_t version) {
+    if (!o) return;
+    ql_hijack_options d = QL_HIJACK_OPTIONS_INIT;
+    d.version = version;
+    *o = d;
+}
+
+ql_status ql_request_hijack(ql_server *server, ql_req_id id, const ql_hijack_options *o, ql_error **err) {
+    return guarded(err, [&](std::string &msg) -> ql_status {
+        if (!server || !o || o->version < 1)
+            return fail(err, QL_E_INVALID, "server and options are required (use QL_HIJACK_OPTIONS_INIT)");
+        const ql_ws_behavior *cb = o->callbacks;
+        if (!o->queue == !cb)
+            return fail(err, QL_E_INVALID, "give a queue or callbacks (one of them) for the hijacked connection");
+        if (cb && (cb->version < 1 || cb->on_upgrade || cb->on_ping || cb->on_pong))
+            return fail(err, QL_E_INVALID,
+                        "hijack callbacks are on_open, on_message, on_drain and on_close (use QL_WS_BEHAVIOR_INIT)");
+        if (o->idle_timeout_ms && o->idle_timeout_ms < 1000)
+            return fail(err, QL_E_INVALID, "idle_timeout_ms is out of range (at least 1000; 0 = none)");
+        auto route = std::make_shared<ql::WsRoute>();
+        route->raw = true;
+        if (cb) {
+            route->b = *cb;
+            route->b.destroy = nullptr;  // the host's user_data outlives the connection
+        } else {
+            route->queued = std::make_unique<ql::QueueRoute>(ql::QueueRoute{o->queue->q, o->route_data, nullptr});
+        }
+        if (o->max_backpressure) route->max_backpressure = o->max_backpressure;
+        route->idle_timeout_ms = o->idle_timeout_ms ? o->idle_timeout_ms : UINT32_MAX;
+        return server->impl.hijack(id, std::move(route), o->tag, &msg);
+    });
+}
+
 static ql::WsEvent *ws_event(const ql_event *ev) {
     if (!ev || ev->kind < QL_EVENT_WS_OPEN || ev->kind > QL_EVENT_WS_CLOSE || !ev->request) return nullptr;
     auto *e = reinterpret_cast<ql::WsEvent *>(ev->request);

@@ -215,7 +215,8 @@ void Http1::flush() {
                 n = 1;
                 break;
             }
-            bufs[nb++] = uv_buf_init(r->out_head.data(), static_cast<unsigned>(r->out_head.size()));
+            if (!r->out_head.empty())  // empty: a hijacked request, nothing to say
+                bufs[nb++] = uv_buf_init(r->out_head.data(), static_cast<unsigned>(r->out_head.size()));
             if (!r->head_only) {
                 std::string_view b = r->body_ref.data() ? r->body_ref : std::string_view(r->out_body);
                 if (!b.empty()) {
@@ -228,6 +229,10 @@ void Http1::flush() {
             }
         }
         if (n == 0) break;
+        if (nb == 0 && !stream) {  // hijacked requests only: nothing to write
+            head_written(n, false);
+            continue;
+        }
         if (stream && nb == 0) {
             // Nothing new to write for the streamed answer at the head.
             if (head_->stream_done) {
@@ -375,6 +380,14 @@ void Http1::complete(uint32_t n) {
             upgrade(r);  // the 101 went out: r is released there
             return;
         }
+        if (r->hijack && !t.closing()) {
+            // Requests came behind a hijacked one: the connection cannot be
+            // handed over whole. It ends; the host hears of it on release.
+            r->conn = nullptr;
+            w.release(r);
+            close();
+            return;
+        }
         if (r == parsing_) {
             // Answered before its body ended: the rest is dropped as it comes,
             // and the request is freed at the body's end (body_ended).
@@ -402,8 +415,10 @@ void Http1::upgrade(Request *r) {
         return;
     }
     switched_ = true;
-    auto *ws = new WsConn(t, r->route->ws, slot, std::move(r->ws_subprotocol), r->ws_tag,
-                          r->ws_deflate ? &r->ws_deflate_params : nullptr);
+    r->ws_accept = false;  // switched: its close notice is the WsConn's now
+    auto *ws = r->hijack ? new WsConn(t, r->hijack, slot, {}, r->ws_tag, nullptr)
+                         : new WsConn(t, r->route->ws, slot, std::move(r->ws_subprotocol), r->ws_tag,
+                                      r->ws_deflate ? &r->ws_deflate_params : nullptr);
     t.switch_to(ws);  // this object is deleted once the current callback returns
     std::string early;
     early.swap(upgrade_rest_);

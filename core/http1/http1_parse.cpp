@@ -75,7 +75,7 @@ void Http1::on_data(const char *data, size_t len) {
         // Upgrade): bytes after it are not HTTP we will read. Behind an
         // upgrade they may be a WebSocket's first frames: kept for it.
         close_after_ = true;
-        if (parser_.upgrade && tail_ && tail_->route && tail_->route->ws) {
+        if (parser_.upgrade && tail_ && tail_->route) {  // a WebSocket's, or a hijacker's
             const char *pos = llhttp_get_error_pos(&parser_);
             if (pos && pos >= data && pos < data + len) upgrade_rest_.assign(pos, data + len - pos);
         }

@@ -13,6 +13,7 @@ namespace ql {
 namespace {
 constexpr unsigned kMaxIov = 64;
 constexpr uint64_t kCloseWaitMs = 2000;  // for the client's close frame
+constexpr uint64_t kRawFlushWaitMs = 30000;  // a closing hijacked connection: for its last bytes to go
 }  // namespace
 
 WsConn::WsConn(Transport &transport, std::shared_ptr<const WsRoute> route, WsSlot *slot, std::string sub, void *t,
@@ -27,6 +28,7 @@ WsConn::WsConn(Transport &transport, std::shared_ptr<const WsRoute> route, WsSlo
     slot_->conn = this;
     slot_->max_backpressure = route_->max_backpressure;
     slot_->close_on_backpressure = route_->b.close_on_backpressure != 0;
+    slot_->raw = route_->raw;
     if (route_->queued) {
         inbound_ = std::make_shared<WsInbound>();
         inbound_->w = &transport.w;
@@ -65,6 +67,13 @@ void WsConn::open(Request *upgrade, std::string_view early) {
 
 void WsConn::on_data(const char *data, size_t len) {
     last_recv_ = t.w.now_ms();
+    if (route_->raw) {  // hijacked: the bytes as they came
+        if (state_ == State::Open) {
+            std::string chunk(data, len);
+            emit_message(chunk, true);
+        }
+        return;
+    }
     while (len && !t.closing() && !reader_.failed()) {
         FrameReader::Event ev = FrameReader::Event::None;
         size_t n = reader_.feed(data, len, ev);
@@ -146,6 +155,19 @@ bool WsConn::close(uint16_t code, std::string_view reason) {
         t.close();
         return true;
     }
+    if (route_->raw) {
+        // Hijacked: no close frame; the connection ends once what was sent
+        // before went out.
+        close_code_ = code;
+        close_reason_.assign(reason);
+        state_ = State::Closing;
+        close_started_ = t.w.now_ms();
+        close_after_write_ = true;
+        t.read(false);
+        flush();
+        if (queue_.empty() && inflight_.empty()) t.close();
+        return true;
+    }
     close_code_ = code;
     close_reason_.assign(reason);
     state_ = State::Closing;
@@ -165,7 +187,7 @@ void WsConn::check_timeouts(uint64_t now) {
     if (state_ == State::Closing) {
         // The client's answer (or, to a client that stopped reading, our
         // close frame) has had its time.
-        if (now - close_started_ >= kCloseWaitMs) t.close();
+        if (now - close_started_ >= (route_->raw ? kRawFlushWaitMs : kCloseWaitMs)) t.close();
         return;
     }
     // Not read because its host is slow: not idle.
@@ -176,7 +198,7 @@ void WsConn::check_timeouts(uint64_t now) {
         return;
     }
     uint32_t every = route_->b.ping_interval_ms;
-    if (every && now - last_recv_ >= every && now - last_ping_ >= every) {
+    if (every && !route_->raw && now - last_recv_ >= every && now - last_ping_ >= every) {
         last_ping_ = now;
         send_control(kWsPing, {});
     }
@@ -247,6 +269,20 @@ void WsConn::resume_reading() {
         last_recv_ = t.w.now_ms();
         t.read(true);
     }
+}
+
+void ws_never_opened(Worker &w, const WsRoute &route, void *tag) {
+    if (!route.queued) return;
+    ql_event ev{};
+    ev.kind = QL_EVENT_WS_CLOSE;
+    ev.server = reinterpret_cast<ql_server *>(&w.server);  // the C ABI's ql_server is the Server
+    ev.route_data = route.queued->route_data;
+    auto e = std::make_unique<WsEvent>();
+    e->tag = tag;
+    e->code = 1006;
+    e->data = "the connection ended before it switched";
+    ev.request = reinterpret_cast<ql_request *>(e.release());
+    route.queued->queue->push(ev);
 }
 
 void WsInbound::release(uint64_t n) {
@@ -352,6 +388,16 @@ void WsConn::send_control(uint8_t opcode, std::string_view payload) {
 
 ql_status WsConn::send(uint8_t opcode, std::string_view payload) {
     if (state_ != State::Open) return QL_E_GONE;
+    if (route_->raw) {  // hijacked: the bytes as given
+        if (over_backpressure(payload.size())) {
+            drain_armed_ = true;
+            return QL_WS_DROPPED;
+        }
+        tail_.append(payload);
+        slot_->buffered.fetch_add(payload.size(), std::memory_order_relaxed);
+        mark_dirty();
+        return accepted();
+    }
     if (compressing(payload.size())) {
         if (Frame f = compressed_frame(opcode, payload)) return send_frame(f, false);
     }

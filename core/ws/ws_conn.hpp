@@ -35,6 +35,7 @@ struct WsRoute {
     uint64_t max_backpressure = 1u << 20;
     uint32_t idle_timeout_ms = 120000;
     uint8_t window_bits = 15;  // permessage-deflate, dedicated contexts
+    bool raw = false;          // ql_request_hijack: bytes both ways, no frames
     ~WsRoute() {
         if (b.destroy) b.destroy(b.user_data);
     }
@@ -73,8 +74,8 @@ public:
            const DeflateParams *deflate);
     ~WsConn() override;
 
-    // The 101 went out: on_open with the upgrade request, then the bytes
-    // that came behind it.
+    // The 101 went out (or, hijacked, the answers before): on_open with the
+    // upgrade request, then the bytes that came behind it.
     void open(Request *upgrade, std::string_view early);
 
     // Protocol
@@ -162,5 +163,9 @@ private:
 };
 
 ql_websocket *as_handle(WsConn *c);
+
+// An accepted upgrade or a hijack whose connection ended before it switched:
+// a queued route's host still gets its one QL_EVENT_WS_CLOSE (id 0, 1006).
+void ws_never_opened(Worker &w, const WsRoute &route, void *tag);
 
 }  // namespace ql

@@ -29,6 +29,7 @@ struct WsSlot {
     std::atomic<uint64_t> buffered{0};   // bytes sent and not yet taken by the kernel
     uint64_t max_backpressure = 0;       // fixed while the slot is in use
     bool close_on_backpressure = false;
+    bool raw = false;                    // a hijacked connection: sends are bytes, not frames
     WsConn *conn = nullptr;              // loop thread
     WsSlot *next_free = nullptr;
 };

@@ -148,6 +148,32 @@ ql_status Server::ws_accept(ql_req_id id, const ql_ws_accept_options *o, std::st
     return QL_OK;
 }
 
+ql_status Server::hijack(ql_req_id id, std::shared_ptr<const WsRoute> route, void *tag, std::string *err) {
+    Worker *w = nullptr;
+    Request *r = find(id, &w, err);
+    if (!r) return QL_E_GONE;
+    if ((r->generation() & 0xffffffffu) != (id & 0xffffffffu)) {
+        *err = "request is gone (already answered, or its client left)";
+        return QL_E_GONE;
+    }
+    if (r->body_stream && !r->body_end) {
+        *err = "the request's body is still arriving: hijack once it has been read";
+        return QL_E_STATE;
+    }
+    bool gone = false;
+    if (ql_status st = claim(r, id, &gone, err); st != QL_OK) return st;
+    if (!gone) {
+        r->ws_accept = true;
+        r->hijack = std::move(route);
+        r->ws_tag = tag;
+    }
+    if (!w->hand(r, r->generation()) || gone) {
+        *err = "the client has gone; the request was freed";
+        return QL_E_GONE;
+    }
+    return QL_OK;
+}
+
 WsSlot *Server::find_ws(ql_ws_id id, Worker **w, std::string *err) {
     uint32_t widx = static_cast<uint32_t>(id >> 56);
     uint32_t slot = static_cast<uint32_t>((id >> 32) & 0xffffff);
@@ -171,7 +197,8 @@ ql_status Server::ws_send(ql_ws_id id, const char *data, size_t len, uint32_t ki
         if (st == QL_E_GONE) *err = "the WebSocket is closed (or closing)";
         return st;
     }
-    Frame f = make_frame(opcode_of(kind), data, len);
+    // A hijacked connection's bytes go as they are.
+    Frame f = s->raw ? std::make_shared<const std::string>(data ? data : "", len) : make_frame(opcode_of(kind), data, len);
     uint64_t b = s->buffered.load(std::memory_order_relaxed);
     if (b && b + f->size() > s->max_backpressure) {
         WsOp op;
@@ -240,6 +267,10 @@ ql_status Server::ws_subscribe(ql_ws_id id, std::string_view topic, bool on, std
     Worker *w = nullptr;
     WsSlot *s = find_ws(id, &w, err);
     if (!s) return QL_E_GONE;
+    if (s->raw) {
+        *err = "a hijacked connection has no topics (it speaks no WebSocket)";
+        return QL_E_INVALID;
+    }
     if (w->on_loop_thread()) {
         if (!s->conn) return QL_E_GONE;
         if (on)
