@@ -762,7 +762,9 @@ QL_API ql_status ql_ws_accept(ql_server *server, ql_req_id id, const ql_ws_accep
  * backpressure: a socket whose released-not-yet messages hold more than
  * max_backpressure bytes is not read until the host has released half of
  * them, so a slow host never grows the server's memory. `behavior` gives the
- * limits and compression; its callbacks must be NULL. */
+ * limits and compression; its callbacks must be NULL. An accepted upgrade
+ * whose connection ends before its 101 went out still gets one
+ * QL_EVENT_WS_CLOSE, with id 0 and code 1006 (its tag tells which). */
 enum {
     QL_EVENT_WS_OPEN = 5,    /* the 101 went out: the socket is open */
     QL_EVENT_WS_MESSAGE = 6, /* a whole message (data, len, binary)  */
