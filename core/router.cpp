@@ -18,11 +18,13 @@ struct Router::Node {
     // A WebSocket upgrade prefers the WebSocket route; any other request the
     // plain route of its method, else the WebSocket route (which answers 426).
     const Route *find(std::string_view method, bool upgrade = false) const {
-        if (!has_ws) {
-            for (const Route *r : routes)
-                if (r->method == method) return r;
-            return nullptr;
-        }
+        if (has_ws) [[unlikely]]
+            return find_with_ws(method, upgrade);
+        for (const Route *r : routes)
+            if (r->method == method) return r;
+        return nullptr;
+    }
+    [[gnu::noinline]] const Route *find_with_ws(std::string_view method, bool upgrade) const {
         const Route *plain = nullptr, *ws = nullptr;
         for (const Route *r : routes)
             if (r->method == method) (r->ws ? ws : plain) = r;
