@@ -112,7 +112,12 @@ bool Worker::setup(std::string *err) {
     // written once per socket after the poll phase: one writev for all.
     uv_check_init(loop, &ws_flush_);
     ws_flush_.data = this;
-    uv_check_start(&ws_flush_, [](uv_check_t *h) { static_cast<Worker *>(h->data)->ws_hub_.flush(); });
+    uv_check_start(&ws_flush_, [](uv_check_t *h) {
+        auto *w = static_cast<Worker *>(h->data);
+        w->ws_hub_.flush();
+        for (Transport *t : w->retiring_) t->drop_retired();
+        w->retiring_.clear();
+    });
     uv_unref(reinterpret_cast<uv_handle_t *>(&ws_flush_));
     handles_open_ += 4;
     std::lock_guard lk(q_mu_);
@@ -260,6 +265,11 @@ void Worker::add_conn(Transport *c) {
     if (conns_) conns_->prev = c;
     conns_ = c;
     ++conn_count_;
+}
+
+void Worker::forget_retiring(Transport *c) {
+    auto it = std::find(retiring_.begin(), retiring_.end(), c);
+    if (it != retiring_.end()) retiring_.erase(it);
 }
 
 void Worker::remove_conn(Transport *c) {

@@ -68,6 +68,11 @@ public:
     // connections (loop thread)
     void add_conn(Transport *c);
     void remove_conn(Transport *c);
+    // A connection switched protocols: the old one (whose call is on the
+    // stack) is deleted in this iteration's check phase, not at the next read,
+    // which an idle WebSocket may never have.
+    void retire_later(Transport *c) { retiring_.push_back(c); }
+    void forget_retiring(Transport *c);
     bool stopping() const { return stopping_; }
     char *read_buffer() { return read_buf_.get(); }
     static constexpr size_t kReadBufSize = 256 * 1024;
@@ -96,6 +101,7 @@ private:
     uv_timer_t tick_timer_;
     uv_timer_t drain_timer_;
     uv_check_t ws_flush_;  // after each poll: the WebSockets written to go out, one write each
+    std::vector<Transport *> retiring_;  // connections holding a switched-from protocol
     uint64_t tick_ms_ = 1000;
     std::unique_ptr<char[]> read_buf_;
 

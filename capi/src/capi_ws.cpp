@@ -181,8 +181,8 @@ void ql_websocket_set_tag(ql_websocket *ws, void *tag) {
 void *ql_websocket_tag(const ql_websocket *ws) { return ws ? W(ws)->tag : nullptr; }
 ql_str ql_websocket_subprotocol(const ql_websocket *ws) {
     if (!ws) return ql_str{"", 0};
-    const std::string &s = W(ws)->subprotocol;
-    return ql_str{s.data(), s.size()};
+    std::string_view s = W(ws)->subprotocol();
+    return ql_str{s.empty() ? "" : s.data(), s.size()};
 }
 
 ql_status ql_ws_accept(ql_server *s, ql_req_id id, const ql_ws_accept_options *o, ql_error **err) {

@@ -13,11 +13,7 @@
 
 namespace ql {
 
-Transport::Transport(Worker &worker) : w(worker) {
-    tcp_.data = this;
-    wreq_.data = this;
-    shutdown_req_.data = this;
-}
+Transport::Transport(Worker &worker) : w(worker) { tcp_.data = this; }
 
 bool Transport::accept(uv_stream_t *listener, Protocol *p) {
     proto_ = p;
@@ -93,7 +89,6 @@ void Transport::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) {
 
 void Transport::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     auto *t = static_cast<Transport *>(s->data);
-    if (t->retired_) t->drop_retired();
     if (nread < 0) {
         // EOF or error: the client is gone (as Go's net/http, a half-close
         // is a disconnect; the protocol aborts what is unanswered).
@@ -129,8 +124,12 @@ Transport::Sent Transport::send(uv_buf_t *bufs, unsigned n) {
 }
 
 bool Transport::queue(const uv_buf_t *bufs, unsigned n) {
+    if (!wreq_) {
+        wreq_ = std::make_unique<uv_write_t>();
+        wreq_->data = this;
+    }
     writing_ = true;
-    if (uv_write(&wreq_, reinterpret_cast<uv_stream_t *>(&tcp_), bufs, n, on_write) != 0) {
+    if (uv_write(wreq_.get(), reinterpret_cast<uv_stream_t *>(&tcp_), bufs, n, on_write) != 0) {
         writing_ = false;
         close();
         return false;
@@ -141,7 +140,6 @@ bool Transport::queue(const uv_buf_t *bufs, unsigned n) {
 void Transport::on_write(uv_write_t *req, int status) {
     auto *t = static_cast<Transport *>(req->data);
     t->writing_ = false;
-    if (t->retired_) t->drop_retired();
     if (t->closing_) return;  // on_close releases what is left
     if (status < 0) {
         t->close();
@@ -158,7 +156,10 @@ int Transport::try_writev(const uv_buf_t *bufs, unsigned n) {
 }
 
 void Transport::switch_to(Protocol *p) {
-    delete retired_;
+    if (retired_)
+        delete retired_;  // switched twice within one iteration: that one's call has returned
+    else
+        w.retire_later(this);
     retired_ = proto_;
     proto_ = p;
 }
@@ -174,7 +175,11 @@ int Transport::try_write(const char *data, size_t len) {
 }
 
 bool Transport::shutdown() {
-    int rc = uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t *>(&tcp_), [](uv_shutdown_t *req, int status) {
+    if (!shutdown_req_) {
+        shutdown_req_ = std::make_unique<uv_shutdown_t>();
+        shutdown_req_->data = this;
+    }
+    int rc = uv_shutdown(shutdown_req_.get(), reinterpret_cast<uv_stream_t *>(&tcp_), [](uv_shutdown_t *req, int status) {
         auto *t = static_cast<Transport *>(req->data);
         if (status < 0 && status != UV_ECANCELED) t->close();
     });
@@ -233,7 +238,10 @@ void Transport::close() {
 
 void Transport::on_close(uv_handle_t *h) {
     auto *t = static_cast<Transport *>(h->data);
-    t->drop_retired();
+    if (t->retired_) {
+        t->w.forget_retiring(t);
+        t->drop_retired();
+    }
     if (t->proto_) {
         t->proto_->on_closed();
         delete t->proto_;

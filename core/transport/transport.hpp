@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 namespace ql {
@@ -63,7 +64,8 @@ public:
     int try_writev(const uv_buf_t *bufs, unsigned n);
     // Runs p on this connection from now on (an upgrade): the old protocol
     // is deleted once the callback that switched has returned.
-    void switch_to(Protocol *p);
+    void switch_to(Protocol *p);  // the current protocol is deleted in the loop's check phase
+    void drop_retired();
     // Shuts the write side (the client sees the end of the stream); a
     // failure closes.
     bool shutdown();
@@ -92,11 +94,12 @@ private:
     static void on_close(uv_handle_t *h);
 
     uv_tcp_t tcp_;
-    uv_write_t wreq_;
-    uv_shutdown_t shutdown_req_;
+    // Made on first need: most connections (an idle WebSocket, a short
+    // exchange whose writes the socket takes at once) never queue a write.
+    std::unique_ptr<uv_write_t> wreq_;
+    std::unique_ptr<uv_shutdown_t> shutdown_req_;
     Protocol *proto_ = nullptr;
     Protocol *retired_ = nullptr;
-    void drop_retired();
     bool closing_ = false;
     bool reading_ = false;
     bool writing_ = false;

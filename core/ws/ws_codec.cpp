@@ -92,7 +92,7 @@ bool FrameReader::frame_head_done(Event &ev) {
         if (!fin_) return fail(1002, "fragmented control frame", ev), false;
         if (len > 125) return fail(1002, "control frame longer than 125 bytes", ev), false;
         if (rsv1) return fail(1002, "reserved bits set", ev), false;
-        ctl_len_ = 0;
+        ctl_.clear();
     } else {
         if (opcode_ > kWsBinary) return fail(1002, "reserved opcode", ev), false;
         if (opcode_ == kWsCont) {
@@ -121,13 +121,13 @@ void FrameReader::control_done(Event &ev) {
     } else if (opcode_ == kWsPong) {
         ev = Event::Pong;
     } else {
-        if (ctl_len_ == 1) return (void)fail(1002, "close frame with a 1-byte payload", ev);
+        if (ctl_.size() == 1) return (void)fail(1002, "close frame with a 1-byte payload", ev);
         close_code_ = 1005;
         close_reason_ = {};
-        if (ctl_len_ >= 2) {
+        if (ctl_.size() >= 2) {
             close_code_ = static_cast<uint16_t>((uint8_t(ctl_[0]) << 8) | uint8_t(ctl_[1]));
             if (!valid_close_code(close_code_)) return (void)fail(1002, "invalid close code", ev);
-            close_reason_ = std::string_view(ctl_ + 2, ctl_len_ - 2u);
+            close_reason_ = std::string_view(ctl_).substr(2);
             if (!valid_utf8(close_reason_)) return (void)fail(1007, "close reason is not UTF-8", ev);
         }
         ev = Event::Close;
@@ -155,8 +155,9 @@ size_t FrameReader::feed(const char *data, size_t len, Event &ev) {
             size_t take = static_cast<size_t>(std::min<uint64_t>(left_, len - i));
             char *dst;
             if (opcode_ >= 8) {
-                dst = ctl_ + ctl_len_;
-                ctl_len_ = static_cast<uint8_t>(ctl_len_ + take);
+                size_t old = ctl_.size();
+                ctl_.resize(old + take);
+                dst = ctl_.data() + old;
             } else {
                 size_t old = msg_.size();
                 msg_.resize(old + take);

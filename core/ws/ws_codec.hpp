@@ -53,7 +53,7 @@ public:
     std::string &message() { return msg_; }  // the host may take it (swap)
     bool binary() const { return msg_op_ == kWsBinary; }
     bool compressed() const { return msg_rsv1_; }
-    std::string_view control() const { return {ctl_, ctl_len_}; }
+    std::string_view control() const { return ctl_; }
     uint16_t close_code() const { return close_code_; }
     std::string_view close_reason() const { return close_reason_; }
     uint16_t error_code() const { return error_code_; }
@@ -84,8 +84,7 @@ private:
     std::string msg_;
     Utf8Check utf8_;
     // a control frame (at most 125 bytes, may come between fragments)
-    char ctl_[125];
-    uint8_t ctl_len_ = 0;
+    std::string ctl_;  // short ones in place; no 125-byte array in every reader
     uint16_t close_code_ = 0;
     std::string_view close_reason_;
     uint16_t error_code_ = 0;

@@ -20,11 +20,11 @@ WsConn::WsConn(Transport &transport, std::shared_ptr<const WsRoute> route, WsSlo
                const DeflateParams *deflate)
     : Protocol(transport),
       tag(t),
-      subprotocol(std::move(sub)),
       route_(std::move(route)),
       slot_(slot),
       id_(make_ws_id(transport.w.index, slot->index, slot->gen.load(std::memory_order_relaxed))),
       reader_(route_->max_message) {
+    if (!sub.empty()) rare().subprotocol = std::move(sub);
     slot_->conn = this;
     slot_->max_backpressure = route_->max_backpressure;
     slot_->close_on_backpressure = route_->b.close_on_backpressure != 0;
@@ -41,8 +41,8 @@ WsConn::WsConn(Transport &transport, std::shared_ptr<const WsRoute> route, WsSlo
         dp_ = *deflate;
         reader_.allow_rsv1(true);
         if (route_->b.compression == QL_WS_COMPRESS_DEDICATED) {
-            deflater_ = std::make_unique<Deflater>();
-            inflater_ = std::make_unique<Inflater>();
+            rare().deflater = std::make_unique<Deflater>();
+            rare_->inflater = std::make_unique<Inflater>();
         }
     }
 }
@@ -111,7 +111,7 @@ void WsConn::on_frame_event(FrameReader::Event ev) {
             // then close the connection once the answer is out (the server
             // closes TCP first, RFC 6455 7.1.1).
             close_code_ = reader_.close_code();
-            close_reason_.assign(reader_.close_reason());
+            rare().close_reason.assign(reader_.close_reason());
             t.w.ws_hub().retire(slot_);
             state_ = State::Closing;
             close_started_ = t.w.now_ms();
@@ -136,7 +136,7 @@ void WsConn::fail(uint16_t code, const char *why) {
         return;
     }
     close_code_ = code;
-    close_reason_ = why;
+    rare().close_reason = why;
     t.w.ws_hub().retire(slot_);
     state_ = State::Closing;
     close_started_ = t.w.now_ms();
@@ -159,7 +159,7 @@ bool WsConn::close(uint16_t code, std::string_view reason) {
         // Hijacked: no close frame; the connection ends once what was sent
         // before went out.
         close_code_ = code;
-        close_reason_.assign(reason);
+        rare().close_reason.assign(reason);
         state_ = State::Closing;
         close_started_ = t.w.now_ms();
         close_after_write_ = true;
@@ -169,7 +169,7 @@ bool WsConn::close(uint16_t code, std::string_view reason) {
         return true;
     }
     close_code_ = code;
-    close_reason_.assign(reason);
+    rare().close_reason.assign(reason);
     state_ = State::Closing;
     close_started_ = t.w.now_ms();
     send_control(kWsClose, ws_close_payload(code, reason));
@@ -309,10 +309,11 @@ void WsConn::emit_close() {
     if (route_->queued) {
         auto e = std::make_unique<WsEvent>();
         e->code = close_code_;
-        e->data = close_reason_;
+        if (rare_) e->data = rare_->close_reason;
         push_event(QL_EVENT_WS_CLOSE, std::move(e));
     } else if (b.on_close) {
-        b.on_close(b.user_data, as_handle(this), close_code_, close_reason_.data(), close_reason_.size());
+        std::string_view reason = rare_ ? std::string_view(rare_->close_reason) : std::string_view();
+        b.on_close(b.user_data, as_handle(this), close_code_, reason.data(), reason.size());
     }
 }
 
@@ -322,10 +323,11 @@ void WsConn::emit_close() {
 // at max_message: 1009), then check its text.
 bool WsConn::inflate_message() {
     static thread_local std::string out;
-    Inflater &inf = inflater_ ? *inflater_ : t.w.ws_hub().shared_inflater;
+    Inflater *own = rare_ ? rare_->inflater.get() : nullptr;
+    Inflater &inf = own ? *own : t.w.ws_hub().shared_inflater;
     // Our inflater's window must hold the client's: 15 unless it agreed to less.
-    uint8_t bits = inflater_ ? dp_.client_max_window_bits : 15;
-    Inflater::Result r = inf.inflate(reader_.message(), out, route_->max_message, bits, inflater_ && !dp_.client_no_context_takeover);
+    uint8_t bits = own ? dp_.client_max_window_bits : 15;
+    Inflater::Result r = inf.inflate(reader_.message(), out, route_->max_message, bits, own && !dp_.client_no_context_takeover);
     if (r == Inflater::Result::TooBig) {
         fail(1009, "message too big (inflated)");
         return false;
@@ -346,8 +348,9 @@ bool WsConn::inflate_message() {
 Frame WsConn::compressed_frame(uint8_t opcode, std::string_view payload) {
     static thread_local std::string body;
     body.clear();
-    Deflater &d = deflater_ ? *deflater_ : t.w.ws_hub().shared_deflater;
-    if (!d.compress(payload, body, dp_.server_max_window_bits, deflater_ && !dp_.server_no_context_takeover))
+    Deflater *own = rare_ ? rare_->deflater.get() : nullptr;
+    Deflater &d = own ? *own : t.w.ws_hub().shared_deflater;
+    if (!d.compress(payload, body, dp_.server_max_window_bits, own && !dp_.server_no_context_takeover))
         return nullptr;
     auto f = std::make_shared<std::string>();
     ws_frame(*f, opcode, body, true);
@@ -359,7 +362,7 @@ ql_status WsConn::send_published(const Frame &plain, Frame &shared) {
     std::string_view payload = ws_frame_payload(*plain);
     if (state_ != State::Open || !compressing(payload.size())) return send_frame(plain, false);
     uint8_t opcode = static_cast<uint8_t>((*plain)[0] & 0x0F);
-    if (deflater_ || dp_.server_max_window_bits != 15) {
+    if ((rare_ && rare_->deflater) || dp_.server_max_window_bits != 15) {
         Frame own = compressed_frame(opcode, payload);  // contexts of its own, or a smaller window
         return send_frame(own ? own : plain, false);
     }

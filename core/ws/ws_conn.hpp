@@ -105,9 +105,11 @@ public:
 
     ql_ws_id id() const { return id_; }
     WsSlot *slot() const { return slot_; }
-    std::vector<std::string> topics;  // subscribed (the hub keeps the index)
+    // Subscribed topics (the hub keeps the index).
+    std::vector<std::string> &topics() { return rare().topics; }
+    bool has_topics() const { return rare_ && !rare_->topics.empty(); }
+    std::string_view subprotocol() const { return rare_ ? std::string_view(rare_->subprotocol) : std::string_view(); }
     void *tag = nullptr;
-    std::string subprotocol;
 
 private:
     enum class State { Open, Closing, Closed };
@@ -140,7 +142,20 @@ private:
     bool drain_armed_ = false;
     bool close_after_write_ = false;  // the close frame is queued: close TCP once it is out
     uint16_t close_code_ = 1006;
-    std::string close_reason_;
+    // What most sockets never use, made on first need: an idle socket stays
+    // small (the budget is 1 KB per idle WebSocket, all included).
+    struct Rare {
+        std::vector<std::string> topics;
+        std::string subprotocol;
+        std::string close_reason;
+        std::unique_ptr<Deflater> deflater;  // dedicated contexts
+        std::unique_ptr<Inflater> inflater;
+    };
+    Rare &rare() {
+        if (!rare_) rare_ = std::make_unique<Rare>();
+        return *rare_;
+    }
+    std::unique_ptr<Rare> rare_;
     uint64_t close_started_ = 0;
     uint64_t last_recv_ = 0;
     uint64_t last_ping_ = 0;
@@ -153,8 +168,6 @@ private:
     // permessage-deflate: on when negotiated; own contexts when dedicated.
     bool deflate_ = false;
     DeflateParams dp_;
-    std::unique_ptr<Deflater> deflater_;
-    std::unique_ptr<Inflater> inflater_;
     bool dirty_ = false;
     std::string tail_;  // frames sent since the last flush, not yet in queue_
     std::vector<Out> queue_;

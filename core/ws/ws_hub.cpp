@@ -72,16 +72,18 @@ void WsHub::on_op(WsOp &op) {
 }
 
 bool WsHub::subscribe(WsConn *c, std::string_view topic) {
-    for (const std::string &t : c->topics)
+    auto &mine = c->topics();
+    for (const std::string &t : mine)
         if (t == topic) return false;
-    c->topics.emplace_back(topic);
-    topics_[c->topics.back()].push_back(c);
+    mine.emplace_back(topic);
+    topics_[mine.back()].push_back(c);
     w_.server.pubsub.add(topic, c->id(), w_.index, w_.server.worker_count());
     return true;
 }
 
 bool WsHub::unsubscribe(WsConn *c, std::string_view topic) {
-    auto &mine = c->topics;
+    if (!c->has_topics()) return false;
+    auto &mine = c->topics();
     size_t i = 0;
     while (i < mine.size() && mine[i] != topic) ++i;
     if (i == mine.size()) return false;
@@ -104,8 +106,8 @@ bool WsHub::unsubscribe(WsConn *c, std::string_view topic) {
 }
 
 void WsHub::leave_all(WsConn *c) {
-    while (!c->topics.empty()) {
-        std::string t = c->topics.back();
+    while (c->has_topics()) {
+        std::string t = c->topics().back();
         unsubscribe(c, t);
     }
 }
