@@ -258,13 +258,13 @@ TEST_CASE("sockets from any thread: send, close, stale ids; the server closes wi
     ql::WebSocket ws = open[0];
     ql::SendStatus st = ql::SendStatus::Closed;
     std::thread([&] { st = ws.send("from a thread"); }).join();
-    CHECK(st == ql::SendStatus::Queued);
+    CHECK(st == ql::SendStatus::Sent);  // under half the limit: no drain owed
     auto f = c.read();
     REQUIRE(f);
     CHECK(f->payload == "from a thread");
     // Text must be UTF-8.
     CHECK_THROWS_AS(ws.send(std::string_view("\xff", 1)), ql::Error);
-    CHECK(ws.send(std::string_view("\xff", 1), true) == ql::SendStatus::Queued);
+    CHECK(ws.send(std::string_view("\xff", 1), true) == ql::SendStatus::Sent);
     REQUIRE(c.read());
     // The host closes with its own code; the client answers; on_close once.
     std::thread([&] { CHECK(ws.close(4001, "kicked")); }).join();
@@ -372,6 +372,10 @@ TEST_CASE("backpressure: a client that never reads gets drops past max_backpress
     REQUIRE(c.open("/ws/feed")->status == 101);
     REQUIRE(qlt::wait_until([&] { std::lock_guard lk(mu); return open.size() == 1; }));
     ql::WebSocket ws = open[0];
+    // From this (another) thread, under half the limit: SENT, and no drain is owed.
+    CHECK(ws.send("hello", true) == ql::SendStatus::Sent);
+    qlt::sleep_ms(50);
+    CHECK(drains.load() == 0);
     std::string chunk(64 * 1024, 'z');
     int sent = 0, dropped = 0;
     for (int i = 0; i < 400 && dropped == 0; ++i) {
@@ -385,6 +389,9 @@ TEST_CASE("backpressure: a client that never reads gets drops past max_backpress
     qlt::sleep_ms(50);
     CHECK(ws.buffered() <= 256 * 1024 + chunk.size() + 16);
     // The client reads everything: a drain follows.
+    auto hello = c.read(5000);
+    REQUIRE(hello);
+    CHECK(hello->payload == "hello");
     size_t got = 0;
     while (got < static_cast<size_t>(sent)) {
         auto f = c.read(5000);
@@ -981,4 +988,31 @@ TEST_CASE("hijack: a request's connection taken over as raw bytes (queue and cal
     CHECK(ql_request_hijack(server.native(), 1, &none, &err) == QL_E_INVALID);
     CHECK(std::string(ql_error_message(err)).find("queue or callbacks") != std::string::npos);
     ql_error_free(&err);
+}
+
+TEST_CASE("an upgrade the host is still deciding on: the client leaving is noticed (ABORT), though the socket is not read") {
+    ql_queue *queue = nullptr;
+    REQUIRE(ql_queue_new(&queue, nullptr) == QL_OK);
+    ql::App app;
+    ql_ws_behavior b = QL_WS_BEHAVIOR_INIT;
+    REQUIRE(ql_app_ws_queue(app.native(), "/ws/q", 5, &b, queue, nullptr, nullptr, nullptr) == QL_OK);
+    auto server = start(app);
+    {
+        qlt::Client c(server.port());
+        c.send(qlt::upgrade_request("/ws/q"));
+        ql_event ev{};
+        size_t n = 0;
+        REQUIRE(ql_queue_poll(queue, &ev, 1, 3000, &n, nullptr) == QL_OK);
+        REQUIRE(n == 1);
+        CHECK(ev.kind == QL_EVENT_REQUEST);
+        c.close();  // the host has not decided yet
+        ql_event ab{};
+        REQUIRE(ql_queue_poll(queue, &ab, 1, 5000, &n, nullptr) == QL_OK);
+        REQUIRE(n == 1);
+        CHECK(ab.kind == QL_EVENT_ABORT);
+        CHECK(ab.id == ev.id);
+        CHECK(ql_ws_accept(ev.server, ev.id, nullptr, nullptr) == QL_E_GONE);
+    }
+    server.stop();
+    ql_queue_free(&queue);
 }

@@ -61,6 +61,14 @@ class Ws:
             self.buf += chunk
 
     def recv(self):
+        """One whole message: (opcode, payload), continuation frames joined."""
+        opcode, fin, payload = self._frame()
+        while not fin:
+            _, fin, more = self._frame()
+            payload += more
+        return opcode, payload
+
+    def _frame(self):
         self._need(2)
         b0, b1 = self.buf[0], self.buf[1]
         n, at = b1 & 0x7F, 2
@@ -72,7 +80,7 @@ class Ws:
             n, at = struct.unpack("!Q", self.buf[2:10])[0], 10
         self._need(at + n)
         payload, self.buf = self.buf[at:at + n], self.buf[at + n:]
-        return b0 & 0x0F, payload
+        return b0 & 0x0F, bool(b0 & 0x80), payload
 
     def quiet(self, seconds):
         self.s.settimeout(seconds)

@@ -853,7 +853,7 @@ QL_API ql_status ql_app_event_stream(ql_app *app, const char *pattern, size_t pa
 /* ql_ws_send's results (a non-negative ql_status). */
 enum {
     QL_WS_SENT = 0,    /* accepted; the socket's unsent bytes are at most half its max_backpressure */
-    QL_WS_QUEUED = 1,  /* accepted, above that mark (or handed to the loop, from another thread) */
+    QL_WS_QUEUED = 1,  /* accepted, above that mark: on_drain (QL_EVENT_WS_DRAIN) follows */
     QL_WS_DROPPED = 2  /* not sent: the socket is over its max_backpressure */
 };
 /* Values never change; new ones are appended. */
@@ -863,7 +863,7 @@ enum { QL_WS_TEXT = 0, QL_WS_BINARY = 1 };
  * socket's earlier messages and written at the end of the loop's iteration,
  * together with them (one write per socket for the echoes of one read, or
  * for a publish); from another thread it is copied and handed to the loop
- * (QL_WS_QUEUED). A text message must be valid
+ * (SENT or QUEUED by the same mark: a drain follows QUEUED only). A text message must be valid
  * UTF-8 (QL_E_INVALID otherwise). QL_E_GONE once the socket closes or is
  * closing. */
 QL_API ql_status ql_ws_send(ql_server *server, ql_ws_id ws, const char *data, size_t len, uint32_t kind,

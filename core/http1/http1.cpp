@@ -561,8 +561,11 @@ void Http1::check_timeouts(uint64_t now) {
         if (now - linger_start_ >= 2000) close();
         return;
     }
-    if (body_paused_ && t.peer_left()) {
-        close();  // as a read of its EOF would: the host is told
+    if ((body_paused_ || (head_ && !t.reading())) && t.peer_left()) {
+        // Not read (a paused body, or a request that ends the connection —
+        // an upgrade the host is deciding on): the kernel says the client
+        // left; as a read of its EOF would, this tells the host.
+        close();
         return;
     }
     if (body_paused_ && now - pause_start_ >= lim.handler_timeout_ms) {

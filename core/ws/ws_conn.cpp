@@ -447,11 +447,12 @@ void WsConn::flush() {
     write_queued();
 }
 
-ql_status WsConn::send_frame(const Frame &f, bool counted) {
+ql_status WsConn::send_frame(const Frame &f, bool counted, bool told_queued) {
     if (state_ != State::Open) return QL_E_GONE;
     if (counted && deflate_) {
         // Framed plain by another thread: compressed here, counted again.
         slot_->buffered.fetch_sub(f->size(), std::memory_order_relaxed);
+        if (told_queued) drain_armed_ = true;
         Frame none;
         return send_published(f, none);
     }
@@ -466,7 +467,7 @@ ql_status WsConn::send_frame(const Frame &f, bool counted) {
     seal_tail();  // in order behind what was sent before it
     queue_owned(f, 0);
     mark_dirty();
-    if (counted) drain_armed_ = true;  // the other thread was told QL_WS_QUEUED
+    if (told_queued) drain_armed_ = true;
     return accepted();
 }
 

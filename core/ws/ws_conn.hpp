@@ -89,8 +89,9 @@ public:
     // Sending (loop thread). Results as ql_ws_send's.
     ql_status send(uint8_t opcode, std::string_view payload);
     // A whole frame (published, or from another thread: `counted` when its
-    // bytes are in the slot's buffered count already).
-    ql_status send_frame(const Frame &f, bool counted);
+    // bytes are in the slot's buffered count already, `told_queued` when
+    // that thread was told QL_WS_QUEUED: a drain is owed).
+    ql_status send_frame(const Frame &f, bool counted, bool told_queued = false);
     // A published message: `plain` framed as it is, `shared` its compressed
     // frame made once per loop (shared contexts; made on first need).
     ql_status send_published(const Frame &plain, Frame &shared);

@@ -61,7 +61,7 @@ void WsHub::on_op(WsOp &op) {
     if (!s || s->gen.load(std::memory_order_acquire) != op.gen || !s->conn) return;  // closed since
     WsConn *c = s->conn;
     switch (op.kind) {
-    case WsOp::Send: c->send_frame(op.frame, true); break;
+    case WsOp::Send: c->send_frame(op.frame, true, op.code != 0); break;
     case WsOp::ArmDrain: c->arm_drain(); break;
     case WsOp::Resume: c->resume_reading(); break;
     case WsOp::Close: c->close(op.code, op.text); break;

@@ -40,7 +40,7 @@ struct WsOp {
     Kind kind = Send;
     uint32_t slot = 0;
     uint32_t gen = 0;
-    Frame frame;        // Send (counted in buffered already), Publish
+    Frame frame;        // Send (counted in buffered already; code 1: its sender was told QUEUED), Publish
     std::string text;   // the topic, or a close reason
     uint16_t code = 0;
     ql_ws_id exclude = 0;

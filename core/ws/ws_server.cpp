@@ -197,10 +197,11 @@ ql_status Server::ws_send(ql_ws_id id, const char *data, size_t len, uint32_t ki
         if (st == QL_E_GONE) *err = "the WebSocket is closed (or closing)";
         return st;
     }
-    // A hijacked connection's bytes go as they are.
-    Frame f = s->raw ? std::make_shared<const std::string>(data ? data : "", len) : make_frame(opcode_of(kind), data, len);
+    // A hijacked connection's bytes go as they are. Sized before any copy:
+    // a dropped send costs none.
+    size_t size = s->raw ? len : len + (len < 126 ? 2 : len < 65536 ? 4 : 10);
     uint64_t b = s->buffered.load(std::memory_order_relaxed);
-    if (b && b + f->size() > s->max_backpressure) {
+    if (b && b + size > s->max_backpressure) {
         WsOp op;
         op.kind = s->close_on_backpressure ? WsOp::Close : WsOp::ArmDrain;
         op.slot = s->index;
@@ -210,17 +211,22 @@ ql_status Server::ws_send(ql_ws_id id, const char *data, size_t len, uint32_t ki
         w->post_ws(std::move(op));
         return QL_WS_DROPPED;
     }
-    s->buffered.fetch_add(f->size(), std::memory_order_relaxed);
+    Frame f = s->raw ? std::make_shared<const std::string>(data ? data : "", len) : make_frame(opcode_of(kind), data, len);
+    uint64_t after = s->buffered.fetch_add(f->size(), std::memory_order_relaxed) + f->size();
+    // As on the loop: SENT at or under half the limit (no drain owed), else
+    // QUEUED, and the loop arms the drain that answers it.
+    bool queued = after > s->max_backpressure / 2;
     WsOp op;
     op.kind = WsOp::Send;
     op.slot = s->index;
     op.gen = static_cast<uint32_t>(id);
+    op.code = queued ? 1 : 0;
     op.frame = std::move(f);
     if (!w->post_ws(std::move(op))) {
         *err = "the server has stopped";
         return QL_E_GONE;
     }
-    return QL_WS_QUEUED;
+    return queued ? QL_WS_QUEUED : QL_WS_SENT;
 }
 
 ql_status Server::ws_close(ql_ws_id id, uint16_t code, std::string_view reason, std::string *err) {
