@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the quicklane Python package into a venv and tests it:
-#   mypy --strict on the Python examples and the package, then the pytest suite.
+#   mypy --strict on the Python examples and the package, then the pytest suite, then
+#   the WebSocket contract and Autobahn cases 1-10 on examples/python/hello.py
+#   (those two only when no pytest arguments are given).
 # Assumes the Debian packages of `make build` (cmake, g++, pkg-config,
 # libuv1-dev, node-llhttp, zlib1g-dev, nlohmann-json3-dev); installs everything
 # Python-side itself (the build tools, and the package's `test` extra).
@@ -42,9 +44,11 @@ if [ ! -f "$apps_stamp" ]; then
 fi
 
 # Rebuild when anything the extension is made of changed.
-src_hash="$(cd "$root" && cat core/*.cpp core/*.hpp core/sources.txt capi/src/* capi/include/quicklane.h \
-  bindings/cpp/include/quicklane.hpp bindings/python/CMakeLists.txt bindings/python/pyproject.toml \
-  bindings/python/src/native.cpp bindings/python/src/native.map bindings/python/src/quicklane/* 2>/dev/null \
+# Every core source, in every subfolder (core/ws, core/http1, core/phases, core/transport, ...).
+src_hash="$(cd "$root" && { find core capi bindings/cpp/include -type f \( -name '*.cpp' -o -name '*.hpp' \
+  -o -name '*.h' -o -name '*.c' -o -name 'sources.txt' \) | LC_ALL=C sort; \
+  echo bindings/python/CMakeLists.txt bindings/python/pyproject.toml bindings/python/src/native.cpp \
+  bindings/python/src/native.map; ls bindings/python/src/quicklane/*; } | xargs cat 2>/dev/null \
   | sha256sum | cut -d' ' -f1)"
 pkg_stamp="$venv/.ql-package"
 if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$src_hash" ] || ! "$py" -c "import quicklane._native" 2>/dev/null; then
@@ -61,3 +65,16 @@ echo "python: mypy --strict examples/python/{hello,fastapi_app,flask_app,fastpat
 "$py" -m mypy --strict --cache-dir "$venv/.mypy_cache" -p quicklane
 echo "python: pytest bindings/python/tests"
 "$py" -m pytest -q -p no:cacheprovider "$here/tests" "$@"
+
+# The WebSocket part of the example contract, and Autobahn|Testsuite cases 1-10
+# (kosoku) on the example's /ws/echo. Skipped when pytest was given a selection.
+if [ "$#" -eq 0 ]; then
+  echo "python: ws contract of examples/python/hello.py and fastapi_app.py"
+  python3 tests/ws_contract.py "$py" examples/python/hello.py
+  python3 tests/ws_contract.py "$py" examples/python/fastapi_app.py
+  echo "python: autobahn cases 1-10 on examples/python/hello.py /ws/echo"
+  start=$(date +%s)
+  AUTOBAHN_VENV="${AUTOBAHN_VENV:-$root/build/autobahn-venv}" KOSOKU_PARALLEL="${KOSOKU_PARALLEL:-2}" \
+    bash tests/autobahn.sh "$py" examples/python/hello.py
+  echo "python: autobahn took $(( $(date +%s) - start )) s"
+fi

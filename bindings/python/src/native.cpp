@@ -13,7 +13,11 @@
 #include <quicklane.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstring>
+#include <memory>
+#include <shared_mutex>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -424,6 +428,47 @@ public:
         return st;
     }
 
+    // Accepts the upgrade request of a WebSocket route (ql_ws_accept): the
+    // 101 goes out and a WS_OPEN event carrying `tag` follows on the queue.
+    // Returns QL_OK or QL_E_GONE (client left; the request is freed);
+    // raises ValueError when the core refuses the options (a subprotocol the
+    // client did not offer, a bad header): the request then stays unanswered.
+    int ws_accept(const py::handle &subprotocol, const py::handle &headers, intptr_t tag) {
+        if (!req_) return QL_E_ALREADY_SENT;
+        ql_ws_accept_options o = QL_WS_ACCEPT_OPTIONS_INIT;
+        Bytes sub(subprotocol);
+        o.subprotocol = sub.data;
+        o.subprotocol_len = sub.len;
+        o.tag = reinterpret_cast<void *>(tag);
+        std::vector<Bytes> keep;
+        std::vector<ql_header> hs;
+        if (!headers.is_none()) {
+            py::sequence seq = py::reinterpret_borrow<py::sequence>(headers);
+            size_t n = seq.size();
+            keep.reserve(2 * n);
+            for (size_t i = 0; i < n; ++i) {
+                py::sequence pair = seq[i];
+                if (pair.size() != 2) throw py::value_error("headers must be (name, value) pairs");
+                keep.emplace_back(pair[0]);
+                keep.emplace_back(pair[1]);
+            }
+            for (size_t i = 0; i < n; ++i)
+                hs.push_back(ql_header{keep[2 * i].data, keep[2 * i].len, keep[2 * i + 1].data, keep[2 * i + 1].len});
+            o.headers = hs.data();
+            o.header_count = hs.size();
+        }
+        ql_error *err = nullptr;
+        ql_status st = ql_ws_accept(server_, id_, &o, &err);
+        if (st == QL_E_INVALID) {
+            std::string msg = err ? ql_error_message(err) : "invalid accept";
+            ql_error_free(&err);
+            throw py::value_error(msg);
+        }
+        ql_error_free(&err);
+        req_ = nullptr;
+        return st;
+    }
+
     // A streamed body (stream_body routes), or the buffered one: bytes (b""
     // at the end), None when nothing is there yet (QL_E_AGAIN: a BODY event
     // follows on the route's queue), or the negative ql_status of a failure
@@ -715,6 +760,154 @@ private:
     ql_queue *q_ = nullptr;
 };
 
+// Sockets whose sender waits for a WS_DRAIN event. The core arms a drain
+// after every send from another thread, so most DRAIN events find nobody
+// waiting: the poller drops those without a Python object. Guarded by the GIL.
+std::unordered_set<uint64_t> g_drain_wanted;
+
+// Live native WebSocket objects, for the leak tests (ws_live()).
+std::atomic<int64_t> g_live_messages{0};
+std::atomic<int64_t> g_live_sockets{0};
+
+// A WS_MESSAGE event kept until the handler receives it: its data stays in
+// the core, and counts against the socket's inbound window, until then
+// (ql_event_release is what lets the core read the socket again).
+class WsMessage {
+public:
+    explicit WsMessage(const ql_event &ev) : ev_(ev) {
+        ql_ws_event_info info = QL_WS_EVENT_INFO_INIT;
+        if (ql_event_ws_info(&ev_, &info) == QL_OK) {
+            data_ = info.data;
+            len_ = info.len;
+            binary_ = info.binary != 0;
+        }
+        g_live_messages.fetch_add(1, std::memory_order_relaxed);
+    }
+    WsMessage(const WsMessage &) = delete;
+    WsMessage &operator=(const WsMessage &) = delete;
+    ~WsMessage() {
+        release();
+        g_live_messages.fetch_sub(1, std::memory_order_relaxed);
+    }
+    bool binary() const { return binary_; }
+    size_t size() const { return len_; }
+    // The message as str (text) or bytes (binary); the event is given back.
+    py::object take() {
+        if (!ev_.request) throw py::value_error("quicklane: WebSocket message already taken");
+        PyObject *o = binary_ ? PyBytes_FromStringAndSize(data_, static_cast<Py_ssize_t>(len_))
+                              : PyUnicode_DecodeUTF8(data_, static_cast<Py_ssize_t>(len_), "surrogateescape");
+        release();
+        if (!o) throw py::error_already_set();
+        return py::reinterpret_steal<py::object>(o);
+    }
+    void release() {
+        if (ev_.request) ql_event_release(&ev_);
+        data_ = nullptr;
+        len_ = 0;
+    }
+
+private:
+    ql_event ev_;
+    const char *data_ = nullptr;
+    size_t len_ = 0;
+    bool binary_ = false;
+};
+
+// The server pointer shared by everything that may call it from any thread
+// (WebSockets, publish): close() frees the server under the exclusive lock,
+// so a late call finds NULL instead of freed memory.
+struct ServerBox {
+    std::shared_mutex mu;
+    ql_server *server = nullptr;
+};
+
+constexpr int kWsDropped = -100;  // NativeWebSocket.send: over max_backpressure, not sent
+
+// One open WebSocket (its ql_ws_id) on a server. Every call is thread-safe.
+class NativeWebSocket {
+public:
+    NativeWebSocket(std::shared_ptr<ServerBox> box, uint64_t id) : box_(std::move(box)), id_(id) {
+        g_live_sockets.fetch_add(1, std::memory_order_relaxed);
+    }
+    NativeWebSocket(const NativeWebSocket &) = delete;
+    NativeWebSocket &operator=(const NativeWebSocket &) = delete;
+    ~NativeWebSocket() {
+        g_drain_wanted.erase(id_);
+        g_live_sockets.fetch_sub(1, std::memory_order_relaxed);
+    }
+    uint64_t id() const { return id_; }
+
+    // Sends one message (str: text, else binary when `binary`). Returns the
+    // socket's unsent bytes after it (>= 0), kWsDropped when it was over its
+    // max_backpressure (not sent), or QL_E_GONE once the socket is closing.
+    int64_t send(const py::handle &data, bool binary) {
+        Bytes b(data);
+        uint32_t kind = binary ? QL_WS_BINARY : QL_WS_TEXT;
+        ql_status st;
+        uint64_t buffered = 0;
+        ql_error *err = nullptr;
+        {
+            std::unique_ptr<py::gil_scoped_release> nogil;
+            if (b.len >= 65536) nogil = std::make_unique<py::gil_scoped_release>();
+            std::shared_lock lock(box_->mu);
+            if (!box_->server) return QL_E_GONE;
+            st = ql_ws_send(box_->server, id_, b.data, b.len, kind, &err);
+            if (st >= 0 && st != QL_WS_DROPPED && ql_ws_buffered(box_->server, id_, &buffered, nullptr) != QL_OK)
+                st = QL_E_GONE;
+        }
+        if (st == QL_E_INVALID) raise_value(err, "invalid message");
+        ql_error_free(&err);
+        if (st == QL_WS_DROPPED) return kWsDropped;
+        if (st < 0) return st;
+        return static_cast<int64_t>(buffered);
+    }
+    // Starts the close handshake (code 0: cut at once). QL_OK or QL_E_GONE;
+    // ValueError for a code or reason that may not be sent.
+    int close(uint16_t code, const py::handle &reason) {
+        Bytes r(reason);
+        ql_error *err = nullptr;
+        ql_status st;
+        {
+            std::shared_lock lock(box_->mu);
+            if (!box_->server) return QL_E_GONE;
+            st = ql_ws_close(box_->server, id_, code, r.data, r.len, &err);
+        }
+        if (st == QL_E_INVALID) raise_value(err, "invalid close");
+        ql_error_free(&err);
+        return st;
+    }
+    // Unsent bytes, or QL_E_GONE.
+    int64_t buffered() {
+        uint64_t n = 0;
+        std::shared_lock lock(box_->mu);
+        if (!box_->server) return QL_E_GONE;
+        ql_status st = ql_ws_buffered(box_->server, id_, &n, nullptr);
+        return st == QL_OK ? static_cast<int64_t>(n) : st;
+    }
+    // While on, the socket's WS_DRAIN events reach Python (see g_drain_wanted).
+    void want_drain(bool on) {
+        if (on)
+            g_drain_wanted.insert(id_);
+        else
+            g_drain_wanted.erase(id_);
+    }
+    int subscribe(const std::string &topic, bool on) {
+        std::shared_lock lock(box_->mu);
+        if (!box_->server) return QL_E_GONE;
+        return on ? ql_ws_subscribe(box_->server, id_, topic.data(), topic.size(), nullptr)
+                  : ql_ws_unsubscribe(box_->server, id_, topic.data(), topic.size(), nullptr);
+    }
+
+private:
+    [[noreturn]] static void raise_value(ql_error *err, const char *what) {
+        std::string msg = err ? ql_error_message(err) : what;
+        ql_error_free(&err);
+        throw py::value_error(msg);
+    }
+    std::shared_ptr<ServerBox> box_;
+    uint64_t id_;
+};
+
 // Each poller thread uses its own Poller so the event buffers never race.
 class Poller {
 public:
@@ -731,21 +924,52 @@ public:
             st = ql_queue_poll(q_, events_.data(), max, timeout_ms, &n, nullptr);
         }
         if (st == QL_E_STATE) return py::none();
-        py::list out(n);
+        py::list out;
         for (size_t i = 0; i < n; ++i) {
-            const ql_event &ev = events_[i];
-            if (ev.kind == QL_EVENT_REQUEST)
-                out[i] = py::cast(new NativeRequest(ev), py::return_value_policy::take_ownership);
-            else if (ev.kind == QL_EVENT_BODY || ev.kind == QL_EVENT_DRAIN)
+            ql_event &ev = events_[i];
+            if (ev.kind == QL_EVENT_REQUEST) {
+                out.append(py::cast(new NativeRequest(ev), py::return_value_policy::take_ownership));
+            } else if (ev.kind == QL_EVENT_BODY || ev.kind == QL_EVENT_DRAIN) {
                 // (kind, id): more of a streamed body can be read / a streamed answer drained
-                out[i] = py::make_tuple(static_cast<int>(ev.kind), ev.id);
-            else
-                out[i] = py::int_(ev.id);  // an abort
+                out.append(py::make_tuple(static_cast<int>(ev.kind), ev.id));
+            } else if (ev.kind >= QL_EVENT_WS_OPEN && ev.kind <= QL_EVENT_WS_CLOSE) {
+                if (ev.kind == QL_EVENT_WS_DRAIN && !g_drain_wanted.count(ev.id)) {
+                    ql_event_release(&ev);  // nobody waits for it
+                    continue;
+                }
+                out.append(ws_event(ev));
+            } else {
+                out.append(py::int_(ev.id));  // an abort
+            }
         }
         return out;
     }
 
 private:
+    // (kind, tag, x): OPEN x = the ql_ws_id, MESSAGE x = a WsMessage (kept
+    // until received), DRAIN x = None, CLOSE x = (code, reason). Every event
+    // but a message is given back here.
+    static py::object ws_event(ql_event &ev) {
+        ql_ws_event_info info = QL_WS_EVENT_INFO_INIT;
+        if (ql_event_ws_info(&ev, &info) != QL_OK) {
+            ql_event_release(&ev);
+            return py::make_tuple(static_cast<int>(ev.kind), 0, py::none());
+        }
+        py::int_ tag(reinterpret_cast<intptr_t>(info.tag));
+        int kind = static_cast<int>(ev.kind);
+        if (ev.kind == QL_EVENT_WS_MESSAGE) {
+            auto *m = new WsMessage(ev);
+            ev.request = nullptr;  // the message object gives it back
+            return py::make_tuple(kind, tag, py::cast(m, py::return_value_policy::take_ownership));
+        }
+        py::object x = py::none();
+        if (ev.kind == QL_EVENT_WS_OPEN)
+            x = py::int_(ev.id);
+        else if (ev.kind == QL_EVENT_WS_CLOSE)
+            x = py::make_tuple(static_cast<int>(info.code), to_str(ql_str{info.data, info.len}));
+        ql_event_release(&ev);
+        return py::make_tuple(kind, tag, x);
+    }
     ql_queue *q_;  // the Queue object outlives its pollers (held by Python)
     std::array<ql_event, 256> events_{};
 };
@@ -767,6 +991,24 @@ public:
         ql_status st = ql_app_route_queue(app_.native(), method.data(), method.size(), pattern.data(),
                                           pattern.size(), queue.native(), data, nullptr, &err);
         if (st != QL_OK) raise_status(st, err, "ql_app_route_queue");
+    }
+    // A queued WebSocket route: its upgrade requests and socket events go to `queue`.
+    void ws_queue(const std::string &pattern, Queue &queue, int route, uint64_t max_message_bytes,
+                  uint64_t max_backpressure, uint32_t idle_timeout_ms, uint32_t ping_interval_ms,
+                  uint32_t compression, uint32_t window_bits, bool close_on_backpressure) {
+        ql_ws_behavior b = QL_WS_BEHAVIOR_INIT;
+        b.max_message_bytes = max_message_bytes;
+        b.max_backpressure = max_backpressure;
+        b.idle_timeout_ms = idle_timeout_ms;
+        b.ping_interval_ms = ping_interval_ms;
+        b.compression = compression;
+        b.compression_window_bits = window_bits;
+        b.close_on_backpressure = close_on_backpressure ? 1 : 0;
+        ql_error *err = nullptr;
+        void *data = reinterpret_cast<void *>(static_cast<intptr_t>(route) + 1);
+        ql_status st = ql_app_ws_queue(app_.native(), pattern.data(), pattern.size(), &b, queue.native(), data,
+                                       nullptr, &err);
+        if (st != QL_OK) raise_status(st, err, "ql_app_ws_queue");
     }
     // Native rules: each raises NativeError with the core's message when refused.
     void route_rules(const std::string &method, const std::string &pattern, uint32_t rate_limit,
@@ -802,10 +1044,12 @@ private:
 };
 
 // The server, over the C ABI directly (the C++ wrapper's options predate
-// reuse_port).
+// reuse_port). Its pointer sits in a ServerBox shared with the WebSockets,
+// since those and publish() may be called from any thread.
 class Server {
 public:
-    Server(const App &app, const std::string &host, uint16_t port, uint32_t workers, py::dict limits) {
+    Server(const App &app, const std::string &host, uint16_t port, uint32_t workers, py::dict limits)
+        : box_(std::make_shared<ServerBox>()) {
         ql_server_options o = QL_SERVER_OPTIONS_INIT;
         host_ = host;
         if (!host_.empty()) {
@@ -833,12 +1077,13 @@ public:
             else throw py::value_error("unknown server option: " + k);
         }
         ql_error *err = nullptr;
-        ql_status st = ql_server_new(app.cpp().native(), &o, &server_, &err);
+        ql_status st = ql_server_new(app.cpp().native(), &o, &box_->server, &err);
         if (st != QL_OK) raise_status(st, err, "ql_server_new");
     }
     ~Server() { free_server(); }
     void start() {
-        if (!server_) throw quicklane::Error(QL_E_STATE, "quicklane: server closed");
+        ql_server *server = box_->server;
+        if (!server) throw quicklane::Error(QL_E_STATE, "quicklane: server closed");
         ql_status st;
         ql_error *err = nullptr;
         {
@@ -849,27 +1094,56 @@ public:
             sigaddset(&set, SIGINT);
             sigaddset(&set, SIGTERM);
             pthread_sigmask(SIG_BLOCK, &set, &old);
-            st = ql_server_start(server_, &err);
+            st = ql_server_start(server, &err);
             pthread_sigmask(SIG_SETMASK, &old, nullptr);
         }
         if (st != QL_OK) raise_status(st, err, "ql_server_start");
     }
-    uint16_t port() const { return server_ ? ql_server_port(server_) : 0; }
+    uint16_t port() const { return box_->server ? ql_server_port(box_->server) : 0; }
     void stop(uint32_t timeout_ms) {
-        if (!server_) return;
+        ql_server *server = box_->server;
+        if (!server) return;
         py::gil_scoped_release nogil;
-        ql_server_stop(server_, timeout_ms, nullptr);
+        ql_server_stop(server, timeout_ms, nullptr);
     }
     py::dict stats() const {
         py::dict d;
-        if (!server_) return d;
+        ql_server *server = box_->server;
+        if (!server) return d;
         ql_server_stats s = QL_SERVER_STATS_INIT;
-        if (ql_server_stats_get(server_, &s, nullptr) != QL_OK) return d;
+        if (ql_server_stats_get(server, &s, nullptr) != QL_OK) return d;
         d["connections_open"] = s.connections_open;
         d["connections_total"] = s.connections_total;
         d["requests_total"] = s.requests_total;
         d["requests_in_flight"] = s.requests_in_flight;
         return d;
+    }
+    // The open WebSocket `id` of this server (from a WS_OPEN event).
+    NativeWebSocket *websocket(uint64_t id) { return new NativeWebSocket(box_, id); }
+    // A message to every WebSocket subscribed to topic (str: text, else
+    // binary), from any thread; returns how many subscribers it went to, or
+    // -1 once the server is closed (or another failure). ValueError for a
+    // text that is not UTF-8.
+    int64_t publish(const std::string &topic, const py::handle &data, bool binary, uint64_t exclude) {
+        Bytes b(data);
+        size_t count = 0;
+        ql_error *err = nullptr;
+        ql_status st;
+        {
+            std::unique_ptr<py::gil_scoped_release> nogil;
+            if (b.len >= 65536) nogil = std::make_unique<py::gil_scoped_release>();
+            std::shared_lock lock(box_->mu);
+            if (!box_->server) return -1;
+            st = ql_server_publish(box_->server, topic.data(), topic.size(), b.data, b.len,
+                                   binary ? QL_WS_BINARY : QL_WS_TEXT, exclude, &count, &err);
+        }
+        if (st == QL_E_INVALID) {
+            std::string msg = err ? ql_error_message(err) : ql_status_name(st);
+            ql_error_free(&err);
+            throw py::value_error(msg);
+        }
+        ql_error_free(&err);
+        return st == QL_OK ? static_cast<int64_t>(count) : -1;
     }
     // Frees the server; every request it held is gone afterwards.
     void close() {
@@ -878,9 +1152,12 @@ public:
     }
 
 private:
-    void free_server() { ql_server_free(&server_); }
+    void free_server() {
+        std::unique_lock lock(box_->mu);
+        ql_server_free(&box_->server);
+    }
     std::string host_;
-    ql_server *server_ = nullptr;
+    std::shared_ptr<ServerBox> box_;
 };
 
 }  // namespace
@@ -927,10 +1204,40 @@ PYBIND11_MODULE(_native, m) {
         .def("asgi_scope", &NativeRequest::asgi_scope)
         .def("wsgi_environ", &NativeRequest::wsgi_environ)
         .def("respond_app", &NativeRequest::respond_app)
+        .def("ws_accept", &NativeRequest::ws_accept)
         .def("stream_start", &NativeRequest::stream_start)
         .def("stream_write", &NativeRequest::stream_write)
         .def("stream_end", &NativeRequest::stream_end)
         .def_property_readonly("streaming", &NativeRequest::streaming);
+
+    m.attr("EVENT_WS_OPEN") = static_cast<int>(QL_EVENT_WS_OPEN);
+    m.attr("EVENT_WS_MESSAGE") = static_cast<int>(QL_EVENT_WS_MESSAGE);
+    m.attr("EVENT_WS_DRAIN") = static_cast<int>(QL_EVENT_WS_DRAIN);
+    m.attr("EVENT_WS_CLOSE") = static_cast<int>(QL_EVENT_WS_CLOSE);
+    m.attr("WS_DROPPED") = kWsDropped;
+    m.attr("WS_COMPRESS_NONE") = static_cast<int>(QL_WS_COMPRESS_NONE);
+    m.attr("WS_COMPRESS_SHARED") = static_cast<int>(QL_WS_COMPRESS_SHARED);
+    m.attr("WS_COMPRESS_DEDICATED") = static_cast<int>(QL_WS_COMPRESS_DEDICATED);
+    m.def("ws_live", [] {
+        py::dict d;
+        d["messages"] = g_live_messages.load();
+        d["sockets"] = g_live_sockets.load();
+        return d;
+    }, "Live native WebSocket objects (messages held, socket handles): a test hook for leaks.");
+
+    py::class_<WsMessage>(m, "WsMessage")
+        .def_property_readonly("binary", &WsMessage::binary)
+        .def_property_readonly("size", &WsMessage::size)
+        .def("take", &WsMessage::take)
+        .def("release", &WsMessage::release);
+
+    py::class_<NativeWebSocket>(m, "NativeWebSocket")
+        .def_property_readonly("id", &NativeWebSocket::id)
+        .def("send", &NativeWebSocket::send)
+        .def("close", &NativeWebSocket::close)
+        .def("buffered", &NativeWebSocket::buffered)
+        .def("want_drain", &NativeWebSocket::want_drain)
+        .def("subscribe", &NativeWebSocket::subscribe);
 
     py::class_<Queue>(m, "Queue")
         .def(py::init<>())
@@ -945,6 +1252,7 @@ PYBIND11_MODULE(_native, m) {
         .def(py::init<>())
         .def("static_route", &App::static_route)
         .def("route_queue", &App::route_queue)
+        .def("ws_queue", &App::ws_queue)
         .def("route_rules", &App::route_rules)
         .def("rate_limit", &App::rate_limit)
         .def("cors", &App::cors)
@@ -961,5 +1269,7 @@ PYBIND11_MODULE(_native, m) {
         .def("port", &Server::port)
         .def("stop", &Server::stop)
         .def("stats", &Server::stats)
+        .def("websocket", &Server::websocket, py::return_value_policy::take_ownership)
+        .def("publish", &Server::publish)
         .def("close", &Server::close);
 }

@@ -119,3 +119,43 @@ def test_cli_errors() -> None:
     assert r.returncode == 3 and "lifespan startup failed: no database" in r.stderr
     r = subprocess.run([sys.executable, "-m", "quicklane", "--help"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and "--workers" in r.stdout and "--root-path" in r.stdout
+
+
+def test_cli_serves_fastapi_websockets() -> None:
+    """`quicklane fastapi_app:api` (the example's unchanged FastAPI app): its WebSocket endpoints
+    answer the handshake (issue 17: they were 404) and chat across members."""
+    from wsclient import BINARY, TEXT, Ws
+
+    port = free_port()
+    examples = HERE.parents[2] / "examples" / "python"
+    proc = subprocess.Popen([sys.executable, "-m", "quicklane", "fastapi_app:api", "--port", str(port),
+                             "--app-dir", str(examples)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=str(examples))
+    try:
+        wait_ready(port, proc, "/ping")
+        w = Ws(port, "/ws/echo")
+        w.send("hé", TEXT)
+        assert w.recv() == (TEXT, "hé".encode())
+        w.send(b"\x00\x01", BINARY)
+        assert w.recv() == (BINARY, b"\x00\x01")
+        a, b = Ws(port, "/ws/chat/r"), Ws(port, "/ws/chat/r")
+        b.s.settimeout(0.2)
+        for i in range(50):  # until b's handler has joined the room (bounded)
+            a.send(f"hi {i}", TEXT)
+            assert json.loads(a.recv_text()) == {"room": "r", "from": 1, "text": f"hi {i}"}
+            try:
+                assert json.loads(b.recv_text()) == {"room": "r", "from": 1, "text": f"hi {i}"}
+                break
+            except socket.timeout:
+                continue
+        else:
+            raise AssertionError("the second member never heard the first")
+        b.s.settimeout(5)
+        b.send("back", TEXT)
+        for m in (a, b):
+            assert json.loads(m.recv_text()) == {"room": "r", "from": 2, "text": "back"}
+        for m in (w, a, b):
+            m.shut()
+    finally:
+        code, out = stop(proc)
+    assert code == 0, out

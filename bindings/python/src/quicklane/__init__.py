@@ -14,6 +14,7 @@ from ._body import ClientDisconnect
 from ._http import (Address, EventSourceResponse, Headers, HTTPError, QueryParams, Request, Response,
                     ServerSentEvent, StreamingResponse)
 from ._native import NativeError
+from ._ws import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
 
 __version__ = "0.1.0"
 
@@ -27,4 +28,5 @@ def native_version() -> str:
 
 __all__ = ["App", "Server", "Request", "Response", "HTTPError", "ClientDisconnect",
            "StreamingResponse", "EventSourceResponse", "ServerSentEvent", "Headers", "QueryParams", "Address",
-           "NativeError", "native_version", "__version__"]
+           "NativeError", "native_version", "__version__", "WebSocket", "WebSocketDisconnect",
+           "WebSocketDisconnected", "WebSocketState"]

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional, Sequence, TypeVar, Union
 from . import _native
 from ._body import AsyncBody, ClientDisconnect, wake
 from ._stream import Drains, as_stream, send_async, send_sync
+from ._ws import WS_ROUTE_BASE, WsHub, WsRoute
 from ._http import (
     JSON_TYPE,
     TEXT_TYPE,
@@ -253,9 +254,13 @@ class App:
         self._mounts: list[Any] = []
         # Native rules, applied to the native app at start, in order.
         self._native_rules: list[Callable[[_native.App], None]] = []
+        self._ws_routes: list[WsRoute] = []
+        self._engines: list[_Engine] = []  # serving now (publish goes to each)
 
     def mount(self, app: Any, *, interface: str = "auto", root_path: str = "", lifespan: str = "auto",
-              access_log: Optional[bool] = None, methods: Sequence[str] = MOUNT_METHODS) -> None:
+              access_log: Optional[bool] = None, methods: Sequence[str] = MOUNT_METHODS,
+              ws_max_size: int = 16 << 20, ws_ping_interval: float = 20.0,
+              ws_per_message_deflate: bool = True) -> None:
         """Sends every request that no native or Python route of this App
         matches to an existing ASGI (FastAPI, Starlette, Django's ASGI handler)
         or WSGI (Flask, Django) application, unchanged.
@@ -265,6 +270,11 @@ class App:
         root_path / WSGI SCRIPT_NAME). lifespan: "auto", "on" or "off"
         (ASGI startup/shutdown events). access_log: one line per request on
         the "quicklane.access" logger (default on, when that logger logs INFO).
+
+        An ASGI app also gets the WebSocket upgrades (websocket scopes), with
+        uvicorn's options and defaults: ws_max_size (bytes; a bigger message
+        closes with 1009), ws_ping_interval (seconds; 0 = no pings, and a
+        socket silent for 120 s is closed), ws_per_message_deflate.
         """
         from ._asgi import AsgiAdapter, is_asgi
         from ._wsgi import WsgiAdapter
@@ -280,7 +290,12 @@ class App:
             raise ValueError("interface must be 'asgi', 'wsgi' or 'auto'")
         if self._mounts:
             raise ValueError("quicklane: one app can be mounted per App")
+        # WebSocket upgrades of the catch-all go to an ASGI app too (websocket scopes).
+        ws_route = WsRoute("/{path...}", None, adapter=adapter, max_message_size=ws_max_size,
+                           ping_interval=ws_ping_interval, compression=bool(ws_per_message_deflate))
         self._mounts.append(adapter)
+        if interface == "asgi" and "GET" in (m.upper() for m in methods):
+            self._ws_routes.append(ws_route)
         for m in methods:
             self._routes.append(_Route.mounted(m.upper(), "/{path...}", adapter, interface == "asgi"))
             # Bodies reach the app as they arrive (receive() / wsgi.input), as under uvicorn.
@@ -421,6 +436,60 @@ class App:
         """One JSON line per answered request on stderr, written by the core."""
         self._native_rules.append(lambda nat: nat.access_log(enabled))
 
+    def websocket(self, path: str, *, max_message_size: int = 16 << 20, max_backpressure: int = 1 << 20,
+                  idle_timeout: float = 120.0, ping_interval: float = 0.0,
+                  compression: Union[bool, str, None] = False, compression_window_bits: int = 15,
+                  close_on_backpressure: bool = False, rate_limit: int = 0, per: float = 60.0,
+                  rate_key: Optional[str] = None, api_key: bool = False) -> Callable[[F], F]:
+        """Registers an ``async def handler(ws, **path_params)`` for WebSocket
+        upgrades of GET path. ws has the names of Starlette's WebSocket
+        (accept, receive_text/bytes/json, send_text/bytes/json, iter_text,
+        close, ...) plus subscribe/unsubscribe of pub/sub topics.
+
+        The core's limits: max_message_size (bytes; a bigger message closes
+        the socket with 1009), max_backpressure (unsent bytes per socket:
+        ``await ws.send_*`` waits while more than half of it is buffered, and
+        received messages the handler has not taken hold at most this much
+        before the core stops reading the socket), idle_timeout (seconds
+        without a byte from the client: closed with 1001), ping_interval
+        (seconds; 0 = no pings from the server), compression
+        (permessage-deflate: False, True/"shared" or "dedicated";
+        compression_window_bits 9..15 for "dedicated"), close_on_backpressure
+        (close with 1008 instead of waiting). rate_limit/per/rate_key/api_key
+        apply to the upgrade request, as for route()."""
+        def make(fn: Any, adapter: Any) -> WsRoute:
+            return WsRoute(path, fn, max_message_size=max_message_size, max_backpressure=max_backpressure,
+                           idle_timeout=idle_timeout, ping_interval=ping_interval, compression=compression,
+                           compression_window_bits=compression_window_bits,
+                           close_on_backpressure=close_on_backpressure, adapter=adapter)
+
+        make(None, True)  # the options are checked here, before the function
+
+        def deco(fn: F) -> F:
+            self._ws_routes.append(make(fn, None))
+            self._route_rules("GET", path, rate_limit, per, rate_key, api_key, 0.0, (), "", "")
+            return fn
+
+        return deco
+
+    def publish(self, topic: str, data: Any) -> int:
+        """Sends data to every WebSocket subscribed to topic (``ws.subscribe``),
+        on every loop, from any thread (sync code included): str as a text
+        message, bytes as a binary one, anything else as JSON text. Framed
+        once in the core; a subscriber over its max_backpressure misses it.
+        Returns how many sockets it went to (0 when not serving)."""
+        if not isinstance(topic, str):
+            raise TypeError(f"a topic is a str, got {type(topic).__name__}")
+        binary = isinstance(data, (bytes, bytearray, memoryview))
+        if not binary and not isinstance(data, str):
+            data = dumps(data)
+        count = 0
+        for engine in list(self._engines):
+            server = engine.server
+            if server is not None:
+                count += max(server.publish(topic, data, binary, 0), 0)
+        return count
+
     def add_route(self, method: str, path: str, fn: Callable[..., Any]) -> None:
         self._routes.append(_Route(method.upper(), path, fn))
 
@@ -483,7 +552,7 @@ class App:
             engine = _Engine(self, host, port, workers, threads, batch, limits)
             await engine.startup()
             engine.start(loop)
-            logger.info("quicklane: serving on http://%s:%d", host, engine.port)
+            logger.info("quicklane: listening on http://%s:%d", host, engine.port)
             try:
                 await stop.wait()
                 logger.info("quicklane: shutting down (in-flight requests get %.1f s)", shutdown_timeout)
@@ -516,7 +585,10 @@ class _Engine:
         # max_body_bytes is a limit for streamed bodies too (none by default, as uvicorn).
         if limits.get("max_body_bytes") and "max_stream_body_bytes" not in limits:
             limits = {**limits, "max_stream_body_bytes": limits["max_body_bytes"]}
+        self.app = app
         self.routes = list(app._routes)
+        self.ws_routes = list(app._ws_routes)
+        self.hub: Optional[WsHub] = None
         self.statics = list(app._statics)
         self.mounts = list(app._mounts)
         self.native_rules = list(app._native_rules)
@@ -534,7 +606,7 @@ class _Engine:
         self.pool: list[threading.Thread] = []
         self.tasks: dict[int, tuple[asyncio.Task[None], _native.NativeRequest]] = {}
         self.closing = False
-        self.backlog: collections.deque[Union[_native.NativeRequest, int, tuple[int, int]]] = collections.deque()
+        self.backlog: collections.deque[Any] = collections.deque()
         self.poll_lock = threading.Lock()  # held by the one sync thread polling the native queue
 
     # -- lifecycle -------------------------------------------------------------
@@ -555,18 +627,28 @@ class _Engine:
             nat.static_route(method, path, res.status_code, res.media_type, res.headers, res.body)
         if any(not r.is_async for r in self.routes):
             self.sync_q = _native.Queue()
-        if any(r.is_async for r in self.routes):
+        if any(r.is_async for r in self.routes) or self.ws_routes:
             self.async_q = _native.Queue()
         for i, r in enumerate(self.routes):
             q = self.async_q if r.is_async else self.sync_q
             assert q is not None
             nat.route_queue(r.method, r.pattern, q, i)
+        for i, w in enumerate(self.ws_routes):
+            assert self.async_q is not None
+            nat.ws_queue(w.pattern, self.async_q, WS_ROUTE_BASE + i, w.max_message_size, w.max_backpressure,
+                         w.idle_timeout_ms, w.ping_interval_ms, w.compression, w.window_bits,
+                         w.close_on_backpressure)
+        if self.ws_routes:
+            self.hub = WsHub(loop)
         for rule in self.native_rules:
             rule(nat)
         server = _native.Server(nat, self.host, self.req_port, self.workers, dict(self.limits))
         server.start()
         self.server = server
         self.port = server.port()
+        if self.hub is not None:
+            self.hub.server = server
+        self.app._engines.append(self)
         for m in self.mounts:
             m.bind(self, self.host, self.port)
         if self.sync_q is not None:
@@ -589,13 +671,23 @@ class _Engine:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, server.stop, int(timeout * 1000))
         self.closing = True
+        if self in self.app._engines:
+            self.app._engines.remove(self)
         if self.async_q is not None:
-            self._on_async_ready()  # take the last events (aborts)
+            self._on_async_ready()  # take the last events (aborts, WebSocket closes)
             loop.remove_reader(self.async_q.fd())
             for task, _ in list(self.tasks.values()):
                 task.cancel()
             if self.tasks:
                 await asyncio.wait([t for t, _ in self.tasks.values()], timeout=timeout + 1.0)
+            hub = self.hub
+            if hub is not None and hub.tasks:
+                # Their sockets are closed (a receive raises WebSocketDisconnect): let them end, then cancel.
+                _, left = await asyncio.wait(list(hub.tasks), timeout=timeout)
+                for t in left:
+                    t.cancel()
+                if left:
+                    await asyncio.wait(left, timeout=1.0)
             if self.cycles:  # ASGI apps finish their background work, then are cancelled
                 pending = [c.task for c in self.cycles.values() if c.task is not None]
                 if pending:
@@ -613,6 +705,9 @@ class _Engine:
         else:
             stuck = []
         self.server = None
+        if self.hub is not None:
+            self.hub.server = None
+            stuck += ["websocket"] * len(self.hub.tasks)
         if stuck or self.tasks or self.cycles:
             # A handler still runs and will answer through this server: freeing
             # it now would be a use-after-free, so it is kept (and leaked).
@@ -682,14 +777,23 @@ class _Engine:
             return
         routes, tasks, loop, cycles = self.routes, self.tasks, self.loop, self.cycles
         waiters = self.body_waiters
+        hub = self.hub
         for ev in events:
             if isinstance(ev, tuple):
-                if ev[0] == _native.EVENT_DRAIN:
+                k = ev[0]
+                if k >= _native.EVENT_WS_OPEN:
+                    if hub is not None:
+                        hub.event(ev)  # type: ignore[arg-type]
+                    elif k == _native.EVENT_WS_MESSAGE:
+                        ev[2].release()  # type: ignore[misc]
+                elif k == _native.EVENT_DRAIN:
                     self.drains.wake(ev[1])
                 else:
                     wake(waiters, ev[1])  # more of a streamed body can be read
                 continue
             if isinstance(ev, int):
+                if hub is not None and hub.aborted(ev):
+                    continue  # the WebSocket's handler learns it at accept
                 # A reader waiting for body bytes reads again and gets
                 # ClientDisconnect (or http.disconnect) instead of a cancel.
                 reading = ev in waiters
@@ -709,6 +813,15 @@ class _Engine:
                 continue
             if self.closing:
                 ev.discard()
+                continue
+            if ev.route >= WS_ROUTE_BASE:
+                ws_route = self.ws_routes[ev.route - WS_ROUTE_BASE]
+                if hub is None:
+                    ev.discard()
+                elif ws_route.adapter is not None:
+                    ws_route.adapter.dispatch_ws(ev, ws_route, hub)
+                else:
+                    hub.dispatch(ws_route, ev)
                 continue
             route = routes[ev.route]
             if route.adapter is not None:

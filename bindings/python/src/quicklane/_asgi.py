@@ -1,7 +1,10 @@
-"""ASGI 3.0 server side (HTTP and lifespan) on quicklane's queued delivery.
+"""ASGI 3.0 server side (HTTP, WebSocket and lifespan) on quicklane's queued delivery.
 
 Each request's scope is built natively in one crossing (NativeRequest.asgi_scope);
 the app runs as one task on the engine's asyncio loop, with no thread hop.
+WebSockets (ASGI spec 2.4, with the websocket.http.response extension) run on
+the core's queued WebSocket route that the mount adds on its catch-all
+pattern; the messages an app sees, and what a client sees, follow uvicorn's.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any, Awaitable, Callable, MutableMapping, Optional
 from . import _native
 from ._body import AsyncBody, ClientDisconnect
 from ._http import HTTPError
+from ._ws import WebSocket, WebSocketDisconnect, WebSocketState, WsHub, WsRoute
 
 logger = logging.getLogger("quicklane")
 access_logger = logging.getLogger("quicklane.access")
@@ -33,6 +37,7 @@ LOW_WATER = _native.DRAIN_LOW
 GATHER_LIMIT = 1 << 20
 
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
+_ASGI_WS = {"version": "3.0", "spec_version": "2.4"}
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 _ERROR_BODY = b"Internal Server Error"
 _ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -64,6 +69,8 @@ class AsgiAdapter:
                      "server": (host, port)}
         self.log_access = (self.access_log if self.access_log is not None else True) and \
             access_logger.isEnabledFor(logging.INFO)
+        self.ws_base = {"type": "websocket", "asgi": _ASGI_WS, "scheme": "ws", "root_path": self.root_path,
+                        "server": (host, port), "extensions": {"websocket.http.response": {}}}
 
     # -- lifespan ------------------------------------------------------------
     async def startup(self) -> None:
@@ -88,6 +95,208 @@ class AsgiAdapter:
         cycle = _Cycle(self, ev, scope, loop)
         cycles[ev.id] = cycle
         cycle.task = loop.create_task(cycle.run(cycles))
+
+
+    def dispatch_ws(self, ev: _native.NativeRequest, route: WsRoute, hub: WsHub) -> None:
+        """An upgrade request on the mount's WebSocket route: runs the app with a websocket scope."""
+        try:
+            scope = ev.asgi_scope(self.ws_base, self.state, self.root)
+            del scope["method"]
+        except Exception:  # noqa: BLE001
+            logger.exception("quicklane: could not build the ASGI scope")
+            ev.respond_app(500, _ERROR_HEADERS, _ERROR_BODY)
+            return
+        ws = WebSocket(hub, ev, route)
+        scope["subprotocols"] = ws.subprotocols
+        hub.pending[ev.id] = ws
+        cycle = _WsCycle(self, ws, scope)
+        task = hub.loop.create_task(cycle.run())
+        hub.tasks.add(task)
+        task.add_done_callback(hub.tasks.discard)
+
+
+class ClientDisconnected(OSError):
+    """A send on a WebSocket whose client has left (uvicorn's name; Starlette
+    turns it into WebSocketDisconnect(1006))."""
+
+
+class _WsCycle:
+    """One ASGI WebSocket session: receive() and send() over a core WebSocket."""
+
+    __slots__ = ("adapter", "ws", "scope", "connect_sent", "response", "body", "app_close")
+
+    def __init__(self, adapter: AsgiAdapter, ws: WebSocket, scope: Scope) -> None:
+        self.adapter = adapter
+        self.ws = ws
+        self.scope = scope
+        self.connect_sent = False
+        self.response: Optional[tuple[int, Any]] = None  # websocket.http.response.start
+        self.body: list[bytes] = []
+        self.app_close: Optional[dict[str, Any]] = None  # the disconnect a receive gives after the app's close
+
+    async def run(self) -> None:
+        ws = self.ws
+        failed = False
+        try:
+            await self.adapter.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except asyncio.CancelledError:
+            failed = True
+        except BaseException as e:  # noqa: BLE001 - the server lives on
+            failed = True
+            logger.error("quicklane: exception in ASGI application", exc_info=(type(e), e, e.__traceback__))
+        finally:
+            state = ws.application_state
+            n = ws._n
+            if state is WebSocketState.CONNECTING:
+                if not failed and not ws._gone:
+                    logger.error("quicklane: ASGI callable returned without completing the WebSocket handshake")
+                ws._refuse(500, None, _ERROR_HEADERS, _ERROR_BODY)
+            elif state is WebSocketState.RESPONSE:
+                ws._disconnected()
+                ws._hub.pending.pop(ws._rid, None)
+                ws._n = None
+                if n is not None:
+                    n.abort()  # an unfinished denial response: the connection closes (as uvicorn)
+            elif state is WebSocketState.CONNECTED and ws._ws is not None and ws._closed is None:
+                # Returned (or raised) without closing: the connection ends without a close
+                # frame once what was sent is out, as under uvicorn.
+                await _flushed(ws._ws)
+                ws._ws.close(0, "")
+            ws.application_state = WebSocketState.DISCONNECTED
+            ws._done = True
+            ws._release_inbox()
+            if ws._closed is not None:
+                ws._ws = None  # closed and done: the native handle goes
+            self._changed()
+
+    def _changed(self) -> None:
+        self._wake_receive()  # a receive() waiting for the handshake's end
+
+    async def receive(self) -> Message:
+        ws = self.ws
+        if not self.connect_sent:
+            self.connect_sent = True
+            return {"type": "websocket.connect"}
+        while ws.application_state is WebSocketState.CONNECTING and not ws._gone:
+            f = ws._waiter = ws._hub.loop.create_future()
+            try:
+                await f  # until the app accepts or refuses, or the client leaves
+            finally:
+                ws._waiter = None
+        if ws._gone or ws._ws is None:
+            if self.app_close is not None:
+                return dict(self.app_close)
+            return {"type": "websocket.disconnect", "code": 1006}
+        if self.app_close is not None and ws._closed is None:
+            return dict(self.app_close)
+        inbox = ws._inbox
+        while not inbox:
+            closed = ws._closed
+            if closed is not None:
+                if ws.client_state is WebSocketState.DISCONNECTED:
+                    return {"type": "websocket.disconnect", "code": 1005}  # told once already
+                ws.client_state = WebSocketState.DISCONNECTED
+                return {"type": "websocket.disconnect", "code": closed[0], "reason": closed[1]}
+            fut = ws._waiter = ws._hub.loop.create_future()
+            try:
+                await fut
+            finally:
+                ws._waiter = None
+        m = inbox.popleft()
+        return {"type": "websocket.receive", "bytes" if m.binary else "text": m.take()}
+
+    async def send(self, message: Message) -> None:
+        ws = self.ws
+        t = message["type"]
+        state = ws.application_state
+        if ws._closed is not None or (ws._gone and state is WebSocketState.CONNECTING):
+            raise ClientDisconnected()
+        if state is WebSocketState.CONNECTING:
+            if t == "websocket.accept":
+                headers = message.get("headers") or None
+                try:
+                    await ws.accept(message.get("subprotocol"), headers)
+                except WebSocketDisconnect:
+                    raise ClientDisconnected() from None
+                finally:
+                    self._changed()
+                self._log("[accepted]")
+            elif t == "websocket.close":
+                self.app_close = {"type": "websocket.disconnect", "code": 1006}
+                ws._refuse(403, "text/plain; charset=utf-8", None, b"")
+                self._changed()
+                self._log("403")
+            elif t == "websocket.http.response.start":
+                status = message["status"]
+                if not 100 <= status < 600:
+                    raise RuntimeError("Invalid HTTP status code '%d' in response." % status)
+                self.response = (status, message.get("headers") or [])
+                ws.application_state = WebSocketState.RESPONSE
+                self._changed()
+                self._log(str(status))
+            else:
+                raise RuntimeError("Expected ASGI message 'websocket.accept', 'websocket.close' "
+                                   f"or 'websocket.http.response.start' but got '{t}'.")
+        elif state is WebSocketState.CONNECTED:
+            if t == "websocket.send":
+                data = message.get("bytes")
+                try:
+                    if data is not None:
+                        await ws._send(data, True)
+                    else:
+                        await ws._send(message.get("text") or "", False)
+                except WebSocketDisconnect:
+                    raise ClientDisconnected() from None
+            elif t == "websocket.close":
+                code = message.get("code", 1000)
+                reason = message.get("reason", "") or ""
+                self.app_close = {"type": "websocket.disconnect", "code": code, "reason": reason}
+                assert ws._ws is not None
+                ws._ws.close(code, reason)
+                ws.application_state = WebSocketState.DISCONNECTED
+                self._wake_receive()
+            else:
+                raise RuntimeError(f"Expected ASGI message 'websocket.send' or 'websocket.close', but got '{t}'.")
+        elif state is WebSocketState.RESPONSE:
+            if t != "websocket.http.response.body":
+                raise RuntimeError(f"Expected ASGI message 'websocket.http.response.body' but got '{t}'.")
+            self.body.append(bytes(message.get("body", b"")))
+            if not message.get("more_body", False):
+                assert self.response is not None
+                status, headers = self.response
+                hs = list(headers)
+                if not any(bytes(k).lower() == b"content-type" for k, _ in hs):
+                    hs.append((b"content-type", b"text/plain; charset=utf-8"))
+                n, ws._n = ws._n, None
+                ws._hub.pending.pop(ws._rid, None)
+                ws._disconnected()
+                self.app_close = {"type": "websocket.disconnect", "code": 1006}
+                if n is not None:
+                    n.respond_app(status, hs, b"".join(self.body))
+        else:
+            raise RuntimeError(f"Unexpected ASGI message '{t}', after sending 'websocket.close'.")
+
+    def _wake_receive(self) -> None:
+        w = self.ws._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _log(self, what: str) -> None:
+        if self.adapter.log_access:
+            s = self.scope
+            client = s.get("client") or ("-", 0)
+            qs = s["query_string"]
+            path = s["raw_path"].decode("latin-1") + ("?" + qs.decode("latin-1") if qs else "")
+            access_logger.info('%s:%d - "WebSocket %s" %s', client[0], client[1], path, what)
+
+
+async def _flushed(nws: _native.NativeWebSocket, timeout: float = 2.0) -> None:
+    """Until the socket's sent bytes are all with the kernel (or it closed, or timeout)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while nws.buffered() > 0 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.002)
 
 
 class _Cycle:

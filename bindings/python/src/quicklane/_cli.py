@@ -49,8 +49,23 @@ def parser() -> argparse.ArgumentParser:
                    help="WSGI thread pool size per process (default 40)")
     p.add_argument("--loops", type=int, default=1,
                    help="native I/O loop threads per process (default 1; 0 = one per core)")
+    p.add_argument("--ws-max-size", type=int, default=16 << 20,
+                   help="largest WebSocket message in bytes (larger: closed with 1009; default 16 MiB)")
+    p.add_argument("--ws-ping-interval", type=float, default=20.0,
+                   help="seconds between the server's WebSocket pings (default 20; 0 = none)")
+    p.add_argument("--ws-per-message-deflate", type=_bool, default=True, metavar="BOOL",
+                   help="WebSocket permessage-deflate when the client offers it (default true)")
     p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     return p
+
+
+def _bool(value: str) -> bool:
+    v = value.lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def import_app(spec: str, app_dir: str = ".", factory: bool = False) -> Any:
@@ -89,7 +104,8 @@ def serve(args: argparse.Namespace) -> None:
     target = import_app(args.app, args.app_dir, args.factory)
     app = quicklane.App()
     app.mount(target, interface=args.interface, root_path=args.root_path, lifespan=args.lifespan,
-              access_log=args.access_log)
+              access_log=args.access_log, ws_max_size=args.ws_max_size, ws_ping_interval=args.ws_ping_interval,
+              ws_per_message_deflate=args.ws_per_message_deflate)
     app.run(host=args.host, port=args.port, workers=args.loops, threads=args.threads,
             shutdown_timeout=args.timeout_graceful_shutdown, max_body_bytes=args.max_body_size,
             reuse_port=1 if args.reuse_port else 0)
