@@ -18,6 +18,7 @@ import (
 	"runtime/cgo"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -74,6 +75,7 @@ type routeKind int
 const (
 	routeGo routeKind = iota
 	routeStatic
+	routeWS
 )
 
 type route struct {
@@ -84,6 +86,7 @@ type route struct {
 	handler     HandlerFunc
 	contentType string
 	body        []byte
+	ws          *wsRoute
 }
 
 // App holds routes and serves them on the native core. Routes are added
@@ -284,6 +287,18 @@ type server struct {
 
 	shutdownOnce sync.Once
 	closed       chan struct{}
+
+	// WebSockets: the sockets by their tag (accepted, not yet closed), the
+	// order of their events across pollers, and the guard of calls made from
+	// outside handlers (App.Publish, a WSConn kept past its handler).
+	wsConns  sync.Map // uintptr → *sock
+	hijacked sync.Map // *hijackConn → struct{}: not closed by their owner yet
+	wsKey    atomic.Uintptr
+	wsCount  atomic.Int64
+	wsOrder  sync.Mutex // held from a batch's poll to the end of its WS events' dispatch
+	pollMu   sync.Mutex // serialises blocking polls (QUICKLANE_GO_POLL=block), as the fd lock does
+	liveMu   sync.RWMutex
+	freed    bool // under liveMu: the native server is gone
 }
 
 func newServer(a *App, host string, port uint16) (_ *server, err error) {
@@ -310,6 +325,17 @@ func newServer(a *App, host string, port uint16) (_ *server, err error) {
 		case routeStatic:
 			st = C.qlgo_static(s.capp, r.method, r.pattern, 200, r.contentType,
 				bytesData(r.body), C.size_t(len(r.body)), &cerr)
+		case routeWS:
+			if r.ws.err != nil {
+				return nil, r.ws.err
+			}
+			h := cgo.NewHandle(r)
+			s.handles = append(s.handles, h)
+			s.routes[uintptr(h)] = r
+			o := &r.ws.opts
+			st = C.qlgo_ws_queue(s.capp, r.pattern, C.uint64_t(o.maxMessage), C.uint64_t(o.maxBackpressure),
+				C.uint32_t(o.idle.Milliseconds()), C.uint32_t(o.ping.Milliseconds()), C.uint32_t(o.compression),
+				C.uint32_t(o.windowBits), s.queue, C.uintptr_t(h), &cerr)
 		default:
 			h := cgo.NewHandle(r)
 			s.handles = append(s.handles, h)
@@ -382,10 +408,17 @@ func (s *server) poll() {
 	defer b.free()
 	for {
 		var n C.size_t
-		if C.qlgo_poll(s.queue, &b.evs[0], &b.infos[0], batchSize, -1, &n) != C.QL_OK {
+		s.pollMu.Lock()
+		st := C.qlgo_poll(s.queue, &b.evs[0], &b.infos[0], batchSize, -1, &n)
+		ws := st == C.QL_OK && b.hasWS(int(n))
+		if ws {
+			s.wsOrder.Lock()
+		}
+		s.pollMu.Unlock()
+		if st != C.QL_OK {
 			return
 		}
-		s.dispatch(b, int(n))
+		s.dispatch(b, int(n), ws)
 	}
 }
 
@@ -405,14 +438,23 @@ func (s *server) pollNet(f *os.File) {
 	for {
 		var n C.size_t
 		var st C.ql_status
+		ws := false
 		err := rc.Read(func(uintptr) bool {
 			st = C.qlgo_poll(s.queue, &b.evs[0], &b.infos[0], batchSize, 0, &n)
+			// A WebSocket's events keep their order: the next batch's are
+			// dispatched after this one's (the fd lock orders the polls).
+			if ws = st == C.QL_OK && b.hasWS(int(n)); ws {
+				s.wsOrder.Lock()
+			}
 			return st != C.QL_OK || n > 0
 		})
 		if err != nil || st != C.QL_OK {
+			if ws {
+				s.wsOrder.Unlock()
+			}
 			return
 		}
-		s.dispatch(b, int(n))
+		s.dispatch(b, int(n), ws)
 	}
 }
 
@@ -430,14 +472,33 @@ func newBatch() batch {
 	}
 }
 
+// hasWS reports whether the first n events hold a WebSocket's.
+func (b batch) hasWS(n int) bool {
+	for i := 0; i < n; i++ {
+		if k := b.evs[i].kind; k >= C.QL_EVENT_WS_OPEN && k <= C.QL_EVENT_WS_CLOSE {
+			return true
+		}
+	}
+	return false
+}
+
 func (b batch) free() {
 	C.free(unsafe.Pointer(b.evs))
 	C.free(unsafe.Pointer(b.infos))
 }
 
 // dispatch starts a goroutine per request of the batch and cancels the
-// contexts of aborted ones.
-func (s *server) dispatch(b batch, n int) {
+// contexts of aborted ones. With ws set (s.wsOrder held), the WebSocket
+// events go to their sockets first, in order, and wsOrder is released.
+func (s *server) dispatch(b batch, n int, ws bool) {
+	if ws {
+		for i := 0; i < n; i++ {
+			if k := b.evs[i].kind; k >= C.QL_EVENT_WS_OPEN && k <= C.QL_EVENT_WS_CLOSE {
+				s.wsEvent(&b.evs[i], &b.infos[i].ws)
+			}
+		}
+		s.wsOrder.Unlock()
+	}
 	for i := 0; i < n; i++ {
 		ev := &b.evs[i]
 		id := uint64(ev.id)
@@ -489,7 +550,11 @@ func (s *server) worker(j job) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		s.serve(j.c, j.r)
+		if j.r.kind == routeWS {
+			s.serveWS(j.c, j.r)
+		} else {
+			s.serve(j.c, j.r)
+		}
 		if !t.Stop() {
 			select {
 			case <-t.C:
@@ -666,13 +731,20 @@ func (s *server) shutdown(ctx context.Context) {
 	if s.qfile != nil {
 		s.qfile.Close()
 	}
+	// Every socket's close has been dispatched; an upgrade accepted whose
+	// 101 never went out will not open now.
+	s.wsAbandon()
 	s.handlers.Wait()
+	s.hijackRelease()
 	close(s.quit)
 	s.free()
 	close(s.closed)
 }
 
 func (s *server) free() {
+	s.liveMu.Lock()
+	s.freed = true
+	s.liveMu.Unlock()
 	if s.csrv != nil {
 		C.ql_server_free(&s.csrv)
 	}

@@ -18,6 +18,13 @@
 // Context.EventStream for server-sent events), with backpressure towards
 // clients that read slowly.
 //
+// WebSockets: App.WS serves a socket on a goroutine with gorilla/websocket's
+// names (WSConn.ReadMessage, WriteMessage, Close, *CloseError), the core's
+// pub/sub (Subscribe, App.Publish from any goroutine) and backpressure by
+// blocking; the core does the protocol. The net/http adapter's
+// ResponseWriter is an http.Hijacker, so gorilla/websocket and
+// coder/websocket servers run unchanged under ListenAndServe.
+//
 // Requests reach Go by queued delivery: the core puts them on a native queue
 // and a few poller goroutines take them in batches, one cgo call per batch;
 // each request then runs on its own goroutine and is answered with one cgo

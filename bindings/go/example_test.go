@@ -135,3 +135,50 @@ func ExampleApp_Shutdown() {
 	fmt.Println(<-done == quicklane.ErrServerClosed)
 	// Output: true
 }
+
+// A WebSocket route: an echo, and a chat room where every message reaches
+// every member (sender included) through the core's pub/sub.
+func ExampleApp_WS() {
+	app := quicklane.New()
+	app.WS("/ws/echo", func(c *quicklane.WSConn) error {
+		for {
+			mt, msg, err := c.ReadMessage()
+			if err != nil {
+				return err // a *CloseError once the client closed
+			}
+			if err := c.WriteMessage(mt, msg); err != nil {
+				return err
+			}
+		}
+	})
+	app.WS("/ws/chat/{room}", func(c *quicklane.WSConn) error {
+		topic := "chat:" + c.Param("room")
+		if err := c.Subscribe(topic); err != nil {
+			return err
+		}
+		for {
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				return err
+			}
+			if _, err := app.Publish(topic, quicklane.TextMessage, msg); err != nil {
+				return err
+			}
+		}
+	})
+	_ = app.Start("127.0.0.1:0")
+	defer app.Shutdown(context.Background())
+
+	// dialWS is a small test client (wsclient_test.go); any WebSocket
+	// client works.
+	ws, _ := dialWS(app.Addr(), "/ws/echo")
+	ws.sendText("hello")
+	_, p, _ := ws.readMessage()
+	fmt.Println(string(p))
+	ws.sendClose(quicklane.CloseNormalClosure, "")
+	code, _, _ := ws.expectClose()
+	fmt.Println("closed", code)
+	// Output:
+	// hello
+	// closed 1000
+}

@@ -32,3 +32,13 @@ func AbortUnknown(a *App, ids []uint64, ttl time.Duration) {
 		s.abort(id)
 	}
 }
+
+// WSLive exposes, to the tests only, the WebSockets the Go side tracks
+// (accepted and not closed).
+func WSLive(a *App) int64 {
+	s := a.serving()
+	if s == nil {
+		return 0
+	}
+	return s.wsCount.Load()
+}

@@ -35,7 +35,12 @@ import (
 // then the head and what was written so far go out at once, and later
 // writes stream as chunks (each Flush, or every 32 KiB), with backpressure
 // towards a slow client. Content-Type is sniffed when unset, as net/http
-// does. Hijack, trailers and 1xx informational answers are not supported.
+// does. The ResponseWriter is an http.Hijacker (also through
+// http.ResponseController): WebSocket servers such as gorilla/websocket and
+// coder/websocket take the connection over and run unchanged; a
+// WriteHeader(101) before Hijack goes out first. Trailers and other 1xx
+// informational answers are not supported (1xx codes other than 101 are
+// ignored).
 func Handler(h http.Handler) HandlerFunc {
 	return func(c *Context) error {
 		r, err := c.httpRequest()
@@ -123,6 +128,8 @@ type responseWriter struct {
 	c           *Context
 	streaming   bool  // Flush started a streamed answer
 	err         error // the stream failed (client gone): later writes fail
+	hijacked    bool
+	info101     []byte // a 101 given to WriteHeader, sent at Hijack
 }
 
 // streamChunk is how much a streamed answer buffers between flushes.
@@ -131,9 +138,17 @@ const streamChunk = 32 << 10
 // Header implements http.ResponseWriter.
 func (w *responseWriter) Header() http.Header { return w.header }
 
-// WriteHeader implements http.ResponseWriter. Informational (1xx) codes are
-// ignored; the first final code wins.
+// WriteHeader implements http.ResponseWriter. A 101 waits for Hijack (it
+// goes out first on the connection taken over); other informational (1xx)
+// codes are ignored; the first final code wins.
 func (w *responseWriter) WriteHeader(code int) {
+	if w.hijacked {
+		return
+	}
+	if code == http.StatusSwitchingProtocols && !w.wroteHeader {
+		w.info101 = switchingHead(w.header)
+		return
+	}
 	if w.wroteHeader || (code >= 100 && code < 200) {
 		return
 	}
@@ -144,6 +159,9 @@ func (w *responseWriter) WriteHeader(code int) {
 // Write implements http.ResponseWriter: buffered until the handler returns
 // or flushes; once streaming, sent every 32 KiB.
 func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.hijacked {
+		return 0, http.ErrHijacked
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -165,6 +183,9 @@ func (w *responseWriter) WriteString(s string) (int, error) {
 // Flush implements http.Flusher: the first call sends the head and what was
 // written so far; later calls send what was written since, as chunks.
 func (w *responseWriter) Flush() {
+	if w.hijacked {
+		return
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -182,6 +203,16 @@ func (w *responseWriter) Flush() {
 		w.err = w.c.streamWrite(w.buf.Bytes())
 		w.buf.Reset()
 	}
+}
+
+// FlushError is Flush returning the stream's error (a client gone), for
+// http.ResponseController.Flush.
+func (w *responseWriter) FlushError() error {
+	if w.hijacked {
+		return http.ErrHijacked
+	}
+	w.Flush()
+	return w.err
 }
 
 // head picks the Content-Type (sniffed when unset, as net/http does) and
@@ -202,6 +233,9 @@ func (w *responseWriter) head() (string, []byte) {
 }
 
 func (w *responseWriter) finish(c *Context) error {
+	if w.hijacked {
+		return nil // the connection is the handler's
+	}
 	if !w.wroteHeader {
 		w.status = http.StatusOK
 	}

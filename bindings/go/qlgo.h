@@ -19,6 +19,7 @@ typedef struct {
 	size_t nparams, nheaders, nqueries;
 	ql_str pnames[QLGO_INLINE_PARAMS];
 	ql_str pvalues[QLGO_INLINE_PARAMS];
+	ql_ws_event_info ws; // WS events: tag, data (valid until released), binary, code
 } qlgo_info;
 
 static inline void qlgo_info_get(const ql_request *r, qlgo_info *o) {
@@ -124,8 +125,15 @@ static inline ql_status qlgo_poll(ql_queue *q, ql_event *evs, qlgo_info *infos, 
                                   int32_t timeout_ms, size_t *n) {
 	ql_status st = ql_queue_poll(q, evs, max, timeout_ms, n, NULL);
 	if (st != QL_OK) return st;
-	for (size_t i = 0; i < *n; i++)
-		if (evs[i].kind == QL_EVENT_REQUEST) qlgo_info_get(evs[i].request, &infos[i]);
+	for (size_t i = 0; i < *n; i++) {
+		if (evs[i].kind == QL_EVENT_REQUEST) {
+			qlgo_info_get(evs[i].request, &infos[i]);
+		} else if (evs[i].kind >= QL_EVENT_WS_OPEN && evs[i].kind <= QL_EVENT_WS_CLOSE) {
+			ql_ws_event_info w = QL_WS_EVENT_INFO_INIT;
+			ql_event_ws_info(&evs[i], &w);
+			infos[i].ws = w;
+		}
+	}
 	return st;
 }
 
@@ -137,6 +145,75 @@ static inline ql_status qlgo_body_read(ql_server *s, ql_req_id id, char *buf, si
 }
 
 static inline uintptr_t qlgo_event_route(const ql_event *e) { return (uintptr_t)e->route_data; }
+
+// ---- WebSockets ----
+
+static inline ql_status qlgo_ws_queue(ql_app *app, _GoString_ pattern, uint64_t max_message, uint64_t max_backpressure,
+                                      uint32_t idle_ms, uint32_t ping_ms, uint32_t compression, uint32_t window_bits,
+                                      ql_queue *q, uintptr_t data, ql_error **err) {
+	ql_ws_behavior b = QL_WS_BEHAVIOR_INIT;
+	b.max_message_bytes = max_message;
+	b.max_backpressure = max_backpressure;
+	b.idle_timeout_ms = idle_ms;
+	b.ping_interval_ms = ping_ms;
+	b.compression = compression;
+	b.compression_window_bits = window_bits;
+	return ql_app_ws_queue(app, _GoStringPtr(pattern), _GoStringLen(pattern), &b, q, (void *)data, NULL, err);
+}
+
+// Accepts an upgrade; tag (an integer key, never a Go pointer) comes back
+// with every event of the socket. Headers as in qlgo_respond.
+static inline ql_status qlgo_ws_accept(ql_server *s, ql_req_id id, _GoString_ sub, const char *hbuf,
+                                       const size_t *hlens, size_t nh, uintptr_t tag, ql_error **err) {
+	ql_header stackh[16];
+	ql_header *h = stackh;
+	if (nh > 16) {
+		h = (ql_header *)malloc(nh * sizeof(ql_header));
+		if (!h) return QL_E_NOMEM;
+	}
+	size_t off = 0;
+	for (size_t i = 0; i < nh; i++) {
+		h[i].name = hbuf + off; h[i].name_len = hlens[2 * i]; off += hlens[2 * i];
+		h[i].value = hbuf + off; h[i].value_len = hlens[2 * i + 1]; off += hlens[2 * i + 1];
+	}
+	ql_ws_accept_options o = QL_WS_ACCEPT_OPTIONS_INIT;
+	o.subprotocol = _GoStringLen(sub) ? _GoStringPtr(sub) : NULL;
+	o.subprotocol_len = _GoStringLen(sub);
+	o.headers = nh ? h : NULL;
+	o.header_count = nh;
+	o.tag = (void *)tag;
+	ql_status st = ql_ws_accept(s, id, &o, err);
+	if (h != stackh) free(h);
+	return st;
+}
+
+// Gives a WS event back by its request field (kept as an integer by Go).
+static inline void qlgo_ws_release(uintptr_t request, uint32_t kind) {
+	ql_event e;
+	memset(&e, 0, sizeof e);
+	e.kind = kind;
+	e.request = (ql_request *)request;
+	ql_event_release(&e);
+}
+
+static inline ql_status qlgo_ws_send(ql_server *s, ql_ws_id id, const char *data, size_t len, uint32_t kind,
+                                     ql_error **err) {
+	return ql_ws_send(s, id, data, len, kind, err);
+}
+
+static inline ql_status qlgo_ws_close(ql_server *s, ql_ws_id id, uint16_t code, _GoString_ reason, ql_error **err) {
+	return ql_ws_close(s, id, code, _GoStringPtr(reason), _GoStringLen(reason), err);
+}
+
+static inline ql_status qlgo_ws_sub(ql_server *s, ql_ws_id id, _GoString_ topic, int on, ql_error **err) {
+	return on ? ql_ws_subscribe(s, id, _GoStringPtr(topic), _GoStringLen(topic), err)
+	          : ql_ws_unsubscribe(s, id, _GoStringPtr(topic), _GoStringLen(topic), err);
+}
+
+static inline ql_status qlgo_publish(ql_server *s, _GoString_ topic, const char *data, size_t len, uint32_t kind,
+                                     ql_ws_id exclude, size_t *count, ql_error **err) {
+	return ql_server_publish(s, _GoStringPtr(topic), _GoStringLen(topic), data, len, kind, exclude, count, err);
+}
 // ---- native rules ----
 
 static inline ql_status qlgo_route_rules(ql_app *app, _GoString_ method, _GoString_ pattern, uint32_t max,

@@ -3,6 +3,9 @@
 //	GET  /ping          → {"message":"pong"}   native static route, never enters Go
 //	GET  /hello/{name}  → {"hello":"<name>"}    Go handler
 //	POST /echo          → the JSON body echoed  Go handler; invalid JSON → 400
+//	GET  /ws/echo       → a WebSocket echoing each message (text as text, binary as binary)
+//	GET  /ws/chat/{room} → a WebSocket whose messages reach every member of the room,
+//	                      sender included, as {"room": ..., "from": <member number>, "text": ...}
 //
 // 404 and 405 (with Allow) come from the core. PORT (default 8080) and
 // WORKERS (default: one loop per core) select the port and the loops.
@@ -11,11 +14,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log"
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,16 +45,54 @@ func main() {
 		return c.Bytes(200, "application/json", body)
 	})
 
-	go func() {
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-		<-sig
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = app.Shutdown(ctx)
-	}()
-	log.Printf("quicklane %s (Go) on http://127.0.0.1:%s", quicklane.Version(), port)
-	if err := app.Listen("127.0.0.1:" + port); !errors.Is(err, quicklane.ErrServerClosed) {
+	app.WS("/ws/echo", func(c *quicklane.WSConn) error {
+		for {
+			mt, msg, err := c.ReadMessage()
+			if err != nil {
+				return err // the client closed
+			}
+			if err := c.WriteMessage(mt, msg); err != nil {
+				return err
+			}
+		}
+	})
+
+	// Member numbers count per room, from 1.
+	var mu sync.Mutex
+	members := map[string]int{}
+	app.WS("/ws/chat/{room}", func(c *quicklane.WSConn) error {
+		room := c.Param("room")
+		mu.Lock()
+		members[room]++
+		me := members[room]
+		mu.Unlock()
+		topic := "chat:" + room
+		if err := c.Subscribe(topic); err != nil {
+			return err
+		}
+		for {
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				return err
+			}
+			out, _ := json.Marshal(map[string]any{"room": room, "from": me, "text": string(msg)})
+			// To every member, the sender included (c.Publish would skip it).
+			if _, err := app.Publish(topic, quicklane.TextMessage, out); err != nil {
+				return err
+			}
+		}
+	})
+
+	if err := app.Start("127.0.0.1:" + port); err != nil {
 		log.Fatal(err)
+	}
+	log.Printf("quicklane %s (Go) listening on http://%s", quicklane.Version(), app.Addr())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := app.Shutdown(ctx); err != nil {
+		log.Print(err)
 	}
 }
