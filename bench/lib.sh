@@ -579,10 +579,14 @@ run_ws_idle() {
 # ws_probe ID → lines in probes.tsv: a binary echo checked byte for byte (2
 # connections, 1 KiB) and a room of 3 subscribers and a publisher (every
 # delivery's JSON checked), half a second each (bench/ws_client.c does the checks).
+# Also sets WS_PROBE_ECHO and WS_PROBE_FANOUT (ok or differs) and
+# WS_PROBE_ECHO_WHY / WS_PROBE_FANOUT_WHY (the first line ws_client wrote).
 ws_probe() {
     local id=$1 out ok
     out=$(timeout -k 2 20 "$OUT/ws_client" -u "ws://$HOST:${SPORT[$id]}/ws/echo" -c 2 -m 2 -s 1024 -d 0.5 -w 0 2>&1) && ok=ok || ok=differs
+    WS_PROBE_ECHO=$ok WS_PROBE_ECHO_WHY=$(printf '%s\n' "$out" | grep -m1 . | tr '\t' ' ' | cut -c1-160)
     printf '%s\tWS /ws/echo (1 KiB binary, byte for byte)\t%s\t%s\n' "$id" "$ok" "$(printf '%s' "$out" | tr '\n\t' '  ' | cut -c1-200)" >>"$RAW/probes.tsv"
     out=$(timeout -k 2 20 "$OUT/ws_client" -u "ws://$HOST:${SPORT[$id]}/ws/chat/probe" --fanout 3 -m 1 -d 0.5 -w 0 2>&1) && ok=ok || ok=differs
+    WS_PROBE_FANOUT=$ok WS_PROBE_FANOUT_WHY=$(printf '%s\n' "$out" | grep -m1 . | tr '\t' ' ' | cut -c1-160)
     printf '%s\tWS /ws/chat/probe (3 subscribers, JSON checked)\t%s\t%s\n' "$id" "$ok" "$(printf '%s' "$out" | tr '\n\t' '  ' | cut -c1-200)" >>"$RAW/probes.tsv"
 }

@@ -8,7 +8,9 @@ round*, median over rounds. The hand-written intro of --intro (between the
 `<!-- intro -->` and `<!-- /intro -->` lines) is carried over into the new report.
 With --splice-ws DOCS, the WebSocket section (§10) and its target rows are also spliced into
 DOCS (an existing docs/benchmarks.md), whose other sections are left as they are: for
-`bench/run --only ws --write-docs`.
+`bench/run --only ws --write-docs` (§10's per-language part, between `<!-- ws-lang -->` and
+`<!-- /ws-lang -->`, is kept). With --splice-ws-lang DOCS, only that per-language part of §10
+and its target rows: for `bench/run --only ws-lang --write-docs`.
 Standard library only, except matplotlib for the chart (skipped, and said so, without it).
 """
 from __future__ import annotations
@@ -36,6 +38,7 @@ GROUP_NAMES = {
     "up-node": "Node",
     "up-go": "Go",
     "ws": "WebSockets",
+    "ws-lang": "WebSockets per language",
 }
 ONE_WORKER_GROUPS = ["native", "python", "node", "go"]
 ALL_GROUPS = ["all-native", "all-go", "all-node", "all-python"]
@@ -56,6 +59,29 @@ WS_FANOUT_TARGETS: list[tuple[str, str, float, str]] = [
     ("ws-ql-c", "ws-bun", 1.0, "quicklane C ≥ 1.0× Bun (deliveries/s)"),
 ]
 WS_IDLE_LIMIT = 1024  # bytes per idle WebSocket, quicklane C
+
+# WebSockets per language (issue 17, scenario ws-lang): the same ws.tsv rows, told apart by id.
+WSL_GROUPS = ["ws-lang"]
+WSL_SCENS = ["ws-echo-1024-c64", "ws-fanout"]  # bench/run's ws_lang_group: WSL_SIZE, WSL_CONNS
+WSL_LANG = {"wsl-ql-py": "Python", "wsl-ql-fastapi": "Python", "wsl-uvicorn": "Python", "wsl-websockets": "Python",
+            "wsl-ql-node": "Node", "wsl-node-ws": "Node", "wsl-bun": "Bun (JS)",
+            "wsl-ql-go": "Go", "wsl-ql-gorilla": "Go", "wsl-gorilla": "Go"}
+WSL_SHORT = {"wsl-ql-py": "Python native", "wsl-ql-fastapi": "FastAPI under quicklane", "wsl-uvicorn": "FastAPI on uvicorn",
+             "wsl-websockets": "websockets", "wsl-ql-node": "Node native", "wsl-node-ws": "ws (npm)", "wsl-bun": "Bun",
+             "wsl-ql-go": "Go native", "wsl-ql-gorilla": "gorilla through quicklane", "wsl-gorilla": "gorilla on net/http"}
+# (quicklane id, peer id, limit — None: reported, no target — and text); each applies to both
+# sub-scenarios. Ratios of msg/s (fan-out: deliveries/s), paired per round.
+WSL_TARGETS: list[tuple[str, str, float | None, str]] = [
+    ("wsl-ql-py", "wsl-websockets", 5.0, "Python native ≥ 5× websockets (PyPI)"),
+    ("wsl-ql-py", "wsl-uvicorn", 2.0, "Python native ≥ 2× FastAPI's websocket on uvicorn"),
+    ("wsl-ql-fastapi", "wsl-uvicorn", 1.5, "FastAPI's websocket under quicklane ≥ 1.5× the same app on uvicorn"),
+    ("wsl-ql-node", "wsl-node-ws", 2.0, "Node native ≥ 2× ws (npm)"),
+    ("wsl-ql-node", "wsl-bun", None, "Node native over Bun"),
+    ("wsl-ql-go", "wsl-gorilla", 1.5, "Go native ≥ 1.5× gorilla/websocket on net/http"),
+    ("wsl-ql-gorilla", "wsl-gorilla", 1.0, "gorilla/websocket through quicklane.ListenAndServe ≥ 1.0× on net/http"),
+]
+WSL_MARK = "(§10, per language)"  # ends every per-language target row (the splices find them by it)
+WSL_BEGIN, WSL_END = "<!-- ws-lang -->", "<!-- /ws-lang -->"
 
 # Upload scenario (issue 15): each quicklane row's peer, the target (None:
 # informational, no PASS/MISS) and its text.
@@ -469,6 +495,7 @@ def targets_table(run: Run) -> list[str]:
         out.append(f"| {text} | {fmt_ratio(r)} | {' '.join(f'{v:.2f}' for v in vals)} | {fmt_ratio(c)} | {res} |")
     out += upload_target_rows(run)
     out += ws_target_rows(run)
+    out += ws_lang_target_rows(run)
     want = 5000
     for sid, d in run.idle.items():
         if run.servers.get(sid, {}).get("role") != "ql":
@@ -510,10 +537,11 @@ def chart(run: Run, png: str) -> str:
     for scen in upload_scens(run):
         c = scen.split("-", 1)[1]
         panels.append((scen, UP_GROUPS, f"upload, {c} connection{'s' if c != '1' else ''} at once — 1 worker (MiB/s)"))
-    for scen in ("ws-echo-1024-c64", "ws-fanout"):
-        if run.ws.get(scen):
-            panels.append((scen, WS_GROUPS, "WebSocket echo, 1 KiB, 64 conns × 8 in flight — 1 worker (thousand msg/s)"
-                           if scen != "ws-fanout" else "WebSocket fan-out to 1 room — 1 worker (thousand deliveries/s)"))
+    for groups, what in ((WS_GROUPS, "WebSocket"), (WSL_GROUPS, "WebSockets per language:")):
+        for scen in ("ws-echo-1024-c64", "ws-fanout"):
+            if scen in ws_scens(run, groups):
+                panels.append((scen, groups, f"{what} echo, 1 KiB, 64 conns × 8 in flight — 1 worker (thousand msg/s)"
+                               if scen != "ws-fanout" else f"{what} fan-out to 1 room — 1 worker (thousand deliveries/s)"))
 
     def value(scen: str, sid: str) -> float | None:  # thousand rps, or MiB/s for uploads
         if scen.startswith("upload-"):
@@ -539,7 +567,7 @@ def chart(run: Run, png: str) -> str:
         top = max([value(scen, i) or 0 for g in groups for i in run.ids(g)] + [0.001])
         for g in groups:
             ids = [i for i in run.ids(g) if run.servers[i]["status"] != "not selected" and
-                   (value(scen, i) is not None or (run.servers[i]["role"] == "ql" and g not in FP_GROUPS + UP_GROUPS + WS_GROUPS))]
+                   (value(scen, i) is not None or (run.servers[i]["role"] == "ql" and g not in FP_GROUPS + UP_GROUPS + WS_GROUPS + WSL_GROUPS))]
             if not ids:
                 continue
             start = x
@@ -629,8 +657,31 @@ def upload_section(run: Run, settings: dict[str, str]) -> list[str]:
     return L
 
 
-def ws_scens(run: Run) -> list[str]:
-    """The WebSocket sub-scenarios of the run: echo by connections then size, fan-out last."""
+def ws_row_notes(run: "Run", scen: str, sid: str, rounds: dict, status: str = "ok") -> list[str]:
+    """The notes column of a WebSocket row: errors, the rounds' own notes, the
+    server's status, contended rounds, and each round's rate."""
+    notes: list[str] = []
+    errs = sum(num(r.get("errors")) or 0 for r in rounds.values())
+    if errs or any(num(r.get("errors")) is None for r in rounds.values()):
+        notes.append(f"**errors: {fmt(errs)}**" + ("" if all(num(r.get("errors")) is not None for r in rounds.values())
+                                                 else " (a round without a result)"))
+    for r in rounds.values():
+        if r.get("note") and r["note"] not in notes:
+            notes.append(r["note"])
+    if status != "ok":
+        notes.append(status)
+    cr = run.contended_rounds(scen, sid)
+    if cr:
+        notes.append("contended: " + ", ".join(cr))
+    if len(rounds) > 1:
+        notes.append("rounds " + " ".join(fmt(num(r["rate"])) for _, r in sorted(rounds.items())))
+    return notes
+
+
+def ws_scens(run: Run, groups: list[str] = WS_GROUPS) -> list[str]:
+    """The WebSocket sub-scenarios the groups' servers ran: echo by connections then size, fan-out last."""
+    ids = {i for g in groups for i in run.ids(g)}
+
     def key(s: str) -> tuple[int, int, int]:
         if s == "ws-fanout":
             return (1, 0, 0)
@@ -639,7 +690,7 @@ def ws_scens(run: Run) -> list[str]:
             return (0, int(parts[3][1:]), int(parts[2]))
         except (IndexError, ValueError):
             return (0, 0, 0)
-    return sorted(run.ws, key=key)
+    return sorted((s for s in run.ws if any(i in ids for i in run.ws[s])), key=key)
 
 
 def ws_size_text(size: str) -> str:
@@ -698,19 +749,7 @@ def ws_table(run: Run, scen: str) -> list[str]:
             ratio = fmt_ratio(r) + (f" ({' '.join(f'{v:.2f}' for v in vals)})" if len(vals) > 1 else "")
             cpu_ratio = fmt_ratio(c)
         rounds = run.ws[scen][sid]
-        notes = []
-        errs = sum(num(r.get("errors")) or 0 for r in rounds.values())
-        if errs or any(num(r.get("errors")) is None for r in rounds.values()):
-            notes.append(f"**errors: {fmt(errs)}**" + ("" if all(num(r.get("errors")) is not None for r in rounds.values())
-                                                     else " (a round without a result)"))
-        for r in rounds.values():
-            if r.get("note") and r["note"] not in notes:
-                notes.append(r["note"])
-        cr = run.contended_rounds(scen, sid)
-        if cr:
-            notes.append("contended: " + ", ".join(cr))
-        if len(rounds) > 1:
-            notes.append("rounds " + " ".join(fmt(num(r["rate"])) for _, r in sorted(rounds.items())))
+        notes = ws_row_notes(run, scen, sid, rounds)
         rss = f"{mib(row['rss'])} / {mib(row['peak'])}"
         if fan:
             pub, dl, subs = num(row.get("published")), num(row.get("msgs")), num(row.get("conns"))
@@ -784,7 +823,7 @@ def ws_target_rows(run: Run) -> list[str]:
             out.append(f"| WebSocket {ws_short(run, scen)}: {text} (§10) | {fmt_ratio(r)} "
                        f"| {' '.join(f'{v:.2f}' for v in vals)} | {fmt_ratio(c)} | {res} |")
     d = run.ws_idle.get("ws-ql-c")
-    if d is not None or run.ws:
+    if d is not None or ws_scens(run):
         per = num(d.get("per")) if d else None
         res = "no value" if per is None else ("PASS" if per <= WS_IDLE_LIMIT else "MISS")
         held = f" ({d.get('opened')} opened)" if d else ""
@@ -844,13 +883,225 @@ def ws_section(run: Run, settings: dict[str, str], standalone: bool = False) -> 
     return L
 
 
-def splice_ws(path: str, section: list[str], rows: list[str]) -> None:
-    """Puts §10 (replacing one already there) before the targets, and the WebSocket target rows
-    (replacing earlier ones) at the end of the targets table; nothing else of the file changes."""
+def wsl_ids(run: Run) -> list[str]:
+    return [i for g in WSL_GROUPS for i in run.ids(g) if run.servers[i]["status"] != "not selected"]
+
+
+def wsl_scens(run: Run) -> list[str]:
+    """The per-language sub-scenarios: both when the group was selected (rows say why one is empty)."""
+    return WSL_SCENS if wsl_ids(run) else []
+
+
+def wsl_short(run: Run, scen: str, settings: dict[str, str]) -> str:
+    rows = [r for i, rr in run.ws.get(scen, {}).items() if i.startswith("wsl-") for r in rr.values()]
+    if scen == "ws-fanout":
+        return f"fan-out to {rows[0].get('conns') if rows else settings.get('WS_FANOUT', '?')}"
+    return "echo 1 KiB × 64 conns"
+
+
+def wsl_vs(run: Run, scen: str, q: str, p: str) -> tuple[float | None, list[float], float | None]:
+    r, vals = run.ws_paired(scen, q, p)
+    c, _ = run.ws_paired(scen, q, p, field="cpu", invert=True)
+    return r, vals, c
+
+
+def wsl_table(run: Run, scen: str) -> list[str]:
+    fan = scen == "ws-fanout"
+    mib = lambda v: fmt((num(v) or 0) / 1024, 1) if num(v) is not None else "NA"  # noqa: E731
+    head = ("| language | server | deliveries/s | published/s | deliveries ÷ (published × subscribers) " if fan
+            else "| language | server | msg/s | MiB/s (one way) ")
+    out = [head + "| p50 (µs) | p99 (µs) | server CPU µs / msg | server CPU % | client CPU % | RSS after / peak (MiB) "
+           "| quicklane ÷ this (same round; per round) | by CPU | notes |",
+           "|---|---|" + "---:|" * (3 if fan else 2) + "---:|" * 6 + "---|---|---|"]
+    cols = 14 if fan else 13
+    for sid in wsl_ids(run):
+        s = run.servers[sid]
+        name = f"**{s['desc']}**" if s["role"] == "ql" else s["desc"]
+        lang = WSL_LANG.get(sid, "")
+        row = run.ws_median(scen, sid)
+        if row is None:
+            why = s["status"] if s["status"] != "ok" else "not run"
+            out.append(f"| {lang} | {name} |" + " — |" * (cols - 3) + f" {why} |")
+            continue
+        ratios, cpus = [], []
+        for q, p, _, _ in WSL_TARGETS:
+            if p != sid or not run.ws.get(scen, {}).get(q):
+                continue
+            r, vals, c = wsl_vs(run, scen, q, p)
+            ratios.append(f"{WSL_SHORT[q]} {fmt_ratio(r)}" + (f" ({' '.join(f'{v:.2f}' for v in vals)})" if len(vals) > 1 else ""))
+            cpus.append(f"{WSL_SHORT[q]} {fmt_ratio(c)}")
+        rounds = run.ws[scen][sid]
+        notes = ws_row_notes(run, scen, sid, rounds, s["status"])
+        rss = f"{mib(row['rss'])} / {mib(row['peak'])}"
+        if fan:
+            pub, dl, subs = num(row.get("published")), num(row.get("msgs")), num(row.get("conns"))
+            compl = f"{dl / (pub * subs):.3f}" if pub and dl is not None and subs else "NA"
+            lead = f"| {lang} | {name} | {fmt(num(row['rate']))} | {fmt(num(row['pubs']))} | {compl} "
+        else:
+            lead = f"| {lang} | {name} | {fmt(num(row['rate']))} | {row.get('mibs', 'NA')} "
+        out.append(lead + f"| {fmt(num(row['p50']))} | {fmt(num(row['p99']))} | {row.get('cpu', 'NA')} | {row.get('scpu', 'NA')} "
+                   f"| {row.get('ccpu', 'NA')} | {rss} | {'; '.join(ratios) or '—'} | {'; '.join(cpus) or '—'} | {'; '.join(notes)} |")
+    return out
+
+
+def wsl_summary_table(run: Run, settings: dict[str, str]) -> list[str]:
+    scens = wsl_scens(run)
+    out = ["| language | server | " + " | ".join(wsl_short(run, s, settings) for s in scens) + " |",
+           "|---|---|" + "---:|" * len(scens)]
+    for sid in wsl_ids(run):
+        s = run.servers[sid]
+        name = WSL_SHORT.get(sid, sid)
+        name = f"**{name}**" if s["role"] == "ql" else name
+        cells = []
+        for scen in scens:
+            row = run.ws_median(scen, sid)
+            v = num(row["rate"]) if row else None
+            cells.append("—" if v is None else f"{v / 1000:.1f}k" + (f" ({row['cpu']} µs)" if row.get("cpu") not in (None, "NA") else ""))
+        out.append(f"| {WSL_LANG.get(sid, '')} | {name} | " + " | ".join(cells) + " |")
+    return out
+
+
+def wsl_ratio_table(run: Run, settings: dict[str, str]) -> list[str]:
+    scens = wsl_scens(run)
+    out = ["| comparison (msg/s, same round) | target | " + " | ".join(wsl_short(run, s, settings) for s in scens) + " |",
+           "|---|---|" + "---|" * len(scens)]
+    for q, p, lim, text in WSL_TARGETS:
+        cells = []
+        for scen in scens:
+            r, vals, c = wsl_vs(run, scen, q, p)
+            if r is None:
+                cells.append("no value")
+                continue
+            res = "" if lim is None else (" PASS" if r >= lim else " MISS")
+            cells.append(f"{fmt_ratio(r)}{res}" + (f" ({' '.join(f'{v:.2f}' for v in vals)})" if len(vals) > 1 else "")
+                         + f"; by CPU {fmt_ratio(c)}")
+        out.append(f"| {WSL_SHORT[q]} ÷ {WSL_SHORT[p]} | {'—' if lim is None else f'≥ {lim:g}×'} | " + " | ".join(cells) + " |")
+    return out
+
+
+def ws_lang_target_rows(run: Run) -> list[str]:
+    out = []
+    settings = dict(kv.split("=", 1) for kv in run.meta.get("settings", "").split() if "=" in kv)
+    for scen in wsl_scens(run):
+        for q, p, lim, text in WSL_TARGETS:
+            r, vals, c = wsl_vs(run, scen, q, p)
+            if r is None:
+                why = run.status_text(q) if run.status_text(q) != "ok" else run.status_text(p)
+                res = f"no value ({why if why != 'ok' else 'not run'})"
+            else:
+                res = "(info, no target)" if lim is None else ("PASS" if r >= lim else "MISS")
+                cr = run.contended_rounds(scen, q, p)
+                if cr:
+                    res += " (contended rounds: " + ", ".join(cr) + ")"
+            out.append(f"| {'(info) ' if lim is None else ''}{text}, WebSocket {wsl_short(run, scen, settings)} {WSL_MARK} "
+                       f"| {fmt_ratio(r)} | {' '.join(f'{v:.2f}' for v in vals)} | {fmt_ratio(c)} | {res} |")
+    return out
+
+
+def ws_lang_section(run: Run, settings: dict[str, str], standalone: bool = False) -> list[str]:
+    """§10's per-language part (a ### subsection between the WSL_BEGIN and WSL_END markers)."""
+    m = run.meta
+    L = [WSL_BEGIN, "### WebSockets per language: the Python, Node and Go bindings (issue 17)", ""]
+    if not wsl_ids(run):
+        return L + ["Not run (not selected).", "", WSL_END]
+    if standalone or m.get("only"):
+        L += [f"Run: {m.get('date', '?')}, `{m.get('command', '?')}` "
+              f"({'smoke run; ' if m.get('smoke') == '1' else ''}{' '.join(kv for kv in m.get('settings', '').split() if (kv.startswith('WS_') or kv.startswith('PRIME')) and kv.split('=')[0] not in ('WS_SIZES', 'WS_CONNS', 'WS_IDLE', 'WS_IDLE_HOLD'))}); "
+              f"quicklane rev {m.get('rev', '?')}; {m.get('nproc', '?')} CPU ({m.get('cpu', '?')}), {m.get('kernel', '?')}"
+              + ("; the rest of the file comes from other runs." if standalone else "."), ""]
+    vers = "; ".join(v for v in (m.get("ws_lang_peers", ""), m.get("ws_peers", "")) if v)
+    L += ["The same client (`bench/ws_client.c`) and two of the sub-scenarios above, per language, each quicklane front",
+          "end against the usual server of its language, in one run: **echo** of 1 KiB binary messages over 64",
+          f"connections ({settings.get('WS_INFLIGHT', '8')} in flight each) and the **fan-out** to "
+          f"{settings.get('WS_FANOUT', '?')} subscribers of one room (`/ws/chat/bench`), {settings.get('WS_ROUNDS', '?')} rounds of "
+          f"{settings.get('WS_DURATION', '?')} s (after {settings.get('WS_WARMUP', '?')} s unmeasured), order reversed every other round; no idle test.",
+          "One worker / process each, pinned (server CPU 0, client CPU 1). Servers:",
+          "- Python: `examples/python/hello.py` (`@app.websocket`, the room through `ws.subscribe` / `app.publish`);",
+          "  `examples/python/fastapi_app.py`'s FastAPI app (`api`, plain FastAPI `@api.websocket` endpoints, the room a",
+          "  set of WebSockets sent to one by one) unchanged under `python -m quicklane fastapi_app:api --interface asgi`",
+          "  and under uvicorn[standard] (`--loop uvloop --http httptools`, its default `--ws auto`), both with the peers'",
+          "  FastAPI; `websockets` (PyPI, asyncio server, `broadcast`; `bench/peers/python/ws_websockets.py`).",
+          "- Node: `examples/node/hello.js` (`app.ws`, `ws.subscribe` / publish); `ws` (npm) on node:http",
+          "  (`ws_echo_ws.js`); Bun (`Bun.serve`, `server.publish`; `ws_bun.js`), reported, no target.",
+          "- Go: `examples/go/hello` (`app.WS`, `Subscribe` / `Publish`); gorilla/websocket (`bench/peers/go/wsgorilla`:",
+          "  gorilla's echo and chat shapes, a PreparedMessage per room message, a writer goroutine per member) on net/http",
+          "  and the same program through `quicklane.ListenAndServe` (the adapter's `http.Hijacker`); `GOMAXPROCS=1`."
+          + (f" Versions: {vers}." if vers else ""),
+          "",
+          "Each server is checked first (a 1 KiB echo byte for byte, a room of 3 with every delivery's JSON checked); one",
+          "that does not start or fails a check is not measured there and its row says why. Columns as above; *quicklane ÷",
+          "this*: on a peer's row, each quicklane front end of its language over it, msg/s (fan-out: deliveries/s) in the",
+          "same round, median over rounds; *by CPU*: the peer's CPU per message over quicklane's.", ""]
+    L += ["#### Summary: thousand msg/s (server CPU µs per message), median round", "", *wsl_summary_table(run, settings), ""]
+    L += ["#### Ratios (targets of issue 17)", "", *wsl_ratio_table(run, settings), ""]
+    for scen in wsl_scens(run):
+        title = (f"Fan-out: one publisher, {wsl_short(run, scen, settings).split()[-1]} subscribers of /ws/chat/bench"
+                 if scen == "ws-fanout" else "Echo: 1 KiB binary messages, 64 connections")
+        L += [f"#### {title}", "", *wsl_table(run, scen), ""]
+    probes = [p for p in run.probes if p and p[0].startswith("wsl-") and len(p) > 2 and p[2] != "ok"]
+    if probes:
+        L += ["Checks that failed before the runs:", ""] + [f"- `{p[0]}` {p[1]}: `{p[3] if len(p) > 3 else ''}`" for p in probes] + [""]
+    return L + [WSL_END]
+
+
+def _targets_table_span(lines: list[str], path: str) -> tuple[int, int]:
+    tgt = next((i for i, t in enumerate(lines) if t.startswith("## Targets")), None)
+    if tgt is None:
+        raise SystemExit(f"report.py: no '## Targets' section in {path}")
+    first = next(i for i in range(tgt, len(lines)) if lines[i].startswith("|"))
+    last = first
+    while last + 1 < len(lines) and lines[last + 1].startswith("|"):
+        last += 1
+    return first, last
+
+
+def _ws_lang_block(lines: list[str]) -> tuple[int, int] | None:
+    """The [begin, end] lines of the per-language part, markers included, or None."""
+    b = next((i for i, t in enumerate(lines) if t.strip() == WSL_BEGIN), None)
+    e = next((i for i in range(b or 0, len(lines)) if lines[i].strip() == WSL_END), None) if b is not None else None
+    return (b, e) if b is not None and e is not None else None
+
+
+def splice_ws_lang(path: str, block: list[str], rows: list[str]) -> None:
+    """Puts §10's per-language part (replacing one already there; else at the end of §10, or in a
+    new §10 before the targets) and its target rows (replacing earlier ones, at the end of the
+    targets table); nothing else of the file changes."""
     lines = open(path, encoding="utf-8").read().split("\n")
+    blk = list(block)
+    span = _ws_lang_block(lines)
+    if span is not None:
+        lines[span[0]:span[1] + 1] = blk
+    else:
+        start = next((i for i, t in enumerate(lines) if t.startswith("## 10. ")), None)
+        if start is None:
+            tgt = next((i for i, t in enumerate(lines) if t.startswith("## Targets")), None)
+            if tgt is None:
+                raise SystemExit(f"report.py: no '## Targets' section in {path}")
+            lines[tgt:tgt] = ["## 10. WebSockets", ""] + blk + [""]
+        else:
+            end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+            while end > start + 1 and lines[end - 1] == "":
+                end -= 1
+            lines[end:end] = [""] + blk
+    first, last = _targets_table_span(lines, path)
+    table = [t for t in lines[first:last + 1] if WSL_MARK not in t]
+    lines[first:last + 1] = table + rows
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
+def splice_ws(path: str, section: list[str], rows: list[str]) -> None:
+    """Puts §10 (replacing one already there, but keeping its per-language part) before the
+    targets, and the WebSocket target rows (replacing earlier ones, before the per-language rows)
+    in the targets table; nothing else of the file changes."""
+    lines = open(path, encoding="utf-8").read().split("\n")
+    kept: list[str] = []
     start = next((i for i, t in enumerate(lines) if t.startswith("## 10. ")), None)
     if start is not None:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        span = _ws_lang_block(lines[start:end])
+        if span is not None:
+            kept = lines[start + span[0]:start + span[1] + 1]
         del lines[start:end]
     tgt = next((i for i, t in enumerate(lines) if t.startswith("## Targets")), None)
     if tgt is None:
@@ -858,17 +1109,16 @@ def splice_ws(path: str, section: list[str], rows: list[str]) -> None:
     sec = list(section)
     while sec and sec[-1] == "":
         sec.pop()
+    if kept:
+        sec += [""] + kept
     lines[tgt:tgt] = sec + [""]
-    tgt += len(sec) + 1
-    first = next(i for i in range(tgt, len(lines)) if lines[i].startswith("|"))
-    last = first
-    while last + 1 < len(lines) and lines[last + 1].startswith("|"):
-        last += 1
+    first, last = _targets_table_span(lines, path)
     table = [t for t in lines[first:last + 1] if not t.startswith("| WebSocket")]
     if table and table[0].startswith("| target | measured") and "WebSockets" not in table[0]:
         table[0] = ("| target | measured (rps ratio; uploads: MiB/s ratio; WebSockets: msg/s ratio; median of rounds) | per round "
                     "| by CPU µs/req (uploads: ms/MiB; WebSockets: µs/msg) | result |")
-    lines[first:last + 1] = table + rows
+    at = next((k for k, t in enumerate(table) if WSL_MARK in t), len(table))
+    lines[first:last + 1] = table[:at] + rows + table[at:]
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
 
@@ -888,7 +1138,9 @@ def main() -> None:
     ap.add_argument("--png", required=True)
     ap.add_argument("--intro")
     ap.add_argument("--splice-ws", metavar="DOCS_MD",
-                    help="also splice §10 (WebSockets) and its target rows into this existing file")
+                    help="also splice §10 (WebSockets) and its target rows into this existing file (keeping §10's per-language part)")
+    ap.add_argument("--splice-ws-lang", metavar="DOCS_MD",
+                    help="also splice §10's per-language part (ws-lang) and its target rows into this existing file")
     a = ap.parse_args()
     run = Run(a.raw)
     m = run.meta
@@ -1013,6 +1265,7 @@ def main() -> None:
           *scenario_table(run, "fp-large", FP_GROUPS, only=("fp-ql-c", "fp-nginx")), ""]
     L += upload_section(run, settings)
     L += ws_section(run, settings)
+    L += ws_lang_section(run, settings) + [""]
     L += ["## Targets (from the issues; informational)", "", *targets_table(run), ""]
     missing = [(i, s) for i, s in run.servers.items() if s["status"] not in ("ok", "not selected")]
     if missing:
@@ -1035,6 +1288,10 @@ def main() -> None:
     if a.splice_ws:
         splice_ws(a.splice_ws, ws_section(run, settings, standalone=True), ws_target_rows(run))
         print(f"report.py: spliced §10 (WebSockets) and {len(ws_target_rows(run))} target rows into {a.splice_ws}")
+    if a.splice_ws_lang:
+        rows = ws_lang_target_rows(run)
+        splice_ws_lang(a.splice_ws_lang, ws_lang_section(run, settings, standalone=True), rows)
+        print(f"report.py: spliced §10's per-language part (WebSockets from the bindings) and {len(rows)} target rows into {a.splice_ws_lang}")
 
 
 if __name__ == "__main__":
