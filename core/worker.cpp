@@ -308,7 +308,7 @@ Request *Worker::acquire() {
 void Worker::release(Request *r) {
     if (r->ws_accept) {  // accepted or hijacked, and the connection never switched
         if (const WsRoute *route = r->hijack ? r->hijack.get() : r->route && r->route->ws ? r->route->ws.get() : nullptr)
-            ws_never_opened(*this, *route, r->ws_tag);
+            ws_never_opened(*this, *route, r->id(), r->ws_tag);
     }
     if (r->dispatched) server.requests_in_flight.fetch_sub(1, std::memory_order_relaxed);
     bool readers = r->body_stream;

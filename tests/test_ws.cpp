@@ -1016,3 +1016,76 @@ TEST_CASE("an upgrade the host is still deciding on: the client leaving is notic
     server.stop();
     ql_queue_free(&queue);
 }
+
+TEST_CASE("pings and pongs from the host (any thread), and on_upgrade_gone for a callback route's upgrade that never opens") {
+    std::mutex mu;
+    std::vector<ql::WebSocket> open;
+    ql::App app;
+    ql::WebSocketBehavior b = echo();
+    b.open = [&](ql::WebSocket &ws, const ql::Request &) {
+        CHECK(ws.ping("from the loop") == ql::SendStatus::Sent);
+        std::lock_guard lk(mu);
+        open.push_back(ws);
+    };
+    app.ws("/ws/echo", b);
+    // A C route whose host never decides: its client leaves, then another one
+    // is accepted and leaves before its 101 can go out.
+    static std::atomic<int> gone_untagged{0}, gone_tagged{0};
+    static std::atomic<ql_req_id> pending{0};
+    static int accept_tag = 9;
+    ql_ws_behavior slow = QL_WS_BEHAVIOR_INIT;
+    slow.on_upgrade = [](void *, ql_request *req) { pending = ql_request_id(req); };
+    slow.on_upgrade_gone = [](void *, ql_req_id id, void *tag) {
+        CHECK(id != 0);
+        if (tag == &accept_tag) ++gone_tagged;
+        if (!tag) ++gone_untagged;
+    };
+    REQUIRE(ql_app_ws(app.native(), "/ws/slow", 8, &slow, nullptr) == QL_OK);
+    auto server = start(app);
+
+    WsClient c(server.port());
+    REQUIRE(c.open("/ws/echo")->status == 101);
+    REQUIRE(qlt::wait_until([&] { std::lock_guard lk(mu); return open.size() == 1; }));
+    auto f = c.read();
+    REQUIRE(f);
+    CHECK(f->opcode == 9);
+    CHECK(f->payload == "from the loop");
+    ql::WebSocket ws = open[0];
+    std::thread([&] { CHECK(ws.pong("unsolicited") == ql::SendStatus::Sent); }).join();
+    f = c.read();
+    REQUIRE(f);
+    CHECK(f->opcode == 10);
+    CHECK(f->payload == "unsolicited");
+    CHECK_THROWS_AS(ws.ping(std::string(126, 'p')), ql::Error);
+    // Not for publishing.
+    CHECK(ql_server_publish(server.native(), "t", 1, "x", 1, QL_WS_PING, 0, nullptr, nullptr) == QL_E_INVALID);
+    CHECK(c.text("still echoing"));
+    f = c.read();
+    REQUIRE(f);
+    CHECK(f->payload == "still echoing");
+
+    {  // the client leaves while the host decides
+        qlt::Client s(server.port());
+        s.send(qlt::upgrade_request("/ws/slow"));
+        REQUIRE(qlt::wait_until([] { return pending.load() != 0; }));
+        s.close();
+        REQUIRE(qlt::wait_until([] { return gone_untagged.load() == 1; }, 5000));
+        CHECK(ql_ws_accept(server.native(), pending, nullptr, nullptr) == QL_E_GONE);
+    }
+    {  // accepted, but the connection is gone before the 101 goes out
+        pending = 0;
+        qlt::Client s(server.port());
+        s.send(qlt::upgrade_request("/ws/slow"));
+        REQUIRE(qlt::wait_until([] { return pending.load() != 0; }));
+        s.reset();
+        qlt::sleep_ms(20);
+        ql_ws_accept_options o = QL_WS_ACCEPT_OPTIONS_INIT;
+        o.tag = &accept_tag;
+        ql_status st = ql_ws_accept(server.native(), pending, &o, nullptr);
+        // The tick may have seen the reset first (GONE, untagged), or the accept came first (tagged).
+        if (st == QL_OK)
+            CHECK(qlt::wait_until([] { return gone_tagged.load() == 1; }, 5000));
+        else
+            CHECK(qlt::wait_until([] { return gone_untagged.load() == 2; }, 5000));
+    }
+}

@@ -712,13 +712,19 @@ typedef struct ql_ws_behavior {
      * compressed once negotiated. */
     uint32_t compression;
     uint32_t compression_window_bits; /* DEDICATED: 9..15 (0: 15), ours and the most the client may use */
+    /* Version 2 (ABI 4). Optional, callback routes: the upgrade request `id`
+     * will never open — its client left before the host decided (tag NULL;
+     * a later ql_ws_accept returns QL_E_GONE), or after ql_ws_accept and
+     * before the 101 went out (the accept's tag). On the loop thread; at
+     * most once per upgrade request, and never for one that opened. */
+    void (*on_upgrade_gone)(void *user_data, ql_req_id id, void *tag);
 } ql_ws_behavior;
 
 /* Values never change; new ones are appended. */
 enum { QL_WS_COMPRESS_NONE = 0, QL_WS_COMPRESS_SHARED = 1, QL_WS_COMPRESS_DEDICATED = 2 };
 
-#define QL_WS_BEHAVIOR_VERSION 1
-#define QL_WS_BEHAVIOR_INIT {QL_WS_BEHAVIOR_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0}
+#define QL_WS_BEHAVIOR_VERSION 2
+#define QL_WS_BEHAVIOR_INIT {QL_WS_BEHAVIOR_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, NULL}
 QL_API void ql_ws_behavior_init(ql_ws_behavior *behavior, uint32_t version);
 
 /* A WebSocket route: GET `pattern` upgrades to a WebSocket. Conflicts and bad
@@ -856,8 +862,11 @@ enum {
     QL_WS_QUEUED = 1,  /* accepted, above that mark: on_drain (QL_EVENT_WS_DRAIN) follows */
     QL_WS_DROPPED = 2  /* not sent: the socket is over its max_backpressure */
 };
-/* Values never change; new ones are appended. */
-enum { QL_WS_TEXT = 0, QL_WS_BINARY = 1 };
+/* Values never change; new ones are appended. PING and PONG (ABI 4) are for
+ * ql_ws_send only: a control frame of at most 125 bytes, in order with the
+ * messages, never dropped nor compressed (a client answers a ping with a
+ * pong: on_pong / nothing for queued routes). */
+enum { QL_WS_TEXT = 0, QL_WS_BINARY = 1, QL_WS_PING = 2, QL_WS_PONG = 3 };
 
 /* Sends one message. Thread-safe: on the loop thread it is framed behind the
  * socket's earlier messages and written at the end of the loop's iteration,

@@ -18,11 +18,23 @@ ql::WsConn *W(const ql_websocket *ws) { return reinterpret_cast<ql::WsConn *>(co
 
 extern "C" {
 
+// A caller built against an older header has a shorter struct: only its
+// version's fields are read or written.
+static size_t behavior_size(uint32_t version) {
+    return version >= 2 ? sizeof(ql_ws_behavior) : offsetof(ql_ws_behavior, on_upgrade_gone);
+}
+
+static ql_ws_behavior copy_behavior(const ql_ws_behavior *b) {
+    ql_ws_behavior out = QL_WS_BEHAVIOR_INIT;
+    std::memcpy(&out, b, behavior_size(b->version));
+    return out;
+}
+
 void ql_ws_behavior_init(ql_ws_behavior *b, uint32_t version) {
     if (!b) return;
     ql_ws_behavior d = QL_WS_BEHAVIOR_INIT;
     d.version = version;
-    std::memcpy(b, &d, sizeof d);
+    std::memcpy(b, &d, behavior_size(version));
 }
 
 void ql_ws_accept_options_init(ql_ws_accept_options *o, uint32_t version) {
@@ -38,7 +50,7 @@ static ql_status add_ws(ql_app *app, const char *pattern, size_t pattern_len, co
         if (!app || !b || b->version < 1)
             return fail(err, QL_E_INVALID, "app and behavior are required (use QL_WS_BEHAVIOR_INIT)");
         if (queue && (b->on_upgrade || b->on_open || b->on_message || b->on_drain || b->on_close || b->on_ping ||
-                      b->on_pong || b->destroy))
+                      b->on_pong || b->destroy || (b->version >= 2 && b->on_upgrade_gone)))
             return fail(err, QL_E_INVALID, "a queued WebSocket route takes no callbacks (its events come from the queue)");
         if (!pattern && pattern_len) return fail(err, QL_E_INVALID, "pattern is NULL");
         if (b->max_message_bytes > (uint64_t(1) << 40))
@@ -59,7 +71,7 @@ static ql_status add_ws(ql_app *app, const char *pattern, size_t pattern_len, co
         std::string_view pat(pattern ? pattern : "", pattern_len);
         if (queue) route->queued = std::make_unique<ql::QueueRoute>(ql::QueueRoute{queue->q, route_data, nullptr});
         // b is kept before add: the route's handler reads it once requests come.
-        route->b = *b;
+        route->b = copy_behavior(b);
         route->b.destroy = nullptr;  // route has no destroy yet: user_data stays the caller's on failure
         ql_status st = app->router->add("GET", pat, ql::ws_route_handler(route), nullptr, &msg, route);
         if (st != QL_OK) return st;
@@ -93,7 +105,8 @@ ql_status ql_request_hijack(ql_server *server, ql_req_id id, const ql_hijack_opt
         const ql_ws_behavior *cb = o->callbacks;
         if (!o->queue == !cb)
             return fail(err, QL_E_INVALID, "give a queue or callbacks (one of them) for the hijacked connection");
-        if (cb && (cb->version < 1 || cb->on_upgrade || cb->on_ping || cb->on_pong))
+        if (cb && (cb->version < 1 || cb->on_upgrade || cb->on_ping || cb->on_pong ||
+                   (cb->version >= 2 && cb->on_upgrade_gone)))
             return fail(err, QL_E_INVALID,
                         "hijack callbacks are on_open, on_message, on_drain and on_close (use QL_WS_BEHAVIOR_INIT)");
         if (o->idle_timeout_ms && o->idle_timeout_ms < 1000)
@@ -101,7 +114,7 @@ ql_status ql_request_hijack(ql_server *server, ql_req_id id, const ql_hijack_opt
         auto route = std::make_shared<ql::WsRoute>();
         route->raw = true;
         if (cb) {
-            route->b = *cb;
+            route->b = copy_behavior(cb);
             route->b.destroy = nullptr;  // the host's user_data outlives the connection
         } else {
             route->queued = std::make_unique<ql::QueueRoute>(ql::QueueRoute{o->queue->q, o->route_data, nullptr});

@@ -271,8 +271,11 @@ void WsConn::resume_reading() {
     }
 }
 
-void ws_never_opened(Worker &w, const WsRoute &route, void *tag) {
-    if (!route.queued) return;
+void ws_never_opened(Worker &w, const WsRoute &route, ql_req_id id, void *tag) {
+    if (!route.queued) {
+        if (route.b.on_upgrade_gone) route.b.on_upgrade_gone(route.b.user_data, id, tag);
+        return;
+    }
     ql_event ev{};
     ev.kind = QL_EVENT_WS_CLOSE;
     ev.server = reinterpret_cast<ql_server *>(&w.server);  // the C ABI's ql_server is the Server
@@ -391,6 +394,10 @@ void WsConn::send_control(uint8_t opcode, std::string_view payload) {
 
 ql_status WsConn::send(uint8_t opcode, std::string_view payload) {
     if (state_ != State::Open) return QL_E_GONE;
+    if (opcode >= 8) {  // a ping or pong from the host: in order, never dropped, never compressed
+        send_control(opcode, payload);
+        return accepted();
+    }
     if (route_->raw) {  // hijacked: the bytes as given
         if (over_backpressure(payload.size())) {
             drain_armed_ = true;
@@ -449,7 +456,7 @@ void WsConn::flush() {
 
 ql_status WsConn::send_frame(const Frame &f, bool counted, bool told_queued) {
     if (state_ != State::Open) return QL_E_GONE;
-    if (counted && deflate_) {
+    if (counted && deflate_ && (static_cast<uint8_t>((*f)[0]) & 0x0F) < 8) {
         // Framed plain by another thread: compressed here, counted again.
         slot_->buffered.fetch_sub(f->size(), std::memory_order_relaxed);
         if (told_queued) drain_armed_ = true;

@@ -178,8 +178,9 @@ private:
 
 ql_websocket *as_handle(WsConn *c);
 
-// An accepted upgrade or a hijack whose connection ended before it switched:
-// a queued route's host still gets its one QL_EVENT_WS_CLOSE (id 0, 1006).
-void ws_never_opened(Worker &w, const WsRoute &route, void *tag);
+// An accepted upgrade or a hijack (request `id`) whose connection ended
+// before it switched: a queued route's host still gets its one
+// QL_EVENT_WS_CLOSE (id 0, 1006), a callback route's its on_upgrade_gone.
+void ws_never_opened(Worker &w, const WsRoute &route, ql_req_id id, void *tag);
 
 }  // namespace ql

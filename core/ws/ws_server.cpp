@@ -18,11 +18,27 @@
 namespace ql {
 
 namespace {
-uint8_t opcode_of(uint32_t kind) { return kind == QL_WS_BINARY ? kWsBinary : kWsText; }
+uint8_t opcode_of(uint32_t kind) {
+    switch (kind) {
+    case QL_WS_BINARY: return kWsBinary;
+    case QL_WS_PING: return kWsPing;
+    case QL_WS_PONG: return kWsPong;
+    default: return kWsText;
+    }
+}
 
-bool check_kind(uint32_t kind, const char *data, size_t len, std::string *err) {
+// `control`: a ping or pong may be sent (ql_ws_send), not published.
+bool check_kind(uint32_t kind, const char *data, size_t len, std::string *err, bool control = false) {
+    if (control && (kind == QL_WS_PING || kind == QL_WS_PONG)) {
+        if (len > 125) {
+            *err = "a ping or pong carries at most 125 bytes";
+            return false;
+        }
+        return true;
+    }
     if (kind != QL_WS_TEXT && kind != QL_WS_BINARY) {
-        *err = "kind must be QL_WS_TEXT or QL_WS_BINARY";
+        *err = control ? "kind must be QL_WS_TEXT, QL_WS_BINARY, QL_WS_PING or QL_WS_PONG"
+                       : "kind must be QL_WS_TEXT or QL_WS_BINARY";
         return false;
     }
     if (kind == QL_WS_TEXT && !valid_utf8({data ? data : "", len})) {
@@ -72,7 +88,11 @@ void on_upgrade_request(void *user_data, ql_request *req) {
 // A queued route's upgrade request whose client left before the host answered.
 void on_upgrade_abort(void *user_data, ql_req_id id, void *tag) {
     auto *route = static_cast<std::shared_ptr<const WsRoute> *>(user_data);
-    if ((*route)->queued) queue_on_abort((*route)->queued.get(), id, tag);
+    const ql_ws_behavior &b = (*route)->b;
+    if ((*route)->queued)
+        queue_on_abort((*route)->queued.get(), id, tag);
+    else if (b.on_upgrade_gone)
+        b.on_upgrade_gone(b.user_data, id, nullptr);
 }
 
 std::shared_ptr<HandlerRef> ws_route_handler(const std::shared_ptr<const WsRoute> &route) {
@@ -187,10 +207,14 @@ WsSlot *Server::find_ws(ql_ws_id id, Worker **w, std::string *err) {
 }
 
 ql_status Server::ws_send(ql_ws_id id, const char *data, size_t len, uint32_t kind, std::string *err) {
-    if (!check_kind(kind, data, len, err)) return QL_E_INVALID;
+    if (!check_kind(kind, data, len, err, true)) return QL_E_INVALID;
     Worker *w = nullptr;
     WsSlot *s = find_ws(id, &w, err);
     if (!s) return QL_E_GONE;
+    if (s->raw && kind > QL_WS_BINARY) {
+        *err = "a hijacked connection has no pings (it speaks no WebSocket)";
+        return QL_E_INVALID;
+    }
     if (w->on_loop_thread()) {
         if (!s->conn) return QL_E_GONE;
         ql_status st = s->conn->send(opcode_of(kind), {data ? data : "", len});

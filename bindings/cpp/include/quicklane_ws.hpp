@@ -45,6 +45,10 @@ public:
         Status st = ql_ws_send(server_, id_, data.data(), data.size(), binary ? QL_WS_BINARY : QL_WS_TEXT, err.out());
         return to_send_status(st, err, "ql_ws_send");
     }
+    // A ping or a pong of at most 125 bytes (Error QL_E_INVALID otherwise), in
+    // order with the messages; the core answers the client's pings itself.
+    SendStatus ping(std::string_view payload = {}) const { return control(QL_WS_PING, payload); }
+    SendStatus pong(std::string_view payload = {}) const { return control(QL_WS_PONG, payload); }
     // The close handshake (code 0: cut the connection). False when it is
     // closed or closing already.
     bool close(std::uint16_t code = 1000, std::string_view reason = {}) const {
@@ -91,6 +95,11 @@ public:
     }
 
 private:
+    SendStatus control(std::uint32_t kind, std::string_view payload) const {
+        detail::ErrorSlot err;
+        Status st = ql_ws_send(server_, id_, payload.data(), payload.size(), kind, err.out());
+        return to_send_status(st, err, "ql_ws_send");
+    }
     bool subscription(std::string_view topic, bool on) const {
         detail::ErrorSlot err;
         Status st = on ? ql_ws_subscribe(server_, id_, topic.data(), topic.size(), err.out())
