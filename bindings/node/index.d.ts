@@ -1,6 +1,7 @@
 // Type definitions for quicklane (Node binding).
 /// <reference types="node" />
 import { Readable, Writable } from 'node:stream';
+import { EventEmitter } from 'node:events';
 
 export type Handler = (req: Request, reply: Reply) => unknown | Promise<unknown>;
 /** The handler of a route declared with { stream: true }. */
@@ -260,6 +261,238 @@ export declare const sse: {
   readonly headers: Readonly<Record<string, string>>;
 };
 
+// ---- WebSockets -------------------------------------------------------------------
+
+/** A message as sent: strings go as text, binary data as binary (unless isBinary says otherwise). */
+export type WebSocketData = string | Buffer | ArrayBufferView | ArrayBuffer;
+
+/** Limits and features of a WebSocket route (uWebSockets.js / Bun / ws names). */
+export interface WebSocketOptions {
+  /** Largest message accepted, in bytes (alias maxPayload); default 16 MiB; bigger closes with 1009. */
+  maxPayloadLength?: number;
+  maxPayload?: number;
+  /** Unsent bytes per socket before sends are dropped (alias backpressureLimit); default 1 MiB
+   * (16 MiB for the ws-shaped API). `send` returns -1 above half of it. */
+  maxBackpressure?: number;
+  backpressureLimit?: number;
+  /** A send over maxBackpressure closes the socket (1008) instead of dropping the message.
+   * Default false (true for the ws-shaped API: it never drops a message silently). */
+  closeOnBackpressureLimit?: boolean;
+  /** Seconds without a byte from the client before it is closed (1001); default 120; 0 = never. */
+  idleTimeout?: number;
+  /** Ping a silent client at half the idle timeout (default true, as uWebSockets.js / Bun). */
+  sendPingsAutomatically?: boolean;
+  sendPings?: boolean;
+  /** Ping a silent client every this many ms (>= 1000; 0 = never); overrides sendPingsAutomatically. */
+  pingInterval?: number;
+  /** permessage-deflate when the client offers it: false (default), true / 'shared' (no context
+   * kept per socket), 'dedicated' (contexts per socket), or DISABLED / SHARED_COMPRESSOR / DEDICATED_COMPRESSOR. */
+  compression?: boolean | 'shared' | 'dedicated' | 0 | 1 | 2;
+  perMessageDeflate?: boolean | object;
+  /** Dedicated compression's window: 9..15 (default 15). */
+  compressionWindowBits?: number;
+}
+
+export interface AcceptOptions<T = unknown> {
+  /** Becomes ws.data. */
+  data?: T;
+  /** A subprotocol the client offered (Sec-WebSocket-Protocol). */
+  protocol?: string;
+  /** Extra headers of the 101 answer. */
+  headers?: Record<string, string | number | string[]> | Array<[string, string]>;
+}
+
+/** How an upgrade handler accepts or refuses, now or later. */
+export declare class UpgradeContext<T = unknown> {
+  /** The subprotocols the client offered, in order. */
+  readonly protocols: string[];
+  /** True once accept() or refuse() was called (or the request is gone). */
+  readonly decided: boolean;
+  /** Accepts (the 101 goes out, then `open`). False when the client has gone. Throws TypeError
+   * for a subprotocol the client did not offer or a reserved header. */
+  accept(options?: AcceptOptions<T>): boolean;
+  /** Refuses with an HTTP answer (default 403; body object → JSON, string → text, Buffer → bytes,
+   * none → {"detail": <reason>}). False when the client has gone. */
+  refuse(status?: number, body?: unknown, options?: { headers?: Record<string, string>; contentType?: string }): boolean;
+}
+
+/**
+ * A server-side WebSocket of app.ws(path, behavior). Calls after close are
+ * safe: send returns 0, subscribe false, end false.
+ */
+export declare class ServerWebSocket<T = any> {
+  /** User data (ctx.accept({ data }) in upgrade, or set in open). */
+  data: T;
+  /** 1 open, 2 closing, 3 closed. */
+  readonly readyState: 1 | 2 | 3;
+  readonly isClosed: boolean;
+  /** The subprotocol chosen at the upgrade ('' when none). */
+  readonly protocol: string;
+  readonly remoteAddress: string;
+  readonly subscriptions: string[];
+  /** Bun's result: bytes sent (>= 1), -1 queued above the backpressure mark (drain follows),
+   * 0 not sent (dropped over maxBackpressure, or the socket is closing/closed). */
+  send(message: WebSocketData, isBinary?: boolean, compress?: boolean): number;
+  sendText(text: string, compress?: boolean): number;
+  sendBinary(data: WebSocketData, compress?: boolean): number;
+  /** To every subscriber of topic but this socket; returns how many. */
+  publish(topic: string, message: WebSocketData, isBinary?: boolean, compress?: boolean): number;
+  publishText(topic: string, text: string): number;
+  publishBinary(topic: string, data: WebSocketData): number;
+  subscribe(topic: string): boolean;
+  unsubscribe(topic: string): boolean;
+  isSubscribed(topic: string): boolean;
+  getTopics(): string[];
+  getBufferedAmount(): number;
+  /** The close handshake (default 1000; 1000, 1001, 1003, 1007-1014, 3000-4999; reason <= 123 bytes). */
+  end(code?: number, reason?: string | Buffer): boolean;
+  /** No arguments: cut at once (uWebSockets.js). With a code: the close handshake (Bun). */
+  close(code?: number, reason?: string | Buffer): boolean | undefined;
+  /** Cuts the connection (close follows with 1006). */
+  terminate(): void;
+  cork(fn: () => void): this;
+  getRemoteAddress(): string;
+  getRemoteAddressAsText(): string;
+  getProtocol(): string;
+  /** Not supported yet (throws): the core answers pings and pings silent clients itself. */
+  ping(data?: WebSocketData): never;
+  pong(data?: WebSocketData): never;
+}
+
+/** uWebSockets.js / Bun-shaped callbacks: text messages arrive as strings, binary as Buffers.
+ * A callback that throws (or rejects) is logged and its socket closed with 1011. */
+export interface WebSocketBehavior<T = any> extends WebSocketOptions {
+  /** The upgrade request (readable until decided, across awaits). Return nothing/true to accept,
+   * false to refuse (403), { data, protocol, headers } to accept with them, ctx to decide later;
+   * throw an error with statusCode to refuse with it. */
+  upgrade?: (req: Request, ctx: UpgradeContext<T>) => unknown | Promise<unknown>;
+  /** req: the upgrade request, readable during the call only. */
+  open?: (ws: ServerWebSocket<T>, req: Request) => unknown | Promise<unknown>;
+  message?: (ws: ServerWebSocket<T>, message: string | Buffer, isBinary: boolean) => unknown | Promise<unknown>;
+  drain?: (ws: ServerWebSocket<T>) => unknown;
+  /** Once per opened socket; code 1005 when the client gave none, 1006 for a cut; reason a string. */
+  close?: (ws: ServerWebSocket<T>, code: number, reason: string) => unknown;
+  ping?: (ws: ServerWebSocket<T>, data: Buffer) => unknown;
+  pong?: (ws: ServerWebSocket<T>, data: Buffer) => unknown;
+}
+
+/** The upgrade request as the ws-shaped API keeps it (a copy, readable for the socket's life). */
+export declare class UpgradeRequest {
+  readonly method: 'GET';
+  readonly url: string;
+  readonly path: string;
+  readonly headers: Record<string, string | string[]>;
+  readonly params: Record<string, string>;
+  readonly query: Record<string, string | string[]>;
+  readonly ip: string;
+  readonly socket: { remoteAddress: string };
+  readonly connection: { remoteAddress: string };
+  readonly httpVersion: string;
+}
+
+/** A socket with the `ws` library's API. Messages are Buffers (binaryType 'nodebuffer'). */
+export declare class WebSocket extends EventEmitter {
+  /** ws's aliases: `new WebSocket.Server({ port })`. */
+  static readonly Server: typeof WebSocketServer;
+  static readonly WebSocketServer: typeof WebSocketServer;
+  /** What an `upgrade` hook of the options accepted with ({ data }). */
+  data: unknown;
+  static readonly CONNECTING: 0;
+  static readonly OPEN: 1;
+  static readonly CLOSING: 2;
+  static readonly CLOSED: 3;
+  readonly CONNECTING: 0;
+  readonly OPEN: 1;
+  readonly CLOSING: 2;
+  readonly CLOSED: 3;
+  readonly readyState: 0 | 1 | 2 | 3;
+  readonly bufferedAmount: number;
+  readonly protocol: string;
+  readonly extensions: string;
+  readonly url: string | undefined;
+  readonly isPaused: boolean;
+  /** The ServerWebSocket underneath (subscribe, publish, ...). */
+  readonly raw: ServerWebSocket<WebSocket>;
+  binaryType: 'nodebuffer' | 'arraybuffer' | 'fragments';
+  onopen: ((event: { type: string; target: WebSocket }) => void) | null;
+  onmessage: ((event: { type: string; target: WebSocket; data: any; isBinary: boolean }) => void) | null;
+  onclose: ((event: { type: string; target: WebSocket; code: number; reason: string; wasClean: boolean }) => void) | null;
+  onerror: ((event: { type: string; target: WebSocket; error: Error; message: string }) => void) | null;
+  /** cb(err) once handed to the kernel (at the next drain when the core is over half its limit). */
+  send(data: WebSocketData | number, cb?: (err?: Error) => void): void;
+  send(data: WebSocketData | number, options: { binary?: boolean; compress?: boolean; fin?: boolean; mask?: boolean },
+    cb?: (err?: Error) => void): void;
+  close(code?: number, reason?: string | Buffer): void;
+  terminate(): void;
+  /** Not supported yet (throws). */
+  ping(data?: unknown, mask?: boolean, cb?: (err?: Error) => void): never;
+  pong(data?: unknown, mask?: boolean, cb?: (err?: Error) => void): never;
+  pause(): void;
+  resume(): void;
+  addEventListener(type: 'open' | 'message' | 'close' | 'error', listener: (event: any) => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'open' | 'message' | 'close' | 'error', listener: (event: any) => void): void;
+  on(event: 'message', listener: (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): this;
+  on(event: 'close', listener: (code: number, reason: Buffer) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'ping' | 'pong', listener: (data: Buffer) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'message', listener: (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): this;
+  once(event: 'close', listener: (code: number, reason: Buffer) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+export type WebSocketHandler = (socket: WebSocket, req: UpgradeRequest) => unknown;
+
+/** Options of the ws-shaped API: ws's own plus the route's limits. */
+export interface WsShapedOptions extends WebSocketOptions {
+  /** Chooses the subprotocol (default: the first the client offered); false: none. */
+  handleProtocols?: (protocols: Set<string>, req: UpgradeRequest) => string | false;
+  /** Accepts or refuses the upgrade (sync, or with cb(result, code, message, headers)). */
+  verifyClient?: ((info: { origin?: string; secure: boolean; req: UpgradeRequest }) => boolean) |
+    ((info: { origin?: string; secure: boolean; req: UpgradeRequest },
+      cb: (result: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => void);
+  /** Extra headers of the 101 answer. */
+  headers?: Record<string, string>;
+  /** As WebSocketBehavior.upgrade; the subprotocol choice stays handleProtocols'. */
+  upgrade?: (req: Request, ctx: UpgradeContext) => unknown | Promise<unknown>;
+}
+
+export interface WebSocketServerOptions extends WsShapedOptions {
+  /** Serve on this port with an app of its own (0 = ephemeral)... */
+  port?: number;
+  host?: string;
+  backlog?: number;
+  /** ...or add the route to this app (before it listens). */
+  app?: App;
+  /** Only this path (default: every path). */
+  path?: string;
+  /** Keep wss.clients (default true). */
+  clientTracking?: boolean;
+}
+
+/** The `ws` library's WebSocketServer over quicklane. */
+export declare class WebSocketServer extends EventEmitter {
+  constructor(options: WebSocketServerOptions, callback?: () => void);
+  readonly options: WebSocketServerOptions;
+  readonly clients: Set<WebSocket>;
+  readonly app: App;
+  address(): { address: string; family: 'IPv4' | 'IPv6'; port: number } | null;
+  close(cb?: (err?: Error) => void): void;
+  /** Not available (throws): the core does the upgrade. */
+  handleUpgrade(...args: unknown[]): never;
+  shouldHandle(req: unknown): true;
+  on(event: 'connection', listener: (socket: WebSocket, req: UpgradeRequest) => void): this;
+  /** Before each 101: its lines ("Name: value"); lines pushed become headers of the answer. */
+  on(event: 'headers', listener: (headers: string[], req: UpgradeRequest) => void): this;
+  on(event: 'listening' | 'close', listener: () => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+export declare const DISABLED: 0;
+export declare const SHARED_COMPRESSOR: 1;
+export declare const DEDICATED_COMPRESSOR: 2;
+
 export declare class App {
   /** A route answered entirely by the core with a fixed response (never enters JS). */
   static(method: string, path: string, body: unknown, options?: StaticOptions): this;
@@ -269,6 +502,8 @@ export declare class App {
   route(options: RouteOptions): this;
   route(options: StreamRouteOptions): this;
   get(path: string, handler: Handler): this;
+  /** @fastify/websocket's shape: a WebSocket route with a ws-shaped handler. */
+  get(path: string, options: WsShapedOptions & { websocket: true }, handler: WebSocketHandler): this;
   get(path: string, options: StreamOptions, handler: StreamHandler): this;
   get(path: string, options: RuleOptions, handler: Handler): this;
   post(path: string, handler: Handler): this;
@@ -304,6 +539,13 @@ export declare class App {
   /** One JSON line per answered request on stderr. */
   accessLog(enabled?: boolean): this;
   all(path: string, handler: Handler): this;
+  /** A WebSocket route, uWebSockets.js / Bun-shaped (path patterns as for routes: '/chat/:room'). */
+  ws<T = any>(path: string, behavior: WebSocketBehavior<T>): this;
+  /** A WebSocket route with `ws`-library-shaped sockets. */
+  ws(path: string, handler: WebSocketHandler): this;
+  ws(path: string, options: WsShapedOptions, handler: WebSocketHandler): this;
+  /** To every WebSocket subscribed to topic; returns how many (0 when not listening). */
+  publish(topic: string, message: WebSocketData, isBinary?: boolean): number;
   /** Resolves with the address, e.g. "http://127.0.0.1:8080". */
   listen(options?: ListenOptions | number, callback?: (err: Error | null, address?: string) => void): Promise<string>;
   /** The bound port (0 when not listening). */
@@ -333,5 +575,13 @@ declare const quicklane: {
   version: string;
   abiVersion: number;
   features: { reusePort: boolean };
+  ServerWebSocket: typeof ServerWebSocket;
+  UpgradeContext: typeof UpgradeContext;
+  UpgradeRequest: typeof UpgradeRequest;
+  WebSocket: typeof WebSocket;
+  WebSocketServer: typeof WebSocketServer;
+  DISABLED: 0;
+  SHARED_COMPRESSOR: 1;
+  DEDICATED_COMPRESSOR: 2;
 };
 export default quicklane;

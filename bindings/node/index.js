@@ -10,6 +10,7 @@
 
 const { Readable, Writable } = require('node:stream');
 const native = require('./lib/native');
+const wsLib = require('./lib/ws');
 
 const JSON_TYPE = 'application/json';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
@@ -1322,6 +1323,12 @@ class App {
       handler = opts;
       opts = undefined;
     }
+    if (opts && opts.websocket === true && String(method).toUpperCase() === 'GET') {
+      // @fastify/websocket's shape: app.get(path, { websocket: true }, (socket, req) => ...)
+      const o = Object.assign({}, opts);
+      delete o.websocket;
+      return this.ws(path, o, handler);
+    }
     if (typeof handler !== 'function') throw new TypeError('handler must be a function');
     if (this._server !== undefined) throw new Error('quicklane: routes must be added before listen()');
     const id = routes.length;
@@ -1347,6 +1354,39 @@ class App {
   all(path, handler) {
     for (const m of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) this.route(m, path, handler);
     return this;
+  }
+
+  /**
+   * A WebSocket route (GET path upgrades). Two shapes:
+   *  - ws(path, { upgrade, open, message, drain, close, ping, pong, ...options }):
+   *    uWebSockets.js / Bun, with ServerWebSocket objects;
+   *  - ws(path, [options], (socket, req) => ...): the `ws` library's sockets
+   *    (EventEmitter: 'message', 'close', send(data, cb), ...).
+   * options: maxPayloadLength, maxBackpressure, closeOnBackpressureLimit,
+   * idleTimeout (s), sendPingsAutomatically, pingInterval (ms), compression.
+   */
+  ws(path, behavior, handler) {
+    if (this._server !== undefined) throw new Error('quicklane: routes must be added before listen()');
+    if (typeof behavior === 'function' && handler === undefined) {
+      wsLib.addRoute(this, path, wsLib.wsShaped(undefined, behavior), 'ws');
+    } else if (handler !== undefined) {
+      if (behavior !== undefined && (behavior === null || typeof behavior !== 'object')) {
+        throw new TypeError('quicklane: app.ws(path, options, handler): options must be an object');
+      }
+      wsLib.addRoute(this, path, wsLib.wsShaped(behavior, handler), 'ws');
+    } else {
+      wsLib.addRoute(this, path, behavior, 'uws');
+    }
+    return this;
+  }
+
+  /**
+   * Sends a message to every WebSocket subscribed to `topic` (strings as text,
+   * binary data as binary; isBinary overrides). Returns how many subscribers it
+   * was sent to (0 when the app is not listening).
+   */
+  publish(topic, message, isBinary) {
+    return wsLib.publishOn(this, topic, message, isBinary, -1);
   }
 
   /**
@@ -1402,6 +1442,7 @@ class App {
     this._closing = new Promise((resolve, reject) => {
       const finish = () => {
         markGone(native.free(server));
+        wsLib.serverGone(this);
         listening.delete(this);
         this._server = undefined;
         this._closing = undefined;
@@ -1423,6 +1464,8 @@ function app(options) {
   return new App(options);
 }
 
+wsLib.setup({ Request, corePattern, live, app });
+
 module.exports = {
   app,
   App,
@@ -1435,5 +1478,16 @@ module.exports = {
   version: native.version,
   abiVersion: native.abiVersion,
   features: { reusePort: native.reusePort },
+  ServerWebSocket: wsLib.ServerWebSocket,
+  UpgradeContext: wsLib.UpgradeContext,
+  UpgradeRequest: wsLib.UpgradeRequest,
+  WebSocket: wsLib.WebSocket,
+  WebSocketServer: wsLib.WebSocketServer,
+  DISABLED: wsLib.DISABLED,
+  SHARED_COMPRESSOR: wsLib.SHARED_COMPRESSOR,
+  DEDICATED_COMPRESSOR: wsLib.DEDICATED_COMPRESSOR,
+  // Test hooks: handles held for JS ({ webSockets, requests, sockets, pendingAccepts }).
+  _liveHandles: wsLib.liveHandles,
+  _setPendingTtl: wsLib.setPendingTtl,
 };
 module.exports.default = module.exports;
