@@ -112,9 +112,9 @@ var ErrWSClosed = errors.New("quicklane: the WebSocket is closed")
 // ErrNotServing is returned by App.Publish while the app is not serving.
 var ErrNotServing = errors.New("quicklane: the app is not serving")
 
-// errPingPong: the C ABI has no call for control frames other than close.
-var errPingPong = errors.New("quicklane: ping and pong frames are sent by the core " +
-	"(it answers pings; WSPingInterval pings silent clients)")
+// errInvalidControlFrame is gorilla/websocket's error for a ping, pong or
+// close payload over 125 bytes (or a control write of another type).
+var errInvalidControlFrame = errors.New("websocket: invalid control frame")
 
 // FormatCloseMessage formats a close code and text as a close message's
 // payload (gorilla/websocket's helper), for WriteMessage(CloseMessage, ...).
@@ -547,25 +547,37 @@ func (c *sock) writeErr() error {
 	return c.closedErr()
 }
 
+// unwritable is the error of a write to a socket that is closing or closed,
+// nil while it is open (c.mu held). The core would still take a send from
+// another thread (it is checked on the loop): the close is known here first.
+func (c *sock) unwritable() error {
+	if c.closeSent || c.state != wsOpen || c.done {
+		return c.writeErr()
+	}
+	return nil
+}
+
 // wsDrainRecheck bounds a wait for the drain notice, should it be missed.
 const wsDrainRecheck = 250 * time.Millisecond
 
 // WriteMessage sends one message: TextMessage (valid UTF-8) or
-// BinaryMessage; CloseMessage with a payload from FormatCloseMessage closes
-// the socket like Close. It may be called from many goroutines at once (the
-// messages go out whole, in the order of the calls). The bytes are copied
-// before it returns.
+// BinaryMessage; PingMessage or PongMessage sends that control frame as
+// WriteControl does; CloseMessage with a payload from FormatCloseMessage
+// closes the socket like Close. It may be called from many goroutines at
+// once (the messages go out whole, in the order of the calls). The bytes are
+// copied before it returns.
 //
 // Backpressure: while more than WSMaxBackpressure bytes (default 1 MiB)
 // wait for a client that does not read, WriteMessage blocks until the core
 // has written half of them, or the socket closes (it then returns the
-// *CloseError), so a fast producer never grows the server's memory.
+// *CloseError), so a fast producer never grows the server's memory. Pings
+// and pongs never block nor get dropped.
 func (c *WSConn) WriteMessage(messageType int, data []byte) error {
-	if messageType == CloseMessage {
+	switch messageType {
+	case CloseMessage:
 		return c.writeClose(data)
-	}
-	if messageType == PingMessage || messageType == PongMessage {
-		return errPingPong
+	case PingMessage, PongMessage:
+		return c.writePingPong(messageType, data)
 	}
 	kind, err := wsKind(messageType, data)
 	if err != nil {
@@ -609,10 +621,7 @@ func (c *sock) sendBlocking(kind C.uint32_t, data []byte, deadline func() (<-cha
 	for {
 		c.mu.Lock()
 		seq := c.drainSeq
-		if c.closeSent || c.state != wsOpen || c.done {
-			// The core would still take it (a send from another thread
-			// is checked on the loop): the close is known here first.
-			err := c.writeErr()
+		if err := c.unwritable(); err != nil {
 			c.mu.Unlock()
 			return err
 		}
@@ -675,18 +684,49 @@ func (c *WSConn) WriteJSON(v any) error {
 	return c.WriteMessage(TextMessage, b)
 }
 
-// WriteControl sends a control message: only CloseMessage (with a payload
-// from FormatCloseMessage) is supported; the core answers pings itself and
-// sends its own (WSPingInterval). The deadline is not needed: a close never
-// waits.
+// WriteControl sends a control message, as gorilla/websocket's:
+// PingMessage or PongMessage with at most 125 bytes of application data
+// (the frame goes out in order after the messages written before it, never
+// dropped nor compressed), or CloseMessage with a payload from
+// FormatCloseMessage, which closes the socket like Close (code and
+// reason). A longer payload or another type returns an error ("websocket:
+// invalid control frame"). The core answers the client's pings itself (a
+// queued route sees no pings nor pongs) and, with WSPingInterval, pings
+// silent clients. The deadline is not needed: a control frame never waits.
 func (c *WSConn) WriteControl(messageType int, data []byte, deadline time.Time) error {
-	if messageType != CloseMessage {
-		return errPingPong
+	switch messageType {
+	case CloseMessage:
+		return c.writeClose(data)
+	case PingMessage, PongMessage:
+		return c.writePingPong(messageType, data)
 	}
-	return c.writeClose(data)
+	return errInvalidControlFrame
+}
+
+// writePingPong sends a ping or pong frame: the core takes it whatever the
+// socket's backpressure (QL_WS_SENT or QL_WS_QUEUED, never DROPPED).
+func (c *WSConn) writePingPong(messageType int, data []byte) error {
+	if len(data) > 125 {
+		return errInvalidControlFrame
+	}
+	kind := C.uint32_t(C.QL_WS_PING)
+	if messageType == PongMessage {
+		kind = C.QL_WS_PONG
+	}
+	c.mu.Lock()
+	err := c.unwritable()
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = c.send(kind, data)
+	return err
 }
 
 func (c *WSConn) writeClose(payload []byte) error {
+	if len(payload) > 125 {
+		return errInvalidControlFrame
+	}
 	if len(payload) == 0 {
 		return c.Close(CloseNormalClosure, "")
 	}

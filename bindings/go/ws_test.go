@@ -344,6 +344,70 @@ func TestWSCloseCodes(t *testing.T) {
 	waitFor(t, "no live sockets", func() bool { return quicklane.WSLive(app) == 0 })
 }
 
+// Pings and pongs from the handler: control frames with their payload, in
+// order with the messages; over 125 bytes refused; WriteControl's close.
+func TestWSPingPong(t *testing.T) {
+	app := quicklane.New(quiet)
+	got := make(chan error, 8)
+	app.WS("/ws/ping", func(c *quicklane.WSConn) error {
+		deadline := time.Now().Add(time.Second)
+		check := func(what string, err error, ok bool) {
+			if !ok {
+				got <- fmt.Errorf("%s: %v", what, err)
+			}
+		}
+		err := c.WriteMessage(quicklane.TextMessage, []byte("before"))
+		check("text", err, err == nil)
+		err = c.WriteMessage(quicklane.PingMessage, []byte("p1"))
+		check("WriteMessage ping", err, err == nil)
+		err = c.WriteControl(quicklane.PongMessage, []byte("p2"), deadline)
+		check("WriteControl pong", err, err == nil)
+		err = c.WriteMessage(quicklane.PingMessage, nil)
+		check("empty ping", err, err == nil)
+		err = c.WriteControl(quicklane.PingMessage, bytes.Repeat([]byte("x"), 125), deadline)
+		check("125-byte ping", err, err == nil)
+		for _, mt := range []int{quicklane.PingMessage, quicklane.PongMessage} {
+			err = c.WriteMessage(mt, make([]byte, 126))
+			check("126-byte WriteMessage", err, err != nil && strings.Contains(err.Error(), "invalid control frame"))
+			err = c.WriteControl(mt, make([]byte, 126), deadline)
+			check("126-byte WriteControl", err, err != nil && strings.Contains(err.Error(), "invalid control frame"))
+		}
+		err = c.WriteControl(quicklane.TextMessage, []byte("x"), deadline)
+		check("WriteControl text", err, err != nil)
+		err = c.WriteMessage(quicklane.TextMessage, []byte("after"))
+		check("text after", err, err == nil)
+		err = c.WriteControl(quicklane.CloseMessage, quicklane.FormatCloseMessage(4005, "control close"), deadline)
+		check("WriteControl close", err, err == nil)
+		err = c.WriteControl(quicklane.PingMessage, []byte("late"), deadline)
+		check("ping after the close", err, errors.Is(err, quicklane.ErrCloseSent))
+		_, _, err = c.ReadMessage() // the client's answer
+		check("the client's close", err, quicklane.IsCloseError(err, 4005))
+		close(got)
+		return nil
+	})
+	addr := startWS(t, app)
+	c := mustDial(t, addr, "/ws/ping")
+	want := []struct {
+		op      byte
+		payload string
+	}{{1, "before"}, {9, "p1"}, {10, "p2"}, {9, ""}, {9, strings.Repeat("x", 125)}, {1, "after"}}
+	for i, w := range want {
+		op, p, err := c.readFrame(10 * time.Second)
+		if err != nil || op != w.op || string(p) != w.payload {
+			t.Fatalf("frame %d: op %d %q %v, want op %d %q", i, op, p, err, w.op, w.payload)
+		}
+	}
+	code, reason, err := c.expectClose()
+	if err != nil || code != 4005 || reason != "control close" {
+		t.Fatalf("close: %d %q %v", code, reason, err)
+	}
+	c.sendClose(4005, "")
+	for err := range got {
+		t.Error(err)
+	}
+	waitFor(t, "no live sockets", func() bool { return quicklane.WSLive(app) == 0 })
+}
+
 func expectNoMore(t *testing.T, got chan error) {
 	t.Helper()
 	select {

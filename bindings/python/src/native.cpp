@@ -861,6 +861,22 @@ public:
         if (st < 0) return st;
         return static_cast<int64_t>(buffered);
     }
+    // Sends a ping (or a pong) frame of at most 125 bytes, in order with the
+    // messages, whatever the backpressure (never dropped). QL_OK or
+    // QL_E_GONE once the socket is closing; ValueError for a longer payload.
+    int control(const py::handle &data, bool pong) {
+        Bytes b(data);
+        ql_error *err = nullptr;
+        ql_status st;
+        {
+            std::shared_lock lock(box_->mu);
+            if (!box_->server) return QL_E_GONE;
+            st = ql_ws_send(box_->server, id_, b.data, b.len, pong ? QL_WS_PONG : QL_WS_PING, &err);
+        }
+        if (st == QL_E_INVALID) raise_value(err, "invalid control frame");
+        ql_error_free(&err);
+        return st < 0 ? st : QL_OK;
+    }
     // Starts the close handshake (code 0: cut at once). QL_OK or QL_E_GONE;
     // ValueError for a code or reason that may not be sent.
     int close(uint16_t code, const py::handle &reason) {
@@ -1234,6 +1250,7 @@ PYBIND11_MODULE(_native, m) {
     py::class_<NativeWebSocket>(m, "NativeWebSocket")
         .def_property_readonly("id", &NativeWebSocket::id)
         .def("send", &NativeWebSocket::send)
+        .def("control", &NativeWebSocket::control)
         .def("close", &NativeWebSocket::close)
         .def("buffered", &NativeWebSocket::buffered)
         .def("want_drain", &NativeWebSocket::want_drain)

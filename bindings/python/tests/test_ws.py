@@ -17,7 +17,7 @@ import pytest
 import quicklane
 from quicklane import HTTPError, Response, WebSocket, WebSocketDisconnect, _native
 from conftest import fetch
-from wsclient import BINARY, CLOSE, TEXT, Refused, Ws
+from wsclient import BINARY, CLOSE, PING, PONG, TEXT, Refused, Ws
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
@@ -122,6 +122,35 @@ def make_app() -> quicklane.App:
             await ws.receive_text()
         except RuntimeError as e:
             seen["receive_after_disconnect"] = type(e).__name__
+
+    @app.websocket("/ping")
+    async def ping(ws: WebSocket) -> None:
+        try:
+            await ws.send_ping(b"early")
+        except RuntimeError as e:
+            seen["ping_before_accept"] = type(e).__name__
+        await ws.accept()
+        await ws.send_text("before")
+        await ws.send_ping(b"p1")
+        await ws.send_pong("p2")
+        await ws.send_ping()
+        await ws.send_ping(bytearray(b"x" * 125))
+        await ws.send_pong(memoryview(b"m"))
+        for bad in (b"x" * 126, "é" * 63):
+            try:
+                await ws.send_ping(bad)
+            except ValueError as e:
+                seen.setdefault("ping_too_long", []).append(str(e))
+        try:
+            await ws.send_pong(7)  # type: ignore[arg-type]
+        except TypeError as e:
+            seen["pong_type"] = str(e)
+        await ws.send_bytes(b"after")
+        await ws.close(4005, "pp")
+        try:
+            await ws.send_ping(b"late")
+        except RuntimeError as e:
+            seen["ping_after_close"] = type(e).__name__
 
     @app.websocket("/return")
     async def returns(ws: WebSocket) -> None:
@@ -283,6 +312,20 @@ def test_server_close_code_and_reason(server: quicklane.Server) -> None:
     wait_for(lambda: "receive_after_close" in seen)
     assert seen["send_after_close"] == "WebSocketDisconnected"
     assert seen["receive_after_close"] == "WebSocketDisconnected"
+
+
+def test_ping_and_pong_frames_in_order(server: quicklane.Server) -> None:
+    w = Ws(server.port, "/ping")
+    assert w.transcript() == [(TEXT, b"before"), (PING, b"p1"), (PONG, b"p2"), (PING, b""), (PING, b"x" * 125),
+                              (PONG, b"m"), (BINARY, b"after"), ("close", 4005, "pp")]
+    w.shut()
+    wait_for(lambda: "ping_after_close" in seen)
+    assert seen["ping_before_accept"] == "WebSocketDisconnected"
+    assert seen["ping_after_close"] == "WebSocketDisconnected"
+    assert [m.split(":")[0] for m in seen["ping_too_long"]] == ["send_ping", "send_ping"]
+    assert all("at most 125 bytes" in m for m in seen["ping_too_long"])
+    assert "bytes or a str" in seen["pong_type"]
+    no_leak(server)
 
 
 def test_invalid_close_code_is_refused(server: quicklane.Server) -> None:

@@ -223,7 +223,7 @@ class WebSocket:
     """One WebSocket, as a handler of ``@app.websocket`` sees it (Starlette's
     names): ``accept``, ``receive_text/bytes/json``, ``iter_text/bytes/json``,
     ``send_text/bytes/json``, ``close``; plus ``subscribe``/``unsubscribe`` of
-    pub/sub topics (``app.publish`` sends to them). Request data:
+    pub/sub topics (``app.publish`` sends to them) and ``send_ping``/``send_pong``. Request data:
     ``path_params``, ``query_params``, ``headers``, ``client``, ``url_path``,
     ``subprotocols``."""
 
@@ -421,6 +421,31 @@ class WebSocket:
         if mode not in ("text", "binary"):
             raise RuntimeError('The "mode" argument should be "text" or "binary".')
         await self._send(dumps(data), mode == "binary")
+
+    async def send_ping(self, data: Union[bytes, bytearray, memoryview, str] = b"") -> None:
+        """Sends a ping frame (a quicklane extension: Starlette has no ping)
+        with at most 125 bytes of application data (a str goes as UTF-8). It
+        goes out in order after the messages sent before it, never dropped
+        nor compressed, and never waits for backpressure. The core answers the
+        client's pings itself; the client's pong is not delivered to Python
+        (``ping_interval=`` has the core ping silent clients)."""
+        await self._control(data, False)
+
+    async def send_pong(self, data: Union[bytes, bytearray, memoryview, str] = b"") -> None:
+        """Sends an unsolicited pong frame (a heartbeat the client need not
+        answer), as ``send_ping``."""
+        await self._control(data, True)
+
+    async def _control(self, data: Union[bytes, bytearray, memoryview, str], pong: bool) -> None:
+        name = "send_pong" if pong else "send_ping"
+        if not isinstance(data, (bytes, bytearray, memoryview, str)):
+            raise TypeError(f"{name} takes bytes or a str, got {type(data).__name__}")
+        size = len(data.encode()) if isinstance(data, str) else memoryview(data).nbytes
+        if size > 125:
+            raise ValueError(f"{name}: a control frame carries at most 125 bytes, got {size}")
+        if self._writable().control(data, pong) != _native.OK:
+            self.application_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(1006)
 
     async def send(self, message: Mapping[str, Any]) -> None:
         """An ASGI message: websocket.send (text or bytes) or websocket.close."""
