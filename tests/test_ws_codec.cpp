@@ -230,3 +230,19 @@ TEST_CASE("server frames: lengths 0, 125, 126, 65535, 65536; close payloads cut 
     CHECK(valid_utf8(p.substr(2)));
     CHECK(p.size() == 2 + 123);  // 120 bytes of é and one whole €
 }
+
+TEST_CASE("unmasking: every length and split (the eight-bytes-at-a-time path and its tails at every mask phase)") {
+    for (size_t n : {size_t(1), size_t(2), size_t(3), size_t(5), size_t(7), size_t(8), size_t(9), size_t(15),
+                     size_t(16), size_t(17), size_t(63), size_t(64), size_t(65), size_t(1000), size_t(70001)}) {
+        std::string payload(n, '\0');
+        for (size_t i = 0; i < n; ++i) payload[i] = static_cast<char>(i * 7 + 3);
+        // Two frames back to back: the second starts at another offset of the read.
+        std::string wire = client_frame(kWsBinary, payload) + client_frame(kWsBinary, payload);
+        for (size_t step : {size_t(1), size_t(3), size_t(5), size_t(8), size_t(13), size_t(4096), size_t(1) << 20}) {
+            auto g = run(wire, step);
+            REQUIRE(g.size() == 2);
+            CHECK(g[0].data == payload);
+            CHECK(g[1].data == payload);
+        }
+    }
+}
