@@ -15,6 +15,7 @@
       "target_name": "quicklane",
       "sources": [
         "src/addon.cc",
+        "src/ws.cc",
         # the core and the C door: core/sources.txt, shared with every build
         "<!@(node scripts/core-sources.js)",
         # gyp cannot take absolute sources: these wrappers #include <api.c> etc.

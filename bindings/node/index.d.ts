@@ -306,7 +306,8 @@ export interface AcceptOptions<T = unknown> {
 export declare class UpgradeContext<T = unknown> {
   /** The subprotocols the client offered, in order. */
   readonly protocols: string[];
-  /** True once accept() or refuse() was called (or the request is gone). */
+  /** True once accept() or refuse() was called, or the client left meanwhile (then req.aborted is
+   * true, req.signal has fired, and accept/refuse return false). */
   readonly decided: boolean;
   /** Accepts (the 101 goes out, then `open`). False when the client has gone. Throws TypeError
    * for a subprotocol the client did not offer or a reserved header. */
@@ -354,9 +355,12 @@ export declare class ServerWebSocket<T = any> {
   getRemoteAddress(): string;
   getRemoteAddressAsText(): string;
   getProtocol(): string;
-  /** Not supported yet (throws): the core answers pings and pings silent clients itself. */
-  ping(data?: WebSocketData): never;
-  pong(data?: WebSocketData): never;
+  /** A ping frame (data <= 125 bytes, else RangeError; a number as its text), in order with the
+   * messages and never dropped; the client's pong reaches the `pong` callback. Bun's result, as send:
+   * bytes sent (>= 1), -1 queued above the backpressure mark, 0 when closing/closed. */
+  ping(data?: WebSocketData | number): number;
+  /** An unsolicited pong (a one-way heartbeat); as ping. */
+  pong(data?: WebSocketData | number): number;
 }
 
 /** uWebSockets.js / Bun-shaped callbacks: text messages arrive as strings, binary as Buffers.
@@ -424,9 +428,15 @@ export declare class WebSocket extends EventEmitter {
     cb?: (err?: Error) => void): void;
   close(code?: number, reason?: string | Buffer): void;
   terminate(): void;
-  /** Not supported yet (throws). */
-  ping(data?: unknown, mask?: boolean, cb?: (err?: Error) => void): never;
-  pong(data?: unknown, mask?: boolean, cb?: (err?: Error) => void): never;
+  /** ws's ping: data <= 125 bytes (RangeError beyond; a number as its text); the client's answer is
+   * a 'pong' event. cb(err) once handed to the kernel, or with an Error when not open. mask is ignored. */
+  ping(data?: WebSocketData | number, mask?: boolean, cb?: (err?: Error) => void): void;
+  ping(cb: (err?: Error) => void): void;
+  ping(data: WebSocketData | number, cb: (err?: Error) => void): void;
+  /** An unsolicited pong; as ping. */
+  pong(data?: WebSocketData | number, mask?: boolean, cb?: (err?: Error) => void): void;
+  pong(cb: (err?: Error) => void): void;
+  pong(data: WebSocketData | number, cb: (err?: Error) => void): void;
   pause(): void;
   resume(): void;
   addEventListener(type: 'open' | 'message' | 'close' | 'error', listener: (event: any) => void, options?: { once?: boolean }): void;

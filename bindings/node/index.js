@@ -1488,6 +1488,5 @@ module.exports = {
   DEDICATED_COMPRESSOR: wsLib.DEDICATED_COMPRESSOR,
   // Test hooks: handles held for JS ({ webSockets, requests, sockets, pendingAccepts }).
   _liveHandles: wsLib.liveHandles,
-  _setPendingTtl: wsLib.setPendingTtl,
 };
 module.exports.default = module.exports;

@@ -17,6 +17,11 @@ const native = require('./native');
 
 const QL_OK = 0;
 const QL_E_GONE = -6;
+// ql_ws_send's kinds.
+const WS_TEXT = 0;
+const WS_BINARY = 1;
+const WS_PING = 2;
+const WS_PONG = 3;
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -40,29 +45,16 @@ const sockets = [];   // by native entry: the ServerWebSocket
 let openCount = 0;
 
 // Data given with an accept waits here for on_open, under a token kept as the
-// socket's tag. An accepted upgrade whose client leaves before the 101 is out
-// opens nothing and tells nothing (the C ABI has no notice for it), so
-// entries older than PENDING_TTL_MS are dropped by a sweep.
+// socket's tag. An accepted upgrade whose connection ends before the 101 is
+// out opens nothing: the core says so (on_upgrade_gone with the token), and
+// the entry goes at once.
 const pending = new Map();
 let nextToken = 1;
-let sweepTimer;
-let PENDING_TTL_MS = 120000;
-function sweepPending() {
-  const limit = Date.now() - PENDING_TTL_MS;
-  for (const [token, p] of pending) if (p.at <= limit) pending.delete(token);
-  if (pending.size === 0 && sweepTimer !== undefined) {
-    clearInterval(sweepTimer);
-    sweepTimer = undefined;
-  }
-}
 function keepPending(data) {
-  const token = nextToken;
-  nextToken = nextToken >= 0x7fffffff ? 1 : nextToken + 1;
-  pending.set(token, { data, at: Date.now() });
-  if (sweepTimer === undefined) {
-    sweepTimer = setInterval(sweepPending, Math.max(10, Math.min(PENDING_TTL_MS, 30000)));
-    sweepTimer.unref();
-  }
+  let token = nextToken;
+  while (pending.has(token)) token = token >= 0x7fffffff ? 1 : token + 1;
+  nextToken = token >= 0x7fffffff ? 1 : token + 1;
+  pending.set(token, data);
   return token;
 }
 
@@ -197,7 +189,7 @@ class ServerWebSocket {
       checkMessage(message, 'a WebSocket message');
       return 0;
     }
-    const r = native.wsSend(this._slot, message, binary);  // bytes sent, -1 queued, -2 dropped, -6 gone
+    const r = native.wsSend(this._slot, message, binary ? WS_BINARY : WS_TEXT);  // bytes sent, -1 queued, -2 dropped, -6 gone
     if (r >= 0) return r || 1;
     if (r === -1) return -1;
     if (r === QL_E_GONE) this._closing();
@@ -291,19 +283,36 @@ class ServerWebSocket {
   /** The subprotocol chosen at the upgrade ('' when none). */
   get protocol() { return this._protocol; }
   getProtocol() { return this._protocol; }
-  /** Not available: the core answers pings itself and pings silent clients
-   * (the route's pingInterval / sendPingsAutomatically). */
-  ping() { throw noControlFrames('ping'); }
-  pong() { throw noControlFrames('pong'); }
+  /**
+   * Sends a ping: a control frame with `data` (a string's UTF-8 or binary data,
+   * at most 125 bytes: a RangeError otherwise; none by default), in order with
+   * the messages, never dropped; the client answers with a pong (the route's
+   * `pong` callback). Returns as send: its size in bytes (at least 1), -1 when
+   * queued above the backpressure mark, 0 when the socket is closing or closed.
+   * (The core also answers the client's pings and pings a silent client itself.)
+   */
+  ping(data) { return this._control(data, false); }
+  /** Sends an unsolicited pong (a heartbeat the client does not answer); as ping. */
+  pong(data) { return this._control(data, true); }
+
+  _control(data, pong) {
+    if (data === null) data = undefined;
+    if (typeof data === 'number') data = String(data);
+    if (data !== undefined) {
+      checkMessage(data, `a ${pong ? 'pong' : 'ping'} payload`);
+      if (byteLength(data) > 125) throw new RangeError('The data size must not be greater than 125 bytes');
+    }
+    if (this._state !== OPEN) return 0;
+    const r = native.wsSend(this._slot, data, pong ? WS_PONG : WS_PING);  // bytes sent, -1 queued, -6 gone
+    if (r >= 0) return r || 1;
+    if (r === -1) return -1;
+    if (r === QL_E_GONE) this._closing();
+    return 0;
+  }
 
   _closing() {
     if (this._state === OPEN) this._state = CLOSING;
   }
-}
-
-function noControlFrames(what) {
-  return new Error(`quicklane: ${what}() is not supported yet: the core does not send ping/pong frames for the host ` +
-    '(it answers pings itself and pings silent clients: set the route option pingInterval or sendPingsAutomatically)');
 }
 
 function publishOn(app, topic, message, isBinary, excludeSlot) {
@@ -527,10 +536,9 @@ function onOpen(routeId, slot, reqSlot, token, protocol) {
   sockets[slot] = ws;
   openCount++;
   if (token) {
-    const p = pending.get(token);
-    if (p !== undefined) {
+    if (pending.has(token)) {
+      ws.data = pending.get(token);
       pending.delete(token);
-      ws.data = p.data;
     }
   }
   ws._ip = native.ip(reqSlot);
@@ -591,7 +599,32 @@ function onClose(slot, code, reason) {
   closed(ws, code, reason);
 }
 
-native.wsInit(onUpgrade, onOpen, onMessage, onDrain, onClose, onPing, onPong);
+// What an upgrade handler may still read of a request whose client left (each
+// getter caches its value; header(name) reads the cached headers).
+const KEPT_ON_GONE = ['method', 'url', 'path', 'params', 'query', 'headers', 'ip'];
+
+// An upgrade that will never open (on_upgrade_gone): gone(slot, -1) for one
+// JS had not decided (its client left: the request is marked aborted, its
+// signal fires, ctx.decided turns true and a late accept/refuse returns
+// false; the addon frees it once this returns), gone(-1, token) for an
+// accepted one whose connection ended before the 101 (its data is dropped).
+function onUpgradeGone(slot, token) {
+  if (slot < 0) {
+    pending.delete(token);
+    return;
+  }
+  const req = deps.live[slot];
+  if (req === undefined) return;
+  for (const name of KEPT_ON_GONE) {
+    try { void req[name]; } catch (e) { /* nothing to keep */ }
+  }
+  deps.live[slot] = undefined;
+  req._done = true;
+  req._aborted = true;
+  if (req._ac !== undefined) req._ac.abort();
+}
+
+native.wsInit(onUpgrade, onOpen, onMessage, onDrain, onClose, onPing, onPong, onUpgradeGone);
 
 // The app's server was freed: sockets JS still thinks open (none, when the
 // core told every close) are closed with 1006.
@@ -678,6 +711,10 @@ function dropped() {
     '(or the socket is closing)', 'QL_WS_DROPPED');
 }
 
+function notOpen(state) {
+  return toError(`WebSocket is not open: readyState ${state} (${state === CLOSING ? 'CLOSING' : 'CLOSED'})`);
+}
+
 function toError(message, code) {
   const e = new Error(message);
   if (code) e.code = code;
@@ -735,10 +772,7 @@ class WebSocket extends EventEmitter {
     const state = this._ws._state;
     if (state !== OPEN) {
       if (state === CONNECTING) throw new Error('WebSocket is not open: readyState 0 (CONNECTING)');
-      if (typeof cb === 'function') {
-        const err = toError(`WebSocket is not open: readyState ${state} (${state === CLOSING ? 'CLOSING' : 'CLOSED'})`);
-        process.nextTick(cb, err);
-      }
+      if (typeof cb === 'function') process.nextTick(cb, notOpen(state));
       return;
     }
     const r = this._ws.send(data, binary);
@@ -778,9 +812,35 @@ class WebSocket extends EventEmitter {
   terminate() {
     this._ws.terminate();
   }
-  /** Not available yet (see ServerWebSocket.ping). */
-  ping() { throw noControlFrames('ping'); }
-  pong() { throw noControlFrames('pong'); }
+  /**
+   * Sends a ping (ws's ping([data], [mask], [cb])): data of at most 125 bytes
+   * (RangeError beyond), a number as its text; the client's pong comes as a
+   * 'pong' event. cb(err) as for send. `mask` is ignored (a server never masks).
+   */
+  ping(data, mask, cb) { this._control(data, mask, cb, false); }
+  /** Sends an unsolicited pong (ws's pong([data], [mask], [cb])); as ping. */
+  pong(data, mask, cb) { this._control(data, mask, cb, true); }
+
+  _control(data, mask, cb, pong) {
+    const state = this._ws._state;
+    if (state === CONNECTING) throw new Error('WebSocket is not open: readyState 0 (CONNECTING)');
+    if (typeof data === 'function') {
+      cb = data;
+      data = undefined;
+    } else if (typeof mask === 'function') {
+      cb = mask;
+    }
+    if (typeof data === 'number') data = data.toString();
+    if (state !== OPEN) {
+      if (typeof cb === 'function') process.nextTick(cb, notOpen(state));
+      return;
+    }
+    const r = this._ws._control(data, pong);  // RangeError over 125 bytes
+    if (typeof cb !== 'function') return;
+    if (r > 0) process.nextTick(cb);
+    else if (r === -1) (this._held || (this._held = [])).push(cb);
+    else process.nextTick(cb, notOpen(this._ws._state === OPEN ? CLOSING : this._ws._state));
+  }
   /** Holds 'message' events until resume() (the core keeps reading). */
   pause() {
     if (this._paused === undefined && this._ws._state !== CLOSED) this._paused = [];
@@ -1061,17 +1121,6 @@ function liveHandles() {
   n.pendingAccepts = pending.size;
   return n;
 }
-function setPendingTtl(ms) {
-  PENDING_TTL_MS = ms;
-  if (sweepTimer !== undefined) {
-    clearInterval(sweepTimer);
-    sweepTimer = undefined;
-    if (pending.size) {
-      sweepTimer = setInterval(sweepPending, Math.max(10, Math.min(PENDING_TTL_MS, 30000)));
-      sweepTimer.unref();
-    }
-  }
-}
 
 module.exports = {
   setup,
@@ -1085,7 +1134,6 @@ module.exports = {
   WebSocket,
   WebSocketServer,
   liveHandles,
-  setPendingTtl,
   DISABLED,
   SHARED_COMPRESSOR,
   DEDICATED_COMPRESSOR,

@@ -11,21 +11,89 @@
 // accessors below, which stay valid until the request is answered (or its
 // server is freed). Handlers run inside napi_make_callback, so promises and
 // microtasks run after each call, as for any Node I/O callback.
-#define NAPI_VERSION 8
-#include <napi.h>
-#include <uv.h>
-
 #include <cstdio>
 #include <cstring>
-#include <string>
-#include <unordered_set>
-#include <vector>
 
-#include "quicklane.h"
+#include "addon.hpp"
+
+namespace qlnode {
+
+// Shared with ws.cc (addon.hpp).
+
+void throw_ql(napi_env env, ql_status st, ql_error *err) {
+    std::string msg = err ? ql_error_message(err) : "";
+    if (msg.empty()) msg = ql_status_name(st);
+    ql_error_free(&err);
+    Napi::Error e = Napi::Error::New(env, "quicklane: " + msg);
+    e.Set("code", Napi::String::New(env, ql_status_name(st)));
+    e.ThrowAsJavaScriptException();
+}
+
+// Calls a JS function from a libuv callback: handle scope + callback scope
+// (microtasks and nextTicks run when it returns). An exception escaping the
+// JS side is reported like any uncaught exception in Node.
+void call_js(Instance *in, napi_ref fn_ref, size_t argc, napi_value *argv) {
+    napi_env env = in->env;
+    napi_value fn, recv, result;
+    napi_get_reference_value(env, fn_ref, &fn);
+    napi_get_global(env, &recv);  // napi_make_callback wants an object receiver
+    napi_status st = napi_make_callback(env, in->async_ctx, recv, fn, argc, argv, &result);
+    if (st == napi_pending_exception) {
+        napi_value exc;
+        napi_get_and_clear_last_exception(env, &exc);
+        napi_fatal_exception(env, exc);
+    } else if (st != napi_ok) {
+        std::fprintf(stderr, "quicklane: napi_make_callback failed (%d)\n", static_cast<int>(st));
+    }
+}
+
+void call_js_numbers(Instance *in, napi_ref fn_ref, std::initializer_list<double> args) {
+    napi_handle_scope hs;
+    napi_open_handle_scope(in->env, &hs);
+    napi_value argv[4];
+    size_t n = 0;
+    for (double a : args)
+        if (n < 4) napi_create_double(in->env, a, &argv[n++]);
+    call_js(in, fn_ref, n, argv);
+    napi_close_handle_scope(in->env, hs);
+}
+
+uint32_t take_request(Instance *in, ql_request *req) {
+    uint32_t slot = in->alloc(req);
+    ql_request_set_tag(req, reinterpret_cast<void *>(static_cast<uintptr_t>(slot) + 1));
+    if (!in->tearing_down) return slot;
+    finish_as_500(in, slot);  // JS is gone: nobody can answer
+    return kNoSlot;
+}
+
+void finish_as_500(Instance *in, uint32_t slot) {
+    Slot *s = in->live(slot);
+    if (!s) return;
+    static const char body[] = "{\"detail\":\"Internal Server Error\"}";
+    ql_response r = QL_RESPONSE_INIT;
+    r.status = 500;
+    r.content_type = "application/json";
+    r.content_type_len = 16;
+    r.body = body;
+    r.body_len = sizeof body - 1;
+    ql_respond(s->srv, s->id, &r, nullptr);
+    in->release(slot);
+}
+
+// Throws the core's message for QL_E_INVALID (bad head fields, more bytes than
+// declared, a bad WebSocket message or accept): the request (or socket) stays
+// as it was, JS decides.
+void throw_invalid(Napi::Env env, ql_error *err, const char *what, JsError kind) {
+    std::string msg = "quicklane: " + std::string(err ? ql_error_message(err) : what);
+    ql_error_free(&err);
+    Napi::Error e = kind == JsError::Type    ? Napi::TypeError::New(env, msg)
+                    : kind == JsError::Range ? Napi::RangeError::New(env, msg)
+                                             : Napi::Error::New(env, msg);
+    e.Set("code", Napi::String::New(env, "QL_E_INVALID"));
+    e.ThrowAsJavaScriptException();
+}
 
 namespace {
-
-constexpr uint32_t kNoSlot = 0xffffffffu;
 
 // ql_server_options.reuse_port is the proposed append (see docs/node.md);
 // detected at compile time so the addon builds against either header.
@@ -41,140 +109,6 @@ bool set_reuse_port(T &o) {
         return false;
     }
 }
-
-struct Slot {
-    ql_request *req = nullptr;
-    ql_server *srv = nullptr;
-    ql_req_id id = 0;
-    uint32_t next_free = kNoSlot;
-    bool busy = false;
-    bool aborted = false;
-    bool streaming = false;  // a streamed answer was started (ql_respond_start)
-};
-
-struct ServerBox;
-
-struct WsEntry {
-    ql_server *srv = nullptr;
-    ql_ws_id id = 0;
-    uint32_t next_free = kNoSlot;
-    bool busy = false;
-};
-
-// Per Node environment (main thread or a worker_thread): context-aware.
-struct Instance {
-    napi_env env = nullptr;
-    uv_loop_t *loop = nullptr;
-    napi_ref dispatch = nullptr;   // (routeId, slot) => void
-    napi_ref on_abort = nullptr;   // (slot) => void
-    napi_ref on_body = nullptr;    // (slot) => void: a streamed body can be read again
-    napi_ref on_drain = nullptr;   // (slot) => void: a streamed answer fell to QL_DRAIN_LOW
-    napi_ref resource = nullptr;
-    napi_async_context async_ctx = nullptr;
-    std::vector<Slot> slots;
-    uint32_t free_head = kNoSlot;
-    std::string scratch;  // reused for string bodies
-    std::vector<char> body_buf;  // reused by bodyRead / bodyDrain (streamed bodies)
-    std::vector<std::string> hdr_store;
-    // The slot respondWrite is writing: a drain notice the core gives during
-    // that very call (its flush wrote everything) is folded into the result
-    // instead of re-entering JS.
-    uint32_t writing_slot = kNoSlot;
-    bool drained_in_write = false;
-    // Servers of this env. A box is deleted once its server is freed AND its
-    // JS External was finalized (whichever comes last).
-    std::unordered_set<ServerBox *> servers;
-    // Env teardown (worker_thread exit, process exit): servers still running
-    // are stopped without JS, and Node waits (async cleanup hook) until their
-    // handles are closed, so its loop closes cleanly.
-    bool tearing_down = false;
-    napi_async_cleanup_hook_handle teardown_hook = nullptr;
-    uint32_t teardown_pending = 0;
-    uv_timer_t teardown_timer;
-    bool teardown_timer_live = false;
-    bool data_released = false;  // Node released the instance data during teardown
-
-    uint32_t alloc(ql_request *req) {
-        uint32_t i;
-        if (free_head != kNoSlot) {
-            i = free_head;
-            free_head = slots[i].next_free;
-        } else {
-            i = static_cast<uint32_t>(slots.size());
-            slots.emplace_back();
-        }
-        Slot &s = slots[i];
-        s.req = req;
-        s.srv = ql_request_server(req);
-        s.id = ql_request_id(req);
-        s.busy = true;
-        s.aborted = false;
-        s.streaming = false;
-        return i;
-    }
-    void release(uint32_t i) {
-        Slot &s = slots[i];
-        s.busy = false;
-        s.streaming = false;
-        s.req = nullptr;
-        s.srv = nullptr;
-        s.next_free = free_head;
-        free_head = i;
-    }
-    Slot *live(uint32_t i) { return i < slots.size() && slots[i].busy ? &slots[i] : nullptr; }
-
-    // WebSockets: JS names a socket by a small integer (its entry here), kept
-    // as the socket's tag (entry + 1) from on_open to on_close.
-    std::vector<WsEntry> ws;
-    uint32_t ws_free = kNoSlot;
-    uint32_t ws_count = 0;
-    napi_ref ws_upgrade = nullptr, ws_open = nullptr, ws_message = nullptr, ws_drain = nullptr, ws_close = nullptr,
-             ws_ping = nullptr, ws_pong = nullptr;
-    uint32_t ws_alloc(ql_server *srv, ql_ws_id id) {
-        uint32_t i;
-        if (ws_free != kNoSlot) {
-            i = ws_free;
-            ws_free = ws[i].next_free;
-        } else {
-            i = static_cast<uint32_t>(ws.size());
-            ws.emplace_back();
-        }
-        ws[i].srv = srv;
-        ws[i].id = id;
-        ws[i].busy = true;
-        ++ws_count;
-        return i;
-    }
-    void ws_release(uint32_t i) {
-        WsEntry &e = ws[i];
-        if (!e.busy) return;
-        e.busy = false;
-        e.srv = nullptr;
-        e.id = 0;
-        e.next_free = ws_free;
-        ws_free = i;
-        --ws_count;
-    }
-    WsEntry *ws_live(uint32_t i) { return i < ws.size() && ws[i].busy ? &ws[i] : nullptr; }
-};
-
-struct Route {
-    Instance *inst;
-    uint32_t id;
-};
-
-struct AppBox {
-    ql_app *app = nullptr;
-};
-
-struct ServerBox {
-    Instance *inst = nullptr;
-    ql_server *srv = nullptr;
-    napi_ref on_closed = nullptr;
-    bool stopping = false;  // stop_async called
-    bool stopped = false;   // its handles are closed (done ran)
-    bool js_alive = true;   // the External has not been finalized
-};
 
 // Finishes requests still held for this server (their clients are gone) so
 // their slots are free, then frees the server. Only once its handles closed,
@@ -208,63 +142,10 @@ std::vector<uint32_t> free_server(ServerBox *box) {
     return killed;
 }
 
-void throw_ql(napi_env env, ql_status st, ql_error *err) {
-    std::string msg = err ? ql_error_message(err) : "";
-    if (msg.empty()) msg = ql_status_name(st);
-    ql_error_free(&err);
-    Napi::Error e = Napi::Error::New(env, "quicklane: " + msg);
-    e.Set("code", Napi::String::New(env, ql_status_name(st)));
-    e.ThrowAsJavaScriptException();
-}
-
-// Calls a JS function from a libuv callback: handle scope + callback scope
-// (microtasks and nextTicks run when it returns). An exception escaping the
-// JS side is reported like any uncaught exception in Node.
-void call_js(Instance *in, napi_ref fn_ref, size_t argc, napi_value *argv) {
-    napi_env env = in->env;
-    napi_value fn, recv, result;
-    napi_get_reference_value(env, fn_ref, &fn);
-    napi_get_global(env, &recv);  // napi_make_callback wants an object receiver
-    napi_status st = napi_make_callback(env, in->async_ctx, recv, fn, argc, argv, &result);
-    if (st == napi_pending_exception) {
-        napi_value exc;
-        napi_get_and_clear_last_exception(env, &exc);
-        napi_fatal_exception(env, exc);
-    } else if (st != napi_ok) {
-        std::fprintf(stderr, "quicklane: napi_make_callback failed (%d)\n", static_cast<int>(st));
-    }
-}
-
-void finish_as_500(Instance *in, uint32_t slot) {
-    Slot *s = in->live(slot);
-    if (!s) return;
-    static const char body[] = "{\"detail\":\"Internal Server Error\"}";
-    ql_response r = QL_RESPONSE_INIT;
-    r.status = 500;
-    r.content_type = "application/json";
-    r.content_type_len = 16;
-    r.body = body;
-    r.body_len = sizeof body - 1;
-    ql_respond(s->srv, s->id, &r, nullptr);
-    in->release(slot);
-}
-
 void on_request(void *ud, ql_request *req) {
     auto *route = static_cast<Route *>(ud);
-    Instance *in = route->inst;
-    uint32_t slot = in->alloc(req);
-    ql_request_set_tag(req, reinterpret_cast<void *>(static_cast<uintptr_t>(slot) + 1));
-    if (in->tearing_down) {  // JS is gone: nobody can answer
-        finish_as_500(in, slot);
-        return;
-    }
-    napi_handle_scope hs;
-    napi_open_handle_scope(in->env, &hs);
-    napi_value argv[2];
-    napi_create_uint32(in->env, route->id, &argv[0]);
-    napi_create_uint32(in->env, slot, &argv[1]);
-    call_js(in, in->dispatch, 2, argv);
-    napi_close_handle_scope(in->env, hs);
+    uint32_t slot = take_request(route->inst, req);
+    if (slot != kNoSlot) call_js_numbers(route->inst, route->inst->dispatch, {double(route->id), double(slot)});
 }
 
 void on_abort(void *ud, ql_req_id id, void *tag) {
@@ -275,12 +156,7 @@ void on_abort(void *ud, ql_req_id id, void *tag) {
     if (!s || s->id != id) return;
     s->aborted = true;
     if (in->tearing_down) return;
-    napi_handle_scope hs;
-    napi_open_handle_scope(in->env, &hs);
-    napi_value argv[1];
-    napi_create_uint32(in->env, slot, &argv[0]);
-    call_js(in, in->on_abort, 1, argv);
-    napi_close_handle_scope(in->env, hs);
+    call_js_numbers(in, in->on_abort, {double(slot)});
 }
 
 // A streamed body of the request in `tag`'s slot can be read again (after a
@@ -291,12 +167,7 @@ void on_body(void *ud, ql_req_id id, void *tag) {
     uint32_t slot = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(tag)) - 1;
     Slot *s = in->live(slot);
     if (!s || s->id != id || in->tearing_down || !in->on_body) return;
-    napi_handle_scope hs;
-    napi_open_handle_scope(in->env, &hs);
-    napi_value argv[1];
-    napi_create_uint32(in->env, slot, &argv[0]);
-    call_js(in, in->on_body, 1, argv);
-    napi_close_handle_scope(in->env, hs);
+    call_js_numbers(in, in->on_body, {double(slot)});
 }
 
 // A streamed answer of the request in `tag`'s slot fell to QL_DRAIN_LOW
@@ -314,19 +185,10 @@ void on_drain(void *ud, ql_req_id id, void *tag) {
         in->drained_in_write = true;
         return;
     }
-    napi_handle_scope hs;
-    napi_open_handle_scope(in->env, &hs);
-    napi_value argv[1];
-    napi_create_uint32(in->env, slot, &argv[0]);
-    call_js(in, in->on_drain, 1, argv);
-    napi_close_handle_scope(in->env, hs);
+    call_js_numbers(in, in->on_drain, {double(slot)});
 }
 
 void destroy_route(void *ud) { delete static_cast<Route *>(ud); }
-
-Instance *inst_of(const Napi::CallbackInfo &info) { return static_cast<Instance *>(info.Data()); }
-
-std::string str_arg(const Napi::Value &v) { return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(); }
 
 Slot *slot_arg(const Napi::CallbackInfo &info) {
     Instance *in = inst_of(info);
@@ -338,12 +200,6 @@ Slot *slot_arg(const Napi::CallbackInfo &info) {
             .ThrowAsJavaScriptException();
     }
     return s;
-}
-
-Napi::Value make_str(napi_env env, ql_str s) {
-    napi_value v;
-    napi_create_string_utf8(env, s.data, s.len, &v);
-    return Napi::Value(env, v);
 }
 
 // ---- setup -----------------------------------------------------------------
@@ -750,8 +606,8 @@ Napi::Value Stats(const Napi::CallbackInfo &info) {
 Napi::Value Respond(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     Instance *in = inst_of(info);
-    uint32_t i = info[0].As<Napi::Number>().Uint32Value();
-    Slot *s = in->live(i);
+    uint32_t i;
+    Slot *s = slot_of(info, &i);
     if (!s) return Napi::Number::New(env, QL_E_GONE);
     ql_response r = QL_RESPONSE_INIT;
     std::vector<ql_header> hdrs;
@@ -761,9 +617,7 @@ Napi::Value Respond(const Napi::CallbackInfo &info) {
     ql_status st = ql_respond(s->srv, s->id, &r, &err);
     if (st == QL_E_INVALID) {
         // Bad fields: the request stays unanswered and valid; JS reports it.
-        std::string msg = err ? ql_error_message(err) : "invalid response";
-        ql_error_free(&err);
-        Napi::Error::New(env, "quicklane: " + msg).ThrowAsJavaScriptException();
+        throw_invalid(env, err, "invalid response");
         return env.Undefined();
     }
     ql_error_free(&err);
@@ -772,16 +626,6 @@ Napi::Value Respond(const Napi::CallbackInfo &info) {
 }
 
 // ---- streamed answers ------------------------------------------------------------
-
-// Throws the core's message for QL_E_INVALID (bad head fields, more bytes than
-// declared): the request stays as it was, JS decides.
-void throw_invalid(Napi::Env env, ql_error *err, const char *what) {
-    std::string msg = err ? ql_error_message(err) : what;
-    ql_error_free(&err);
-    Napi::Error e = Napi::Error::New(env, "quicklane: " + msg);
-    e.Set("code", Napi::String::New(env, "QL_E_INVALID"));
-    e.ThrowAsJavaScriptException();
-}
 
 // respondStart(slot, status, contentType, headers, firstChunk, length) -> ql_status
 // The head of a streamed answer, with the first bytes when given (one write:
@@ -792,8 +636,8 @@ void throw_invalid(Napi::Env env, ql_error *err, const char *what) {
 Napi::Value RespondStart(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     Instance *in = inst_of(info);
-    uint32_t i = info[0].As<Napi::Number>().Uint32Value();
-    Slot *s = in->live(i);
+    uint32_t i;
+    Slot *s = slot_of(info, &i);
     if (!s) return Napi::Number::New(env, QL_E_GONE);
     ql_response r = QL_RESPONSE_INIT;
     std::vector<ql_header> hdrs;
@@ -824,8 +668,8 @@ Napi::Value RespondStart(const Napi::CallbackInfo &info) {
 Napi::Value RespondWrite(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     Instance *in = inst_of(info);
-    uint32_t i = info[0].As<Napi::Number>().Uint32Value();
-    Slot *s = in->live(i);
+    uint32_t i;
+    Slot *s = slot_of(info, &i);
     if (!s) return Napi::Number::New(env, QL_E_GONE);
     const char *data = nullptr;
     size_t len = 0;
@@ -862,8 +706,8 @@ Napi::Value RespondWrite(const Napi::CallbackInfo &info) {
 Napi::Value RespondEnd(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     Instance *in = inst_of(info);
-    uint32_t i = info[0].As<Napi::Number>().Uint32Value();
-    Slot *s = in->live(i);
+    uint32_t i;
+    Slot *s = slot_of(info, &i);
     if (!s) return Napi::Number::New(env, QL_E_GONE);
     ql_status st = ql_respond_end(s->srv, s->id, nullptr);
     in->release(i);  // QL_OK, QL_E_GONE; QL_E_STATE only for an answer that was already ended
@@ -875,8 +719,8 @@ Napi::Value RespondEnd(const Napi::CallbackInfo &info) {
 Napi::Value RespondAbort(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     Instance *in = inst_of(info);
-    uint32_t i = info[0].As<Napi::Number>().Uint32Value();
-    Slot *s = in->live(i);
+    uint32_t i;
+    Slot *s = slot_of(info, &i);
     if (!s) return Napi::Number::New(env, QL_E_GONE);
     ql_status st = ql_respond_abort(s->srv, s->id, nullptr);
     in->release(i);
@@ -1053,423 +897,6 @@ Napi::Value ReqContentLength(const Napi::CallbackInfo &info) {
     return s ? Napi::Number::New(info.Env(), double(ql_request_content_length(s->req))) : info.Env().Undefined();
 }
 
-// ---- WebSockets ------------------------------------------------------------------
-//
-// ql_app_ws routes whose callbacks call JS directly (this is the loop thread).
-// JS names a socket by its entry in Instance::ws, kept in the socket's tag
-// from on_open to on_close (the entry is released after JS saw the close, so
-// JS never holds a number that names another socket). The upgrade request
-// gets a request slot like any request, answered by wsAccept or respond.
-
-struct WsRouteBox {
-    Instance *inst;
-    uint32_t id;
-    bool text_as_buffer;  // text messages (and close reasons) reach JS as Buffers (the ws-shaped API)
-};
-
-uint32_t ws_slot_of(const ql_websocket *ws) {
-    return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(ql_websocket_tag(ws))) - 1;
-}
-
-void ws_call(Instance *in, napi_ref fn, size_t argc, napi_value *argv) {
-    if (fn) call_js(in, fn, argc, argv);
-}
-
-void ws_on_upgrade(void *ud, ql_request *req) {
-    auto *route = static_cast<WsRouteBox *>(ud);
-    Instance *in = route->inst;
-    uint32_t slot = in->alloc(req);
-    ql_request_set_tag(req, reinterpret_cast<void *>(static_cast<uintptr_t>(slot) + 1));
-    if (in->tearing_down || !in->ws_upgrade) {
-        finish_as_500(in, slot);
-        return;
-    }
-    napi_handle_scope hs;
-    napi_open_handle_scope(in->env, &hs);
-    napi_value argv[2];
-    napi_create_uint32(in->env, route->id, &argv[0]);
-    napi_create_uint32(in->env, slot, &argv[1]);
-    call_js(in, in->ws_upgrade, 2, argv);
-    napi_close_handle_scope(in->env, hs);
-}
-
-// The 101 went out. The accept's tag (a JS token for the data it gave, or 0)
-// is replaced by the socket's entry; the upgrade request is readable (through
-// a request slot) during the call only.
-void ws_on_open(void *ud, ql_websocket *ws, const ql_request *req) {
-    auto *route = static_cast<WsRouteBox *>(ud);
-    Instance *in = route->inst;
-    double token = static_cast<double>(reinterpret_cast<uintptr_t>(ql_websocket_tag(ws)));
-    uint32_t s = in->ws_alloc(ql_websocket_server(ws), ql_websocket_id(ws));
-    ql_websocket_set_tag(ws, reinterpret_cast<void *>(static_cast<uintptr_t>(s) + 1));
-    if (in->tearing_down) return;
-    uint32_t rs = in->alloc(const_cast<ql_request *>(req));
-    napi_env env = in->env;
-    napi_handle_scope hs;
-    napi_open_handle_scope(env, &hs);
-    napi_value argv[5];
-    napi_create_uint32(env, route->id, &argv[0]);
-    napi_create_uint32(env, s, &argv[1]);
-    napi_create_uint32(env, rs, &argv[2]);
-    napi_create_double(env, token, &argv[3]);
-    ql_str sub = ql_websocket_subprotocol(ws);
-    napi_create_string_utf8(env, sub.data, sub.len, &argv[4]);
-    call_js(in, in->ws_open, 5, argv);
-    napi_close_handle_scope(env, hs);
-    in->release(rs);
-}
-
-napi_value ws_payload(napi_env env, const char *data, size_t len, bool as_buffer) {
-    napi_value v;
-    if (as_buffer) {
-        void *out;
-        napi_create_buffer_copy(env, len, data, &out, &v);
-    } else {
-        napi_create_string_utf8(env, data, len, &v);
-    }
-    return v;
-}
-
-void ws_on_message(void *ud, ql_websocket *ws, const char *data, size_t len, int binary) {
-    auto *route = static_cast<WsRouteBox *>(ud);
-    Instance *in = route->inst;
-    uint32_t s = ws_slot_of(ws);
-    if (in->tearing_down || !in->ws_live(s)) return;
-    napi_env env = in->env;
-    napi_handle_scope hs;
-    napi_open_handle_scope(env, &hs);
-    napi_value argv[3];
-    napi_create_uint32(env, s, &argv[0]);
-    argv[1] = ws_payload(env, data, len, binary || route->text_as_buffer);
-    napi_get_boolean(env, binary != 0, &argv[2]);
-    ws_call(in, in->ws_message, 3, argv);
-    napi_close_handle_scope(env, hs);
-}
-
-void ws_on_drain(void *ud, ql_websocket *ws) {
-    Instance *in = static_cast<WsRouteBox *>(ud)->inst;
-    uint32_t s = ws_slot_of(ws);
-    if (in->tearing_down || !in->ws_live(s)) return;
-    napi_handle_scope hs;
-    napi_open_handle_scope(in->env, &hs);
-    napi_value argv[1];
-    napi_create_uint32(in->env, s, &argv[0]);
-    ws_call(in, in->ws_drain, 1, argv);
-    napi_close_handle_scope(in->env, hs);
-}
-
-void ws_control(void *ud, ql_websocket *ws, const char *data, size_t len, bool ping) {
-    Instance *in = static_cast<WsRouteBox *>(ud)->inst;
-    uint32_t s = ws_slot_of(ws);
-    if (in->tearing_down || !in->ws_live(s)) return;
-    napi_handle_scope hs;
-    napi_open_handle_scope(in->env, &hs);
-    napi_value argv[2];
-    napi_create_uint32(in->env, s, &argv[0]);
-    argv[1] = ws_payload(in->env, data, len, true);
-    ws_call(in, ping ? in->ws_ping : in->ws_pong, 2, argv);
-    napi_close_handle_scope(in->env, hs);
-}
-void ws_on_ping(void *ud, ql_websocket *ws, const char *data, size_t len, int) { ws_control(ud, ws, data, len, true); }
-void ws_on_pong(void *ud, ql_websocket *ws, const char *data, size_t len, int) { ws_control(ud, ws, data, len, false); }
-
-// Exactly once per opened socket: JS is told, then the entry is free.
-void ws_on_close(void *ud, ql_websocket *ws, uint16_t code, const char *reason, size_t len) {
-    auto *route = static_cast<WsRouteBox *>(ud);
-    Instance *in = route->inst;
-    uint32_t s = ws_slot_of(ws);
-    if (!in->ws_live(s)) return;
-    ql_websocket_set_tag(ws, nullptr);
-    if (!in->tearing_down) {
-        napi_env env = in->env;
-        napi_handle_scope hs;
-        napi_open_handle_scope(env, &hs);
-        napi_value argv[3];
-        napi_create_uint32(env, s, &argv[0]);
-        napi_create_uint32(env, code, &argv[1]);
-        argv[2] = ws_payload(env, reason, len, route->text_as_buffer);
-        ws_call(in, in->ws_close, 3, argv);
-        napi_close_handle_scope(env, hs);
-    }
-    in->ws_release(s);
-}
-
-// wsInit(upgrade, open, message, drain, close, ping, pong)
-Napi::Value WsInit(const Napi::CallbackInfo &info) {
-    Instance *in = inst_of(info);
-    napi_env env = info.Env();
-    napi_ref *refs[] = {&in->ws_upgrade, &in->ws_open, &in->ws_message, &in->ws_drain,
-                        &in->ws_close, &in->ws_ping, &in->ws_pong};
-    for (size_t i = 0; i < 7; ++i) {
-        if (*refs[i]) napi_delete_reference(env, *refs[i]);
-        *refs[i] = nullptr;
-        if (info[i].IsFunction()) napi_create_reference(env, info[i], 1, refs[i]);
-    }
-    return info.Env().Undefined();
-}
-
-// wsRoute(app, pattern, routeId, {textAsBuffer, upgrade, ping, pong, maxMessageBytes, maxBackpressure,
-//         idleTimeoutMs, pingIntervalMs, closeOnBackpressure, compression, compressionWindowBits})
-Napi::Value WsRoute(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    AppBox *box = info[0].As<Napi::External<AppBox>>().Data();
-    std::string pattern = str_arg(info[1]);
-    Napi::Object o = info[3].As<Napi::Object>();
-    auto flag = [&](const char *k) { return o.Get(k).ToBoolean().Value(); };
-    auto num = [&](const char *k) -> double {
-        Napi::Value v = o.Get(k);
-        return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0;
-    };
-    auto *route = new WsRouteBox{inst_of(info), info[2].As<Napi::Number>().Uint32Value(), flag("textAsBuffer")};
-    ql_ws_behavior b = QL_WS_BEHAVIOR_INIT;
-    b.on_upgrade = flag("upgrade") ? ws_on_upgrade : nullptr;
-    b.on_open = ws_on_open;
-    b.on_message = ws_on_message;
-    b.on_drain = ws_on_drain;
-    b.on_close = ws_on_close;
-    b.on_ping = flag("ping") ? ws_on_ping : nullptr;
-    b.on_pong = flag("pong") ? ws_on_pong : nullptr;
-    b.user_data = route;
-    b.destroy = [](void *p) { delete static_cast<WsRouteBox *>(p); };
-    b.max_message_bytes = static_cast<uint64_t>(num("maxMessageBytes"));
-    b.max_backpressure = static_cast<uint64_t>(num("maxBackpressure"));
-    b.idle_timeout_ms = static_cast<uint32_t>(num("idleTimeoutMs"));
-    b.ping_interval_ms = static_cast<uint32_t>(num("pingIntervalMs"));
-    b.close_on_backpressure = flag("closeOnBackpressure") ? 1 : 0;
-    b.compression = static_cast<uint32_t>(num("compression"));
-    b.compression_window_bits = static_cast<uint32_t>(num("compressionWindowBits"));
-    ql_error *err = nullptr;
-    ql_status st = ql_app_ws(box->app, pattern.data(), pattern.size(), &b, &err);
-    if (st != QL_OK) {
-        delete route;  // refused: the core never took it
-        throw_ql(env, st, err);
-    }
-    return env.Undefined();
-}
-
-// The bytes of a string (UTF-8, into `scratch`), Buffer, TypedArray, DataView
-// or ArrayBuffer. False for anything else.
-bool bytes_of(napi_env env, napi_value v, std::string &scratch, const char **data, size_t *len) {
-    napi_valuetype t;
-    napi_typeof(env, v, &t);
-    if (t == napi_string) {
-        size_t n = 0;
-        napi_get_value_string_utf8(env, v, nullptr, 0, &n);
-        scratch.resize(n + 1);
-        napi_get_value_string_utf8(env, v, scratch.data(), n + 1, &n);
-        *data = scratch.data();
-        *len = n;
-        return true;
-    }
-    bool is = false;
-    napi_is_typedarray(env, v, &is);
-    if (is) {
-        napi_typedarray_type type;
-        size_t count;
-        void *p;
-        napi_value ab;
-        size_t off;
-        napi_get_typedarray_info(env, v, &type, &count, &p, &ab, &off);
-        size_t el = 1;
-        switch (type) {
-        case napi_int16_array: case napi_uint16_array: el = 2; break;
-        case napi_int32_array: case napi_uint32_array: case napi_float32_array: el = 4; break;
-        case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: el = 8; break;
-        default: el = 1;
-        }
-        *data = static_cast<const char *>(p);
-        *len = count * el;
-        return true;
-    }
-    napi_is_dataview(env, v, &is);
-    if (is) {
-        size_t n;
-        void *p;
-        napi_value ab;
-        size_t off;
-        napi_get_dataview_info(env, v, &n, &p, &ab, &off);
-        *data = static_cast<const char *>(p);
-        *len = n;
-        return true;
-    }
-    napi_is_arraybuffer(env, v, &is);
-    if (is) {
-        void *p;
-        size_t n;
-        napi_get_arraybuffer_info(env, v, &p, &n);
-        *data = static_cast<const char *>(p);
-        *len = n;
-        return true;
-    }
-    return false;
-}
-
-void throw_type(Napi::Env env, ql_error *err, const char *what) {
-    std::string msg = err ? ql_error_message(err) : what;
-    ql_error_free(&err);
-    Napi::TypeError e = Napi::TypeError::New(env, "quicklane: " + msg);
-    e.Set("code", Napi::String::New(env, "QL_E_INVALID"));
-    e.ThrowAsJavaScriptException();
-}
-
-// wsAccept(reqSlot, protocol | undefined, [name, value, ...] | undefined, token) -> ql_status.
-// QL_E_INVALID throws (the request stays unanswered); otherwise the slot is freed.
-Napi::Value WsAccept(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    Instance *in = inst_of(info);
-    uint32_t i = info[0].As<Napi::Number>().Uint32Value();
-    Slot *s = in->live(i);
-    if (!s) return Napi::Number::New(env, QL_E_GONE);
-    ql_ws_accept_options o = QL_WS_ACCEPT_OPTIONS_INIT;
-    std::string sub = str_arg(info[1]);
-    o.subprotocol = sub.data();
-    o.subprotocol_len = sub.size();
-    std::vector<std::string> store;
-    std::vector<ql_header> hdrs;
-    if (info[2].IsArray()) {
-        Napi::Array a = info[2].As<Napi::Array>();
-        uint32_t n = a.Length();
-        store.reserve(n);
-        for (uint32_t k = 0; k < n; ++k) store.push_back(a.Get(k).ToString().Utf8Value());
-        for (uint32_t k = 0; k + 1 < n; k += 2)
-            hdrs.push_back(ql_header{store[k].data(), store[k].size(), store[k + 1].data(), store[k + 1].size()});
-        o.headers = hdrs.data();
-        o.header_count = hdrs.size();
-    }
-    double token = info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : 0;
-    o.tag = reinterpret_cast<void *>(static_cast<uintptr_t>(token));
-    ql_server *srv = s->srv;
-    ql_req_id id = s->id;
-    ql_error *err = nullptr;
-    // on_open may run inside this call (the 101 written at once): the slot is
-    // freed first, as the request is finished by the accept.
-    ql_status st = ql_ws_accept(srv, id, &o, &err);
-    if (st == QL_E_INVALID) {
-        throw_type(env, err, "invalid WebSocket accept");
-        return env.Undefined();
-    }
-    ql_error_free(&err);
-    if (in->live(i) && in->slots[i].id == id) in->release(i);
-    return Napi::Number::New(env, st);
-}
-
-// wsSend(ws, data, binary) -> the message's size in bytes when sent (QL_WS_SENT), -1
-// queued above the mark (QL_WS_QUEUED), -2 dropped (QL_WS_DROPPED), or QL_E_GONE (-6);
-// throws for a text message that is not UTF-8 (or data of another type).
-Napi::Value WsSend(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    Instance *in = inst_of(info);
-    WsEntry *e = in->ws_live(info[0].As<Napi::Number>().Uint32Value());
-    if (!e) return Napi::Number::New(env, QL_E_GONE);
-    const char *data = nullptr;
-    size_t len = 0;
-    if (!bytes_of(env, info[1], in->scratch, &data, &len)) {
-        Napi::TypeError::New(env, "quicklane: a WebSocket message is a string, a Buffer, a TypedArray, a DataView or an ArrayBuffer")
-            .ThrowAsJavaScriptException();
-        return env.Undefined();
-    }
-    ql_error *err = nullptr;
-    ql_status st = ql_ws_send(e->srv, e->id, data, len, info[2].ToBoolean().Value() ? QL_WS_BINARY : QL_WS_TEXT, &err);
-    if (st == QL_E_INVALID) {
-        throw_type(env, err, "invalid WebSocket message");
-        return env.Undefined();
-    }
-    ql_error_free(&err);
-    double r = st == QL_WS_SENT ? static_cast<double>(len) : st == QL_WS_QUEUED ? -1 : st == QL_WS_DROPPED ? -2 : st;
-    return Napi::Number::New(env, r);
-}
-
-// wsClose(ws, code, reason) -> ql_status (code 0: cut). Throws RangeError for a code or reason the core refuses.
-Napi::Value WsClose(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    Instance *in = inst_of(info);
-    WsEntry *e = in->ws_live(info[0].As<Napi::Number>().Uint32Value());
-    if (!e) return Napi::Number::New(env, QL_E_GONE);
-    uint32_t code = info[1].As<Napi::Number>().Uint32Value();
-    const char *data = nullptr;
-    size_t len = 0;
-    std::string scratch;
-    if (!info[2].IsUndefined() && !bytes_of(env, info[2], scratch, &data, &len)) {
-        Napi::TypeError::New(env, "quicklane: a close reason is a string or a Buffer").ThrowAsJavaScriptException();
-        return env.Undefined();
-    }
-    ql_error *err = nullptr;
-    ql_status st = ql_ws_close(e->srv, e->id, static_cast<uint16_t>(code), data, len, &err);
-    if (st == QL_E_INVALID) {
-        std::string msg = err ? ql_error_message(err) : "invalid close code or reason";
-        ql_error_free(&err);
-        Napi::RangeError::New(env, "quicklane: " + msg).ThrowAsJavaScriptException();
-        return env.Undefined();
-    }
-    ql_error_free(&err);
-    return Napi::Number::New(env, st);
-}
-
-// wsBuffered(ws) -> bytes not yet taken by the kernel, or -1 once closed.
-Napi::Value WsBuffered(const Napi::CallbackInfo &info) {
-    Instance *in = inst_of(info);
-    WsEntry *e = in->ws_live(info[0].As<Napi::Number>().Uint32Value());
-    uint64_t n = 0;
-    if (!e || ql_ws_buffered(e->srv, e->id, &n, nullptr) != QL_OK) return Napi::Number::New(info.Env(), -1);
-    return Napi::Number::New(info.Env(), static_cast<double>(n));
-}
-
-// wsSubscribe(ws, topic, on) -> ql_status
-Napi::Value WsSubscribe(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    Instance *in = inst_of(info);
-    WsEntry *e = in->ws_live(info[0].As<Napi::Number>().Uint32Value());
-    if (!e) return Napi::Number::New(env, QL_E_GONE);
-    std::string topic = str_arg(info[1]);
-    ql_status st = info[2].ToBoolean().Value() ? ql_ws_subscribe(e->srv, e->id, topic.data(), topic.size(), nullptr)
-                                               : ql_ws_unsubscribe(e->srv, e->id, topic.data(), topic.size(), nullptr);
-    return Napi::Number::New(env, st);
-}
-
-// publish(server, topic, data, binary, excludeWs | -1) -> subscribers reached; throws for bad data.
-Napi::Value Publish(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    Instance *in = inst_of(info);
-    ServerBox *box = info[0].As<Napi::External<ServerBox>>().Data();
-    if (!box->srv) return Napi::Number::New(env, 0);
-    std::string topic = str_arg(info[1]);
-    const char *data = nullptr;
-    size_t len = 0;
-    if (!bytes_of(env, info[2], in->scratch, &data, &len)) {
-        Napi::TypeError::New(env, "quicklane: a WebSocket message is a string, a Buffer, a TypedArray, a DataView or an ArrayBuffer")
-            .ThrowAsJavaScriptException();
-        return env.Undefined();
-    }
-    ql_ws_id exclude = 0;
-    if (info[4].IsNumber()) {
-        int64_t x = info[4].As<Napi::Number>().Int64Value();
-        if (x >= 0) {
-            WsEntry *e = in->ws_live(static_cast<uint32_t>(x));
-            if (e && e->srv == box->srv) exclude = e->id;
-        }
-    }
-    size_t count = 0;
-    ql_error *err = nullptr;
-    ql_status st = ql_server_publish(box->srv, topic.data(), topic.size(), data, len,
-                                     info[3].ToBoolean().Value() ? QL_WS_BINARY : QL_WS_TEXT, exclude, &count, &err);
-    if (st == QL_E_INVALID) {
-        throw_type(env, err, "invalid published message");
-        return env.Undefined();
-    }
-    ql_error_free(&err);
-    return Napi::Number::New(env, st == QL_OK ? static_cast<double>(count) : 0);
-}
-
-// liveHandles() -> { webSockets, requests }: entries held for JS (tests: no leak).
-Napi::Value LiveHandles(const Napi::CallbackInfo &info) {
-    Instance *in = inst_of(info);
-    uint32_t reqs = 0;
-    for (const Slot &s : in->slots) reqs += s.busy ? 1 : 0;
-    Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("webSockets", Napi::Number::New(info.Env(), in->ws_count));
-    o.Set("requests", Napi::Number::New(info.Env(), reqs));
-    return o;
-}
 
 // Frees every stopped server; when none is left running, lets Node go on.
 void teardown_step(Instance *in) {
@@ -1547,57 +974,48 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
     napi_set_instance_data(env, in, cleanup_instance, nullptr);
     napi_add_async_cleanup_hook(env, on_env_teardown, in, nullptr);
 
-    auto fn = [&](const char *n, Napi::Function::Callback cb) {
-        exports.Set(n, Napi::Function::New(env, cb, n, in));
-    };
-    fn("init", Init);
-    fn("appNew", AppNew);
-    fn("route", AppRoute);
-    fn("static", AppStatic);
-    fn("routeRules", AppRouteRules);
-    fn("rateLimit", AppRateLimit);
-    fn("cors", AppCors);
-    fn("apiKeys", AppApiKeys);
-    fn("metrics", AppMetrics);
-    fn("accessLog", AppAccessLog);
-    fn("staticDir", AppStaticDir);
-    fn("compression", AppCompression);
-    fn("listen", Listen);
-    fn("port", Port);
-    fn("close", Close);
-    fn("free", Free);
-    fn("stats", Stats);
-    fn("respond", Respond);
-    fn("finish500", Finish500);
-    fn("respondStart", RespondStart);
-    fn("respondWrite", RespondWrite);
-    fn("respondEnd", RespondEnd);
-    fn("respondAbort", RespondAbort);
-    fn("method", ReqMethod);
-    fn("target", ReqTarget);
-    fn("path", ReqPath);
-    fn("route_", ReqRoute);
-    fn("queryString", ReqQueryString);
-    fn("ip", ReqIp);
-    fn("aborted", ReqAborted);
-    fn("params", ReqParams);
-    fn("query", ReqQuery);
-    fn("headers", ReqHeaders);
-    fn("header", ReqHeader);
-    fn("body", ReqBody);
-    fn("bodyText", ReqBodyText);
-    fn("bodyRead", BodyRead);
-    fn("bodyDrain", BodyDrain);
-    fn("contentLength", ReqContentLength);
-    fn("wsInit", WsInit);
-    fn("wsRoute", WsRoute);
-    fn("wsAccept", WsAccept);
-    fn("wsSend", WsSend);
-    fn("wsClose", WsClose);
-    fn("wsBuffered", WsBuffered);
-    fn("wsSubscribe", WsSubscribe);
-    fn("publish", Publish);
-    fn("liveHandles", LiveHandles);
+    export_fns(env, exports, in, {
+        {"init", Init},
+        {"appNew", AppNew},
+        {"route", AppRoute},
+        {"static", AppStatic},
+        {"routeRules", AppRouteRules},
+        {"rateLimit", AppRateLimit},
+        {"cors", AppCors},
+        {"apiKeys", AppApiKeys},
+        {"metrics", AppMetrics},
+        {"accessLog", AppAccessLog},
+        {"staticDir", AppStaticDir},
+        {"compression", AppCompression},
+        {"listen", Listen},
+        {"port", Port},
+        {"close", Close},
+        {"free", Free},
+        {"stats", Stats},
+        {"respond", Respond},
+        {"finish500", Finish500},
+        {"respondStart", RespondStart},
+        {"respondWrite", RespondWrite},
+        {"respondEnd", RespondEnd},
+        {"respondAbort", RespondAbort},
+        {"method", ReqMethod},
+        {"target", ReqTarget},
+        {"path", ReqPath},
+        {"route_", ReqRoute},
+        {"queryString", ReqQueryString},
+        {"ip", ReqIp},
+        {"aborted", ReqAborted},
+        {"params", ReqParams},
+        {"query", ReqQuery},
+        {"headers", ReqHeaders},
+        {"header", ReqHeader},
+        {"body", ReqBody},
+        {"bodyText", ReqBodyText},
+        {"bodyRead", BodyRead},
+        {"bodyDrain", BodyDrain},
+        {"contentLength", ReqContentLength},
+    });
+    register_ws(env, exports, in);
     exports.Set("version", Napi::String::New(env, ql_version()));
     exports.Set("abiVersion", Napi::Number::New(env, ql_abi_version()));
     exports.Set("uvVersion", Napi::String::New(env, uv_version_string()));
@@ -1608,5 +1026,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
 }
 
 }  // namespace
+}  // namespace qlnode
 
-NODE_API_MODULE(quicklane, InitModule)
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return qlnode::InitModule(env, exports); }
+
+NODE_API_MODULE(quicklane, InitAddon)

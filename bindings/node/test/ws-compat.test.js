@@ -5,7 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const quicklane = require('..');
 const { WebSocket, WebSocketServer } = quicklane;
-const { WS, sleep, until, connect, nextMessage, closed, RawWs, noLeak } = require('./ws-helpers');
+const { WS, sleep, until, once, connect, nextMessage, closed, RawWs, noLeak } = require('./ws-helpers');
 
 test('socket events and send(data, options, cb): Buffers in, text and binary out, close with a Buffer reason', async () => {
   const app = quicklane.app();
@@ -324,5 +324,41 @@ test("WebSocketServer's 'headers' event adds to the 101; WebSocket.Server is Web
   c.close();
   await closed(c);
   await new Promise((r) => wss.close(r));
+  await noLeak();
+});
+
+test("ws's heartbeat idiom: socket.ping() then the client's 'pong' event; ping callbacks; RangeError over 125 bytes", async () => {
+  let socket;
+  const app = quicklane.app();
+  app.ws('/hb', (s) => { socket = s; });
+  await app.listen({ port: 0 });
+  const c = await connect(`ws://127.0.0.1:${app.port}/hb`);  // ws answers pings itself
+  await until(() => socket !== undefined);
+  // The heartbeat of ws's README: isAlive, ping(), 'pong' sets it again.
+  socket.isAlive = false;
+  const pong = once(socket, 'pong');
+  const clientPing = once(c, 'ping');
+  let sent;
+  socket.ping(() => { sent = true; });
+  const [data] = await pong;
+  assert.ok(Buffer.isBuffer(data));
+  assert.equal(data.length, 0);
+  assert.equal(sent, true);
+  assert.equal((await clientPing)[0].length, 0);
+  socket.isAlive = true;
+  // With data, a number as its text, and a mask that is ignored.
+  const pong2 = once(socket, 'pong');
+  socket.ping(42, true, (err) => assert.equal(err, undefined));
+  assert.equal((await pong2)[0].toString(), '42');
+  const clientPong = once(c, 'pong');
+  socket.pong('beat');
+  assert.equal((await clientPong)[0].toString(), 'beat');
+  assert.throws(() => socket.ping(Buffer.alloc(126)), { name: 'RangeError', message: 'The data size must not be greater than 125 bytes' });
+  c.close();
+  await once(socket, 'close');
+  const err = await new Promise((r) => socket.ping('late', undefined, r));
+  assert.match(err.message, /not open: readyState 3/);
+  socket.ping();  // no callback: nothing happens
+  await app.close();
   await noLeak();
 });

@@ -424,20 +424,13 @@ test('aborts at every phase: before the accept, during a send, during a publish'
   raw.handshake();
   await until(() => pendingCtx !== undefined);
   raw.destroy();
-  await sleep(50);
-  // The core does not notice a client that leaves during the upgrade: the late
-  // accept may say true; the socket then opens and closes at once (or never
-  // opens: the data kept for its open is dropped by the sweep, shortened here).
-  quicklane._setPendingTtl(100);
-  try {
-    assert.equal(typeof pendingCtx.accept({ data: 'late' }), 'boolean');
-    assert.equal(quicklane._liveHandles().requests, 0);
-    await until(() => quicklane._liveHandles().pendingAccepts === 0, 3000, 'the pending accept swept');
-  } finally {
-    quicklane._setPendingTtl(120000);
-  }
-  await until(() => quicklane._liveHandles().sockets === 0 && slowOpened.every((w) => w.readyState === 3));
-  assert.ok(slowOpened.every((w) => w.data === 'late'));
+  // The core tells (on_upgrade_gone): the context is decided, the late accept
+  // says false, nothing opens and nothing is held.
+  await until(() => pendingCtx.decided, 3000, 'the upgrade told its client left');
+  assert.equal(quicklane._liveHandles().requests, 0);
+  assert.equal(pendingCtx.accept({ data: 'late' }), false);
+  assert.equal(quicklane._liveHandles().pendingAccepts, 0);
+  assert.deepEqual(slowOpened, []);
   // Refused late.
   pendingCtx = undefined;
   const raw2 = new RawWs(app.port, '/slow');
@@ -445,8 +438,8 @@ test('aborts at every phase: before the accept, during a send, during a publish'
   raw2.handshake();
   await until(() => pendingCtx !== undefined);
   raw2.destroy();
-  await sleep(50);
-  assert.equal(typeof pendingCtx.refuse(403), 'boolean');
+  await until(() => pendingCtx.decided, 3000, 'the upgrade told its client left');
+  assert.equal(pendingCtx.refuse(403), false);
   assert.equal(quicklane._liveHandles().requests, 0);
 
   // During a send: the client is cut while megabytes go to it.
@@ -534,6 +527,74 @@ test('ping and pong callbacks; server pings keep a quiet client', async () => {
   await noLeak();
 });
 
+test('pings and pongs from JS: ws.ping(data) and ws.pong(data) return send numbers, in order with messages', async () => {
+  const pongs = [];
+  let server;
+  const { app, url } = await serve((a) => a.ws('/hb', {
+    open(ws) { server = ws; },
+    pong(ws, data) { pongs.push(data.toString()); },
+  }));
+  const c = await connect(url + '/hb');
+  await until(() => server !== undefined);
+  const got = [];
+  c.on('ping', (d) => got.push(['ping', d.toString()]));
+  c.on('pong', (d) => got.push(['pong', d.toString()]));
+  c.on('message', (d) => got.push(['message', d.toString()]));
+  assert.equal(server.send('one'), 3);
+  assert.equal(server.ping('hb-1'), 4);
+  assert.equal(server.send('two'), 3);
+  assert.equal(server.pong(Buffer.from('unsolicited')), 11);
+  assert.equal(server.ping(), 1);  // an empty ping: at least 1, as send
+  assert.equal(server.ping(new Uint8Array(125)), 125);
+  await until(() => got.length === 6 && pongs.length === 3, 5000, 'the frames and the client pongs');
+  assert.deepEqual(got.slice(0, 5), [['message', 'one'], ['ping', 'hb-1'], ['message', 'two'],
+    ['pong', 'unsolicited'], ['ping', '']]);
+  assert.deepEqual(pongs.slice(0, 2), ['hb-1', '']);  // ws answers each ping with its data
+  assert.throws(() => server.ping('x'.repeat(126)), RangeError);
+  c.close();
+  await closed(c);
+  assert.equal(server.ping('late'), 0);
+  assert.equal(server.pong(), 0);
+  await app.close();
+  await noLeak();
+});
+
+test('an async upgrade whose client leaves: req.signal fires, ctx.decided, the late accept is false, nothing held', async () => {
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  const seen = {};
+  let opened = 0;
+  const { app } = await serve((a) => a.ws('/later', {
+    async upgrade(req, ctx) {
+      seen.started = true;
+      const aborted = new Promise((r) => req.signal.addEventListener('abort', () => r(true)));
+      seen.aborted = await Promise.race([aborted, gate]);
+      seen.decided = ctx.decided;
+      seen.reqAborted = req.aborted;
+      seen.path = req.path;  // still readable: kept when the client left
+      seen.header = req.header('sec-websocket-version');
+      seen.accepted = ctx.accept({ data: { big: Buffer.alloc(1024) } });
+      return ctx;
+    },
+    open() { opened++; },
+  }));
+  const raw = new RawWs(app.port, '/later?x=1');
+  await raw.ready;
+  raw.handshake();
+  await until(() => seen.started);
+  assert.equal(quicklane._liveHandles().requests, 1);
+  raw.destroy();
+  await until(() => seen.accepted !== undefined, 5000, 'the upgrade to learn its client left');
+  assert.deepEqual(seen, { started: true, aborted: true, decided: true, reqAborted: true, path: '/later',
+    header: '13', accepted: false });
+  // Released at once: no request slot, no pending accept data, no sweep.
+  assert.deepEqual(quicklane._liveHandles(), { webSockets: 0, requests: 0, sockets: 0, pendingAccepts: 0 });
+  release(false);
+  assert.equal(opened, 0);
+  await app.close();
+  await noLeak();
+});
+
 test('app.close() closes open sockets with 1001 and tells every close', async () => {
   let closes = 0;
   const { app, url } = await serve((a) => a.ws('/s', { close() { closes++; } }));
@@ -572,7 +633,9 @@ test('bad options and calls are refused with clear errors', async () => {
   assert.throws(() => ws.send(Buffer.from([0xc3, 0x28]), false), /UTF-8/);
   assert.throws(() => ws.subscribe(5), TypeError);
   assert.throws(() => ws.sendText(Buffer.from('x')), TypeError);
-  assert.throws(() => ws.ping(), /not supported/);
+  assert.throws(() => ws.ping(Buffer.alloc(126)), RangeError);
+  assert.throws(() => ws.pong('x'.repeat(126)), RangeError);
+  assert.throws(() => ws.ping({}), TypeError);
   assert.equal(ws.readyState, 1);
   c.close();
   await closed(c);
