@@ -84,6 +84,7 @@ public:
     ql_status hijack(ql_req_id id, std::shared_ptr<const WsRoute> route, void *tag, std::string *err);
     ql_status ws_send(ql_ws_id id, const char *data, size_t len, uint32_t kind, std::string *err);
     ql_status ws_close(ql_ws_id id, uint16_t code, std::string_view reason, std::string *err);
+    ql_status ws_cut(ql_ws_id id, std::string *err);
     ql_status ws_buffered(ql_ws_id id, uint64_t *out, std::string *err);
     ql_status ws_subscribe(ql_ws_id id, std::string_view topic, bool on, std::string *err);
     ql_status publish(std::string_view topic, const char *data, size_t len, uint32_t kind, ql_ws_id exclude,

@@ -1089,3 +1089,35 @@ TEST_CASE("pings and pongs from the host (any thread), and on_upgrade_gone for a
             CHECK(qlt::wait_until([] { return gone_untagged.load() == 2; }, 5000));
     }
 }
+
+TEST_CASE("a close under way can still be cut (code 0); the close notice keeps its code; a closed id stays gone") {
+    Closed closed;
+    std::mutex mu;
+    std::vector<ql::WebSocket> open;
+    ql::App app;
+    ql::WebSocketBehavior b = echo(&closed);
+    b.open = [&](ql::WebSocket &ws, const ql::Request &) {
+        std::lock_guard lk(mu);
+        open.push_back(ws);
+    };
+    app.ws("/ws/echo", b);
+    auto server = start(app);
+    for (int round = 0; round < 2; ++round) {  // the second reuses the first's slot
+        WsClient c(server.port());
+        REQUIRE(c.open("/ws/echo")->status == 101);
+        REQUIRE(qlt::wait_until([&] { std::lock_guard lk(mu); return open.size() == size_t(round + 1); }));
+        ql::WebSocket ws = open.back();
+        CHECK(ws.close(4002, "bye"));  // the client never answers it
+        auto f = c.read();
+        REQUIRE(f);
+        CHECK(f->opcode == 8);
+        CHECK_FALSE(ws.close(1000));  // a second handshake: refused (closing)
+        auto t0 = qlt::Clock::now();
+        CHECK(ws.close(0));  // from this (another) thread: handed to the loop
+        CHECK(c.c.wait_closed(1500));  // well before the 2 s close timeout
+        CHECK(qlt::Clock::now() - t0 < std::chrono::milliseconds(1500));
+        REQUIRE(qlt::wait_until([&] { return closed.count() == size_t(round + 1); }));
+        CHECK(closed.seen.back().first == 4002);
+        CHECK_FALSE(ws.close(0));  // closed: gone
+    }
+}

@@ -880,7 +880,9 @@ QL_API ql_status ql_ws_send(ql_server *server, ql_ws_id ws, const char *data, si
 /* Starts the close handshake with `code` (1000, 1001, 1003, 1007-1014,
  * 3000-4999) and a UTF-8 reason (at most 123 bytes); on_close follows once
  * the client answered (or after 2 s). code 0 cuts the connection at once
- * (on_close gets 1006). Thread-safe; QL_E_GONE when already closing. */
+ * (on_close gets 1006, or the code of a close handshake under way), a socket
+ * already closing included. Thread-safe; QL_E_GONE when already closing (a
+ * nonzero code) or closed. */
 QL_API ql_status ql_ws_close(ql_server *server, ql_ws_id ws, uint16_t code, const char *reason, size_t reason_len,
                              ql_error **out_error);
 /* Bytes sent to the socket and not yet taken by the kernel. Thread-safe. */

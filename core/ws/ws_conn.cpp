@@ -176,6 +176,17 @@ bool WsConn::close(uint16_t code, std::string_view reason) {
     return true;
 }
 
+bool WsConn::cut() {
+    if (state_ == State::Closed || t.closing()) return false;
+    if (state_ == State::Open) {
+        t.w.ws_hub().retire(slot_);
+        close_code_ = 1006;
+    }
+    state_ = State::Closed;
+    t.close();
+    return true;
+}
+
 void WsConn::drain() {
     // Closing already: the client's answer is awaited (within the worker's
     // drain deadline, and kCloseWaitMs).

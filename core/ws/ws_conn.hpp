@@ -103,6 +103,9 @@ public:
     void resume_reading();
     // Starts the close handshake (code 0: cut now). False: already closing.
     bool close(uint16_t code, std::string_view reason);
+    // Ends the connection now, open or closing (the close notice keeps the
+    // code of a close under way, else 1006). False: already closed.
+    bool cut();
 
     ql_ws_id id() const { return id_; }
     WsSlot *slot() const { return slot_; }

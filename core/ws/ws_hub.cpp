@@ -42,6 +42,8 @@ WsSlot *WsHub::acquire() {
 void WsHub::retire(WsSlot *s) { s->gen.fetch_add(1, std::memory_order_acq_rel); }
 
 void WsHub::release(WsSlot *s) {
+    // Past closing too: an id is open (gen), closing (gen + 1) or gone.
+    s->gen.fetch_add(1, std::memory_order_acq_rel);
     s->conn = nullptr;
     s->next_free = free_;
     free_ = s;
@@ -58,6 +60,10 @@ void WsHub::on_op(WsOp &op) {
         return;
     }
     WsSlot *s = lookup(op.slot);
+    if (op.kind == WsOp::Cut) {  // open or closing: the socket whose id it was, if still here
+        if (s && s->conn && static_cast<uint32_t>(s->conn->id()) == op.gen) s->conn->cut();
+        return;
+    }
     if (!s || s->gen.load(std::memory_order_acquire) != op.gen || !s->conn) return;  // closed since
     WsConn *c = s->conn;
     switch (op.kind) {

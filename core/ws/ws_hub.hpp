@@ -36,7 +36,7 @@ struct WsSlot {
 
 // Work another thread hands a loop.
 struct WsOp {
-    enum Kind : uint8_t { Send, Close, Subscribe, Unsubscribe, Publish, ArmDrain, Resume };
+    enum Kind : uint8_t { Send, Close, Subscribe, Unsubscribe, Publish, ArmDrain, Resume, Cut };
     Kind kind = Send;
     uint32_t slot = 0;
     uint32_t gen = 0;

@@ -262,6 +262,7 @@ ql_status Server::ws_close(ql_ws_id id, uint16_t code, std::string_view reason, 
         *err = "a close reason is valid UTF-8 of at most 123 bytes";
         return QL_E_INVALID;
     }
+    if (code == 0) return ws_cut(id, err);
     Worker *w = nullptr;
     WsSlot *s = find_ws(id, &w, err);
     if (!s) return QL_E_GONE;
@@ -278,6 +279,37 @@ ql_status Server::ws_close(ql_ws_id id, uint16_t code, std::string_view reason, 
     op.gen = static_cast<uint32_t>(id);
     op.code = code;
     op.text.assign(reason);
+    if (!w->post_ws(std::move(op))) {
+        *err = "the server has stopped";
+        return QL_E_GONE;
+    }
+    return QL_OK;
+}
+
+// Code 0 of ql_ws_close: also a socket whose close handshake is under way
+// (its id went stale for everything else when it started closing).
+ql_status Server::ws_cut(ql_ws_id id, std::string *err) {
+    uint32_t widx = static_cast<uint32_t>(id >> 56);
+    uint32_t slot = static_cast<uint32_t>((id >> 32) & 0xffffff);
+    WsSlot *s = widx < workers_.size() ? workers_[widx]->ws_hub().lookup(slot) : nullptr;
+    uint32_t want = static_cast<uint32_t>(id);
+    uint32_t g = s ? s->gen.load(std::memory_order_acquire) : 0;
+    if (!s || (g != want && g != want + 1)) {  // open, or closing (retired once)
+        *err = "the WebSocket is closed";
+        return QL_E_GONE;
+    }
+    Worker *w = workers_[widx].get();
+    if (w->on_loop_thread()) {
+        if (!s->conn || s->conn->id() != id || !s->conn->cut()) {
+            *err = "the WebSocket is closed";
+            return QL_E_GONE;
+        }
+        return QL_OK;
+    }
+    WsOp op;
+    op.kind = WsOp::Cut;
+    op.slot = s->index;
+    op.gen = want;
     if (!w->post_ws(std::move(op))) {
         *err = "the server has stopped";
         return QL_E_GONE;
