@@ -466,18 +466,12 @@ void Worker::on_answer(Request *r) {
         release(r);
         return;
     }
-    if (r->ws_accept && r->hijack) {  // the host takes the bytes: nothing is said
-        r->out_head.clear();
-        r->out_body.clear();
-        r->head_only = true;
-        r->resp_status = 101;
-        r->host_answered = true;
-        r->ready = true;
-        if (!c->in_read) c->flush();
-        return;
-    }
     if (r->ws_accept) {
-        ws_switching_head(r->out_head, *r, r->pending_headers);
+        // The 101, or nothing for a hijacked request: the host takes the bytes.
+        if (r->hijack)
+            r->out_head.clear();
+        else
+            ws_switching_head(r->out_head, *r, r->pending_headers);
         r->out_body.clear();
         r->head_only = true;
         r->resp_status = 101;

@@ -223,7 +223,8 @@ ql_status Server::ws_send(ql_ws_id id, const char *data, size_t len, uint32_t ki
     }
     // A hijacked connection's bytes go as they are. Sized before any copy:
     // a dropped send costs none.
-    size_t size = s->raw ? len : len + (len < 126 ? 2 : len < 65536 ? 4 : 10);
+    char head[10];
+    size_t size = s->raw ? len : len + ws_frame_head(head, opcode_of(kind), len);
     uint64_t b = s->buffered.load(std::memory_order_relaxed);
     if (b && b + size > s->max_backpressure) {
         WsOp op;
