@@ -272,20 +272,13 @@ bool core_owned(const char *n, size_t len) {
 }
 
 // Builds a ql_response over Python objects and calls fn with it.
-template <class Fn>
-ql_status with_response(int status, const py::handle &content_type, const py::handle &headers,
-                        const py::handle &body, Fn &&fn) {
-    ql_response res = QL_RESPONSE_INIT;
-    res.status = status;
-    Bytes ctype(content_type);
-    res.content_type = ctype.data;
-    res.content_type_len = ctype.len;
-    Bytes b(body);
-    res.body = b.data;
-    res.body_len = b.len;
+// (name, value) pairs of str or bytes (or None) as ql_header views, kept
+// alive with this object.
+struct HeaderPairs {
     std::vector<Bytes> keep;
     std::vector<ql_header> hs;
-    if (!headers.is_none()) {
+    explicit HeaderPairs(const py::handle &headers) {
+        if (headers.is_none()) return;
         py::sequence seq = py::reinterpret_borrow<py::sequence>(headers);
         size_t n = seq.size();
         keep.reserve(2 * n);
@@ -297,9 +290,23 @@ ql_status with_response(int status, const py::handle &content_type, const py::ha
             keep.emplace_back(pair[1]);
             hs.push_back(ql_header{keep[2 * i].data, keep[2 * i].len, keep[2 * i + 1].data, keep[2 * i + 1].len});
         }
-        res.headers = hs.data();
-        res.header_count = hs.size();
     }
+};
+
+template <class Fn>
+ql_status with_response(int status, const py::handle &content_type, const py::handle &headers,
+                        const py::handle &body, Fn &&fn) {
+    ql_response res = QL_RESPONSE_INIT;
+    res.status = status;
+    Bytes ctype(content_type);
+    res.content_type = ctype.data;
+    res.content_type_len = ctype.len;
+    Bytes b(body);
+    res.body = b.data;
+    res.body_len = b.len;
+    HeaderPairs h(headers);
+    res.headers = h.hs.data();
+    res.header_count = h.hs.size();
     return fn(&res);
 }
 
@@ -440,33 +447,12 @@ public:
         o.subprotocol = sub.data;
         o.subprotocol_len = sub.len;
         o.tag = reinterpret_cast<void *>(tag);
-        std::vector<Bytes> keep;
-        std::vector<ql_header> hs;
-        if (!headers.is_none()) {
-            py::sequence seq = py::reinterpret_borrow<py::sequence>(headers);
-            size_t n = seq.size();
-            keep.reserve(2 * n);
-            for (size_t i = 0; i < n; ++i) {
-                py::sequence pair = seq[i];
-                if (pair.size() != 2) throw py::value_error("headers must be (name, value) pairs");
-                keep.emplace_back(pair[0]);
-                keep.emplace_back(pair[1]);
-            }
-            for (size_t i = 0; i < n; ++i)
-                hs.push_back(ql_header{keep[2 * i].data, keep[2 * i].len, keep[2 * i + 1].data, keep[2 * i + 1].len});
-            o.headers = hs.data();
-            o.header_count = hs.size();
-        }
+        HeaderPairs h(headers);
+        o.headers = h.hs.data();
+        o.header_count = h.hs.size();
         ql_error *err = nullptr;
         ql_status st = ql_ws_accept(server_, id_, &o, &err);
-        if (st == QL_E_INVALID) {
-            std::string msg = err ? ql_error_message(err) : "invalid accept";
-            ql_error_free(&err);
-            throw py::value_error(msg);
-        }
-        ql_error_free(&err);
-        req_ = nullptr;
-        return st;
+        return finish_or_raise(st, err, true);
     }
 
     // A streamed body (stream_body routes), or the buffered one: bytes (b""

@@ -25,6 +25,7 @@ from ._http import (
     Response,
     _header_list,
     dumps,
+    typed_path_params,
 )
 
 logger = logging.getLogger("quicklane")
@@ -138,12 +139,7 @@ class _Route:
         return r
 
     def kwargs(self, req: Request) -> dict[str, Any]:
-        kw: dict[str, Any] = dict(req.params)
-        for n, conv in self.converters.items():
-            try:
-                kw[n] = conv(kw[n])
-            except ValueError:
-                raise HTTPError(422, f"path parameter {n!r} must be {conv.__name__}") from None
+        kw = typed_path_params(req.params, self.converters)
         if self.req_name is not None:
             kw[self.req_name] = req
         if self.query_params:

@@ -99,6 +99,18 @@ class HTTPError(Exception):
         return f"{self.status_code}: {self.detail}"
 
 
+def typed_path_params(params: Mapping[str, str], converters: Mapping[str, Any]) -> dict[str, Any]:
+    """A route's path parameters as its handler's keyword arguments, those
+    annotated int or float converted (422 when one is not)."""
+    kw: dict[str, Any] = dict(params)
+    for n, conv in converters.items():
+        try:
+            kw[n] = conv(kw[n])
+        except ValueError:
+            raise HTTPError(422, f"path parameter {n!r} must be {conv.__name__}") from None
+    return kw
+
+
 class Response:
     """A full response: body (dict/list → JSON, str → text, bytes → raw), status,
     headers (a mapping or (name, value) pairs) and media type (Content-Type)."""

@@ -23,14 +23,16 @@ import types
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Optional, Union
 
 from . import _native
-from ._http import JSON_TYPE, Address, Headers, HTTPError, QueryParams, Response, _header_list, dumps
+from ._http import (JSON_TYPE, Address, Headers, HTTPError, QueryParams, Response, _header_list, dumps,
+                    typed_path_params)
 
 logger = logging.getLogger("quicklane")
 
 # Route numbers of WebSocket routes on the queue (HTTP routes count from 0).
 WS_ROUTE_BASE = 1 << 24
 # How long accept() waits for the core's OPEN event after the 101 was queued:
-# a connection that ends before the 101 is written sends no event at all.
+# a safety net (a connection that ends before the 101 is written gets the
+# core's close with id 0, which ends the wait at once).
 _OPEN_TIMEOUT = 10.0
 _FRAME_HEAD = 14  # the most a frame head adds to a message
 _DEFAULT_BACKPRESSURE = 1 << 20
@@ -579,12 +581,7 @@ class WebSocket:
         where = f"WebSocket {route.pattern}"
         error: Optional[BaseException] = None
         try:
-            kw: dict[str, Any] = dict(self.path_params)
-            for name, conv in route.converters.items():
-                try:
-                    kw[name] = conv(kw[name])
-                except ValueError:
-                    raise HTTPError(422, f"path parameter {name!r} must be {conv.__name__}") from None
+            kw = typed_path_params(self.path_params, route.converters)
             kw[route.ws_name] = self
             await route.fn(**kw)
         except WebSocketDisconnect:
