@@ -81,6 +81,27 @@ func strData(s string) *C.char {
 	return (*C.char)(unsafe.Pointer(unsafe.StringData(s)))
 }
 
+// headerPack holds header names and values back to back, with their lengths
+// (name, value, name, value, ...), as qlgo_pack_headers reads them in one crossing.
+type headerPack struct {
+	buf  []byte
+	lens []C.size_t
+}
+
+func (p *headerPack) add(name, value string) {
+	p.buf = append(append(p.buf, name...), value...)
+	p.lens = append(p.lens, C.size_t(len(name)), C.size_t(len(value)))
+}
+
+// args are the C arguments: the bytes, the lengths and the number of headers.
+func (p *headerPack) args() (*C.char, *C.size_t, C.size_t) {
+	var hl *C.size_t
+	if len(p.lens) > 0 {
+		hl = &p.lens[0]
+	}
+	return bytesData(p.buf), hl, C.size_t(len(p.lens) / 2)
+}
+
 func bytesData(b []byte) *C.char {
 	if len(b) == 0 {
 		return nil

@@ -488,8 +488,7 @@ func (c *Context) send(code int, contentType string, h http.Header, body []byte,
 	if code < 200 || code > 599 {
 		return errors.New("quicklane: status " + strconv.Itoa(code) + " out of range 200..599")
 	}
-	var hbuf []byte
-	var hlens []C.size_t
+	var hp headerPack
 	for k, vs := range h {
 		if coreHeaders[http.CanonicalHeaderKey(k)] {
 			continue
@@ -498,21 +497,17 @@ func (c *Context) send(code int, contentType string, h http.Header, body []byte,
 			continue
 		}
 		for _, v := range vs {
-			hbuf = append(append(hbuf, k...), v...)
-			hlens = append(hlens, C.size_t(len(k)), C.size_t(len(v)))
+			hp.add(k, v)
 		}
 	}
-	var hl *C.size_t
-	if len(hlens) > 0 {
-		hl = &hlens[0]
-	}
+	hbuf, hl, nh := hp.args()
 	var cerr *C.ql_error
 	stream := C.int(0)
 	if streamed {
 		stream = 1
 	}
 	st := C.qlgo_respond(c.csrv, c.id, C.int(code), strData(contentType), C.size_t(len(contentType)),
-		bytesData(hbuf), hl, C.size_t(len(hlens)/2), bytesData(body), C.size_t(len(body)), stream, &cerr)
+		hbuf, hl, nh, bytesData(body), C.size_t(len(body)), stream, &cerr)
 	switch st {
 	case C.QL_OK, C.QL_E_GONE:
 		if cerr != nil {

@@ -59,6 +59,24 @@ static inline ql_status qlgo_route_queue(ql_app *app, _GoString_ method, _GoStri
 	                          (void *)data, NULL, err);
 }
 
+// Header views over hbuf (names and values back to back; hlens their
+// lengths: name, value, name, value, ...): in `stack` when nh <= cap, else
+// malloc'ed (free it when it is not `stack`); NULL when out of memory.
+static inline ql_header *qlgo_pack_headers(ql_header *stack, size_t cap, const char *hbuf, const size_t *hlens,
+                                      size_t nh) {
+	ql_header *h = stack;
+	if (nh > cap) {
+		h = (ql_header *)malloc(nh * sizeof(ql_header));
+		if (!h) return NULL;
+	}
+	size_t off = 0;
+	for (size_t i = 0; i < nh; i++) {
+		h[i].name = hbuf + off; h[i].name_len = hlens[2 * i]; off += hlens[2 * i];
+		h[i].value = hbuf + off; h[i].value_len = hlens[2 * i + 1]; off += hlens[2 * i + 1];
+	}
+	return h;
+}
+
 // One response in one crossing. hbuf holds the header names and values back
 // to back; hlens their lengths (name, value, name, value, ...). Everything is
 // copied by ql_respond before this returns; nothing is retained. With stream
@@ -69,16 +87,8 @@ static inline ql_status qlgo_respond(ql_server *s, ql_req_id id, int status,
                               const char *hbuf, const size_t *hlens, size_t nh,
                               const char *body, size_t blen, int stream, ql_error **err) {
 	ql_header stackh[32];
-	ql_header *h = stackh;
-	if (nh > 32) {
-		h = (ql_header *)malloc(nh * sizeof(ql_header));
-		if (!h) return QL_E_NOMEM;
-	}
-	size_t off = 0;
-	for (size_t i = 0; i < nh; i++) {
-		h[i].name = hbuf + off; h[i].name_len = hlens[2 * i]; off += hlens[2 * i];
-		h[i].value = hbuf + off; h[i].value_len = hlens[2 * i + 1]; off += hlens[2 * i + 1];
-	}
+	ql_header *h = qlgo_pack_headers(stackh, 32, hbuf, hlens, nh);
+	if (!h) return QL_E_NOMEM;
 	ql_response res = QL_RESPONSE_INIT;
 	res.status = status;
 	res.content_type = ctlen ? ct : NULL;
@@ -166,16 +176,8 @@ static inline ql_status qlgo_ws_queue(ql_app *app, _GoString_ pattern, uint64_t 
 static inline ql_status qlgo_ws_accept(ql_server *s, ql_req_id id, _GoString_ sub, const char *hbuf,
                                        const size_t *hlens, size_t nh, uintptr_t tag, ql_error **err) {
 	ql_header stackh[16];
-	ql_header *h = stackh;
-	if (nh > 16) {
-		h = (ql_header *)malloc(nh * sizeof(ql_header));
-		if (!h) return QL_E_NOMEM;
-	}
-	size_t off = 0;
-	for (size_t i = 0; i < nh; i++) {
-		h[i].name = hbuf + off; h[i].name_len = hlens[2 * i]; off += hlens[2 * i];
-		h[i].value = hbuf + off; h[i].value_len = hlens[2 * i + 1]; off += hlens[2 * i + 1];
-	}
+	ql_header *h = qlgo_pack_headers(stackh, 16, hbuf, hlens, nh);
+	if (!h) return QL_E_NOMEM;
 	ql_ws_accept_options o = QL_WS_ACCEPT_OPTIONS_INIT;
 	o.subprotocol = _GoStringLen(sub) ? _GoStringPtr(sub) : NULL;
 	o.subprotocol_len = _GoStringLen(sub);

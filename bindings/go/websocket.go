@@ -1024,21 +1024,15 @@ func (s *server) serveWS(c *Context, r *route) {
 		remoteAddr: c.RemoteAddr(), subprotocol: acc.Subprotocol, params: c.allParams()}
 	conn.register()
 
-	var hbuf []byte
-	var hlens []C.size_t
+	var hp headerPack
 	for k, vs := range acc.Header {
 		for _, v := range vs {
-			hbuf = append(append(hbuf, k...), v...)
-			hlens = append(hlens, C.size_t(len(k)), C.size_t(len(v)))
+			hp.add(k, v)
 		}
 	}
-	var hl *C.size_t
-	if len(hlens) > 0 {
-		hl = &hlens[0]
-	}
+	hbuf, hl, nh := hp.args()
 	var cerr *C.ql_error
-	st := C.qlgo_ws_accept(c.csrv, c.id, acc.Subprotocol, bytesData(hbuf), hl, C.size_t(len(hlens)/2),
-		C.uintptr_t(conn.key), &cerr)
+	st := C.qlgo_ws_accept(c.csrv, c.id, acc.Subprotocol, hbuf, hl, nh, C.uintptr_t(conn.key), &cerr)
 	if st != C.QL_OK {
 		conn.unregister()
 		if st != C.QL_E_GONE {
