@@ -433,6 +433,20 @@ def upload_table(run: Run, scen: str) -> list[str]:
     return out if n or len(out) > 2 else ["Not run (not selected)."]
 
 
+def verdict(run: "Run", scen: str, q: str, p: str, r: float | None, lim: float | None,
+            scens: tuple[str, ...] = ()) -> str:
+    """A target row's result: PASS/MISS (or info without a target) with its
+    contended rounds, or why there is no value."""
+    if r is None:
+        why = run.status_text(q) if run.status_text(q) != "ok" else run.status_text(p)
+        return f"no value ({why if why != 'ok' else 'not run'})"
+    res = "(info, no target)" if lim is None else ("PASS" if r >= lim else "MISS")
+    cr = run.contended_rounds(scen, q, p, scens=scens)
+    if cr:
+        res += " (contended rounds: " + ", ".join(cr) + ")"
+    return res
+
+
 def upload_target_rows(run: Run) -> list[str]:
     out = []
     for scen in upload_scens(run):
@@ -442,14 +456,7 @@ def upload_target_rows(run: Run) -> list[str]:
                 continue
             r, vals = run.upload_paired(scen, q, p)
             c, _ = run.upload_paired(scen, q, p, field="cpu", invert=True)
-            if r is None:
-                why = run.status_text(q) if run.status_text(q) != "ok" else run.status_text(p)
-                res = f"no value ({why if why != 'ok' else 'not run'})"
-            else:
-                res = "PASS" if r >= lim else "MISS"
-                cr = run.contended_rounds(scen, q, p)
-                if cr:
-                    res += " (contended rounds: " + ", ".join(cr) + ")"
+            res = verdict(run, scen, q, p, r, lim)
             out.append(f"| upload ({conns} conn{'s' if conns != '1' else ''}): {text} | {fmt_ratio(r)} "
                        f"| {' '.join(f'{v:.2f}' for v in vals)} | {fmt_ratio(c)} | {res} |")
     return out
@@ -484,14 +491,7 @@ def targets_table(run: Run) -> list[str]:
         sp = sp or scen
         r, vals = run.paired(scen, q, p, scen_b=sp)
         c, _ = run.paired(scen, q, p, field="cpu", invert=True, scen_b=sp)
-        if r is None:
-            why = run.status_text(q) if run.status_text(q) != "ok" else run.status_text(p)
-            res = f"no value ({why if why != 'ok' else 'not run'})"
-        else:
-            res = "PASS" if r >= lim else "MISS"
-            cr = run.contended_rounds(scen, q, p, scens=(sp,))
-            if cr:
-                res += " (contended rounds: " + ", ".join(cr) + ")"
+        res = verdict(run, scen, q, p, r, lim, scens=(sp,))
         out.append(f"| {text} | {fmt_ratio(r)} | {' '.join(f'{v:.2f}' for v in vals)} | {fmt_ratio(c)} | {res} |")
     out += upload_target_rows(run)
     out += ws_target_rows(run)
@@ -812,14 +812,7 @@ def ws_target_rows(run: Run) -> list[str]:
         for q, p, lim, text in targets:
             r, vals = run.ws_paired(scen, q, p)
             c, _ = run.ws_paired(scen, q, p, field="cpu", invert=True)
-            if r is None:
-                why = run.status_text(q) if run.status_text(q) != "ok" else run.status_text(p)
-                res = f"no value ({why if why != 'ok' else 'not run'})"
-            else:
-                res = "PASS" if r >= lim else "MISS"
-                cr = run.contended_rounds(scen, q, p)
-                if cr:
-                    res += " (contended rounds: " + ", ".join(cr) + ")"
+            res = verdict(run, scen, q, p, r, lim)
             out.append(f"| WebSocket {ws_short(run, scen)}: {text} (§10) | {fmt_ratio(r)} "
                        f"| {' '.join(f'{v:.2f}' for v in vals)} | {fmt_ratio(c)} | {res} |")
     d = run.ws_idle.get("ws-ql-c")
@@ -985,14 +978,7 @@ def ws_lang_target_rows(run: Run) -> list[str]:
     for scen in wsl_scens(run):
         for q, p, lim, text in WSL_TARGETS:
             r, vals, c = wsl_vs(run, scen, q, p)
-            if r is None:
-                why = run.status_text(q) if run.status_text(q) != "ok" else run.status_text(p)
-                res = f"no value ({why if why != 'ok' else 'not run'})"
-            else:
-                res = "(info, no target)" if lim is None else ("PASS" if r >= lim else "MISS")
-                cr = run.contended_rounds(scen, q, p)
-                if cr:
-                    res += " (contended rounds: " + ", ".join(cr) + ")"
+            res = verdict(run, scen, q, p, r, lim)
             out.append(f"| {'(info) ' if lim is None else ''}{text}, WebSocket {wsl_short(run, scen, settings)} {WSL_MARK} "
                        f"| {fmt_ratio(r)} | {' '.join(f'{v:.2f}' for v in vals)} | {fmt_ratio(c)} | {res} |")
     return out
