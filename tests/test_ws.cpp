@@ -1121,3 +1121,41 @@ TEST_CASE("a close under way can still be cut (code 0); the close notice keeps i
         CHECK_FALSE(ws.close(0));  // closed: gone
     }
 }
+
+TEST_CASE("shared GET/WebSocket pattern over two loops and many concurrent clients: one rate count per route, server-wide") {
+    ql::App app;
+    app.route("GET", "/{path...}", [](const ql::Request &) { return ql::Response::json("{\"plain\":true}"); });
+    app.ws("/{path...}", echo());
+    app.route_rules("GET", "/{path...}", ql::RouteRules{.rate_limit = 10});
+    auto server = start(app, 2);
+    std::atomic<int> upgraded{0}, up_limited{0}, plain_ok{0}, plain_limited{0}, other{0};
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 30; ++i) {
+        ts.emplace_back([&, i] {
+            WsClient c(server.port());
+            auto r = c.open("/room/" + std::to_string(i));
+            if (r && r->status == 101) {
+                std::string m = "m" + std::to_string(i);
+                auto f = c.text(m) ? c.read() : std::nullopt;
+                if (f && f->payload == m) ++upgraded;
+                else ++other;
+            } else if (r && r->status == 429) {
+                ++up_limited;
+            } else {
+                ++other;
+            }
+        });
+        ts.emplace_back([&, i] {
+            auto r = qlt::fetch(server.port(), "GET", "/page/" + std::to_string(i));
+            if (r && r->status == 200) ++plain_ok;
+            else if (r && r->status == 429) ++plain_limited;
+            else ++other;
+        });
+    }
+    for (auto &t : ts) t.join();
+    CHECK(other == 0);
+    CHECK(upgraded == 10);  // across both loops, each route its own count
+    CHECK(up_limited == 20);
+    CHECK(plain_ok == 10);
+    CHECK(plain_limited == 20);
+}
